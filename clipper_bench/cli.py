@@ -1,0 +1,112 @@
+"""The ``clipper-bench`` command line: run, serve and container.
+
+Errors a user can fix end the program with one line on stderr and exit status 2; nothing else
+calls ``sys.exit``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from . import __version__
+
+
+class UsageError(Exception):
+    """A problem with the command line or the machine that the user can fix; one line, no trace."""
+
+
+def _container_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "container",
+        help="run one model container (reads Clipper's CLIPPER_* environment variables)",
+        description="Serve one model over Clipper's model-container RPC protocol.",
+    )
+    p.add_argument("--model_name", default=os.environ.get("CLIPPER_MODEL_NAME"),
+                   help="registry model to serve (default: $CLIPPER_MODEL_NAME)")
+    p.add_argument("--sleep_ms", type=float, default=10.0,
+                   help="milliseconds each batch of the 'sleep' model takes (default 10)")
+    p.set_defaults(func=_cmd_container)
+
+
+def _cmd_container(args: argparse.Namespace) -> int:
+    # Pin before numpy or any framework starts a thread pool.
+    from .containers.pinning import pin_from_environment
+
+    cpus = pin_from_environment()
+    from .engine.processes import become_child
+
+    gpu = os.environ.get("CUDA_VISIBLE_DEVICES") or "none"
+    title = os.environ.get("CLIPPER_BENCH_TITLE") or (
+        f"clipper-bench replica {args.model_name} cpus={','.join(map(str, cpus)) if cpus else 'any'} gpu={gpu}"
+    )
+    become_child(title)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+    from .containers.models import ModelOptions, UnknownModelError, get_model_spec
+    from .containers.runner import Container, ContainerSettings, install_stop_handlers
+    from .protocol.types import parse_input_type
+
+    if not args.model_name:
+        raise UsageError("no model to serve: pass --model_name or set CLIPPER_MODEL_NAME")
+    try:
+        spec = get_model_spec(args.model_name)
+    except UnknownModelError as exc:
+        raise UsageError(str(exc)) from None
+    clipper_name = os.environ.get("CLIPPER_MODEL_NAME", args.model_name)
+    try:
+        input_type = parse_input_type(os.environ.get("CLIPPER_INPUT_TYPE", spec.input_type.api_name))
+        port = int(os.environ.get("CLIPPER_PORT", "7000"))
+    except ValueError as exc:
+        raise UsageError(f"bad container environment: {exc}") from None
+    if input_type != spec.input_type:
+        raise UsageError(
+            f"model '{spec.name}' takes {spec.input_type.api_name}, CLIPPER_INPUT_TYPE says {input_type.api_name}"
+        )
+    model = spec.build(ModelOptions(sleep_ms=args.sleep_ms))
+    settings = ContainerSettings(
+        model_name=clipper_name,
+        model_version=os.environ.get("CLIPPER_MODEL_VERSION", "1"),
+        clipper_ip=os.environ.get("CLIPPER_IP", "127.0.0.1"),
+        clipper_port=port,
+        input_type=input_type,
+    )
+    container = Container(model, settings)
+    install_stop_handlers(container)
+    container.serve_forever()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clipper-bench",
+        description="Benchmark model serving: latency, throughput and energy against batch size and replicas.",
+    )
+    parser.add_argument("--version", action="version", version=f"clipper-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    from .sweep.cli_args import add_run_parser, add_serve_parser
+
+    add_run_parser(sub)
+    add_serve_parser(sub)
+    _container_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``clipper-bench`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"clipper-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("clipper-bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

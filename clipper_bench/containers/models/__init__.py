@@ -1,0 +1,5 @@
+"""The model registry: every model the driver can deploy, by name."""
+
+from .base import Model, ModelOptions, ModelSpec, UnknownModelError, get_model_spec, model_names
+
+__all__ = ["Model", "ModelOptions", "ModelSpec", "UnknownModelError", "get_model_spec", "model_names"]

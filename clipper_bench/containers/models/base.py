@@ -1,0 +1,98 @@
+"""The model interface and the registry of model specs.
+
+A :class:`ModelSpec` says what a model takes (Clipper input type and shape of one input), how to
+make a pool of query inputs for it, and how to build it. A :class:`Model` answers a batch of inputs
+with one UTF-8 output per input. Real models register themselves in their own modules; the registry
+imports those modules lazily so that ``noop`` never pays for importing a deep-learning framework.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...protocol.types import InputType
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Settings a model may use; each model reads the ones that concern it."""
+
+    sleep_ms: float = 10.0
+
+
+class Model(ABC):
+    """A loaded model that answers batches."""
+
+    @abstractmethod
+    def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
+        """Answer each input (a 1-D array of the spec's input type) with one UTF-8 output."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the driver and the container need to know about a model."""
+
+    name: str
+    input_type: InputType
+    input_shape: tuple[int, ...]
+    description: str
+    build: Callable[[ModelOptions], Model]
+
+    @property
+    def input_size(self) -> int:
+        size = 1
+        for dim in self.input_shape:
+            size *= dim
+        return size
+
+    def make_inputs(self, count: int, seed: int = 0) -> list[np.ndarray]:
+        """A pool of ``count`` random inputs, flattened, in the spec's wire dtype."""
+        rng = np.random.default_rng(seed)
+        dtype = self.input_type.dtype
+        if self.input_type in (InputType.BYTES, InputType.STRINGS):
+            return [rng.integers(97, 123, self.input_size, dtype=np.uint8) for _ in range(count)]
+        if self.input_type is InputType.INTS:
+            return [rng.integers(0, 256, self.input_size).astype(dtype) for _ in range(count)]
+        return [rng.random(self.input_size).astype(dtype) for _ in range(count)]
+
+
+class UnknownModelError(ValueError):
+    """A model name that is not in the registry."""
+
+
+_SPECS: dict[str, ModelSpec] = {}
+# Modules that register models when imported, tried in this order.
+_MODEL_MODULES = ("clipper_bench.containers.models.calibration",)
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    """Add a model to the registry (called by the module that defines it)."""
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def _load_all() -> None:
+    for module in _MODEL_MODULES:
+        importlib.import_module(module)
+
+
+def model_names() -> list[str]:
+    """Names of every registered model."""
+    _load_all()
+    return sorted(_SPECS)
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """The spec of model ``name``; raises UnknownModelError naming the models there are."""
+    _load_all()
+    try:
+        return _SPECS[name]
+    except KeyError:
+        raise UnknownModelError(
+            f"unknown model '{name}': choose one of {', '.join(sorted(_SPECS))}"
+        ) from None

@@ -1,0 +1,57 @@
+"""Calibration models that make the serving path itself measurable.
+
+* ``noop`` answers at once (each output is the number of elements of its input), so what is
+  measured is the engine, the transport and the load generator.
+* ``sleep`` takes ``sleep_ms`` per batch, whatever its size, so the ideal throughput of a
+  configuration is known exactly: replicas x batch size / sleep time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from ...protocol.types import InputType
+from .base import Model, ModelSpec, register
+
+
+class NoopModel(Model):
+    def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
+        return [str(len(x)).encode() for x in inputs]
+
+
+class SleepModel(Model):
+    def __init__(self, sleep_ms: float) -> None:
+        if sleep_ms < 0:
+            raise ValueError(f"sleep_ms must be at least 0, got {sleep_ms}")
+        self.sleep_s = sleep_ms / 1000.0
+
+    def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
+        deadline = time.perf_counter() + self.sleep_s
+        outputs = [str(len(x)).encode() for x in inputs]
+        remaining = deadline - time.perf_counter()
+        if remaining > 0:
+            time.sleep(remaining)
+        return outputs
+
+
+register(
+    ModelSpec(
+        name="noop",
+        input_type=InputType.DOUBLES,
+        input_shape=(8,),
+        description="answers at once; measures the serving path",
+        build=lambda opts: NoopModel(),
+    )
+)
+register(
+    ModelSpec(
+        name="sleep",
+        input_type=InputType.DOUBLES,
+        input_shape=(8,),
+        description="each batch takes --sleep_ms milliseconds, whatever its size",
+        build=lambda opts: SleepModel(opts.sleep_ms),
+    )
+)

@@ -1,0 +1,120 @@
+"""One model container: connects to a Clipper frontend's RPC port and answers batches.
+
+It speaks Clipper 0.4.1's container protocol (see :mod:`clipper_bench.protocol.rpc`): it heartbeats
+on each 5 s poll timeout, sends its metadata when the frontend asks for it, answers each batch, and
+reconnects when it has heard nothing for 30 s. The same code runs as a local replica and inside a
+Docker image under real Clipper.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import zmq
+
+from ..protocol import rpc
+from ..protocol.types import InputType
+from .models.base import Model
+
+log = logging.getLogger("clipper_bench.container")
+
+POLL_TIMEOUT_MS = 5000
+STOP_CHECK_MS = 250
+SILENCE_RECONNECT_S = 30.0
+
+
+@dataclass(frozen=True)
+class ContainerSettings:
+    """Clipper's container environment."""
+
+    model_name: str
+    model_version: str = "1"
+    clipper_ip: str = "127.0.0.1"
+    clipper_port: int = 7000
+    input_type: InputType = InputType.DOUBLES
+
+
+def decode_inputs(request: rpc.PredictRequest) -> list[np.ndarray]:
+    """The request's inputs as 1-D arrays of their wire dtype (strings stay UTF-8 bytes)."""
+    dtype = request.input_type.dtype
+    return [np.frombuffer(buf, dtype=dtype) for buf in request.inputs]
+
+
+class Container:
+    """The RPC loop around one loaded model."""
+
+    def __init__(self, model: Model, settings: ContainerSettings) -> None:
+        self.model = model
+        self.settings = settings
+        self._ctx = zmq.Context.instance()
+        self._stopping = False
+        self.batches = 0
+
+    def _connect(self) -> zmq.Socket:
+        sock = self._ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        # A recognisable routing identity lets the local engine's manager name this replica.
+        sock.setsockopt(zmq.IDENTITY, f"cb-{os.getpid()}".encode())
+        sock.connect(f"tcp://{self.settings.clipper_ip}:{self.settings.clipper_port}")
+        sock.send_multipart(rpc.encode_container_heartbeat())
+        return sock
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def serve_forever(self) -> None:
+        """Serve until :meth:`stop` is called (SIGTERM and SIGINT call it)."""
+        s = self.settings
+        metadata = rpc.encode_metadata(rpc.ContainerMetadata(s.model_name, s.model_version, s.input_type))
+        sock = self._connect()
+        last_heard = last_beat = time.monotonic()
+        log.info("serving %s:%s (%s) to %s:%d", s.model_name, s.model_version,
+                 s.input_type.api_name, s.clipper_ip, s.clipper_port)
+        try:
+            while not self._stopping:
+                # Short polls so that a stop request is seen promptly; heartbeat every 5 s.
+                if not sock.poll(STOP_CHECK_MS):
+                    now = time.monotonic()
+                    if now - last_heard > SILENCE_RECONNECT_S:
+                        log.warning("nothing heard for %.0f s: reconnecting", SILENCE_RECONNECT_S)
+                        sock.close(0)
+                        sock = self._connect()
+                        last_heard = last_beat = now
+                    elif now - last_beat >= POLL_TIMEOUT_MS / 1000:
+                        sock.send_multipart(rpc.encode_container_heartbeat())
+                        last_beat = now
+                    continue
+                frames = sock.recv_multipart(copy=False)
+                last_heard = time.monotonic()
+                try:
+                    message = rpc.decode_from_frontend([f.buffer for f in frames])
+                except rpc.RpcError as exc:
+                    log.warning("dropped a malformed message: %s", exc)
+                    continue
+                if isinstance(message, rpc.Heartbeat):
+                    if message.heartbeat_type == rpc.HeartbeatType.REQUEST_CONTAINER_METADATA:
+                        sock.send_multipart(metadata)
+                    continue
+                if message.request_type != rpc.RequestType.PREDICT:
+                    sock.send_multipart(rpc.encode_response(message.msg_id, [b"ACK"]))
+                    continue
+                outputs = self.model.predict(decode_inputs(message))
+                sock.send_multipart(rpc.encode_response(message.msg_id, outputs), copy=False)
+                self.batches += 1
+        finally:
+            sock.close(0)
+
+
+def install_stop_handlers(container: Container) -> None:
+    """Let SIGTERM and SIGINT end the loop between batches."""
+
+    def handler(signum: int, frame: object) -> None:
+        container.stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

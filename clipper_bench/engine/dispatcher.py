@@ -1,0 +1,262 @@
+"""Per-model queues, replicas and batching: the heart of the local engine's frontend.
+
+One queue per model version, shared by its replicas. A free replica takes up to ``batch_size``
+queued queries at once (``-1``, Clipper's "adaptive", takes whatever is queued up to
+``ADAPTIVE_BATCH_CAP``) and has at most one batch in flight. Queries whose answer was already given
+(the app's SLO passed and its default output went out) are dropped from the queue rather than sent,
+as Clipper's model queues drop tasks whose deadline has passed.
+
+The dispatcher knows nothing of sockets: it is handed a ``send(identity, frames)`` function, and it
+answers queries through each query's ``on_done`` callback.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from ..protocol import rpc
+from ..protocol.binary import Status
+from ..protocol.types import InputType
+from .metrics import MetricsRegistry
+
+ADAPTIVE_BATCH_CAP = 1024
+
+ModelKey = tuple[str, str]
+Buffer = bytes | memoryview
+
+
+class Query:
+    """One input on its way through the engine."""
+
+    __slots__ = ("query_id", "payload", "arrival", "deadline", "done", "on_done")
+
+    def __init__(
+        self,
+        query_id: int,
+        payload: Buffer,
+        arrival: float,
+        deadline: float,
+        on_done: Callable[[Query, Status, Buffer], None],
+    ) -> None:
+        self.query_id = query_id
+        self.payload = payload
+        self.arrival = arrival
+        self.deadline = deadline
+        self.done = False
+        self.on_done = on_done
+
+    def finish(self, status: Status, output: Buffer) -> bool:
+        """Answer the query once; later answers are ignored. Returns whether this one counted."""
+        if self.done:
+            return False
+        self.done = True
+        self.on_done(self, status, output)
+        return True
+
+
+class Replica:
+    """A connected model container."""
+
+    __slots__ = (
+        "identity", "key", "replica_id", "input_type", "inflight", "msg_id", "sent_at",
+        "draining", "connected_at", "last_seen", "batches", "queries",
+    )
+
+    def __init__(self, identity: bytes, key: ModelKey, replica_id: int, input_type: InputType) -> None:
+        self.identity = identity
+        self.key = key
+        self.replica_id = replica_id
+        self.input_type = input_type
+        self.inflight: list[Query] = []
+        self.msg_id = -1
+        self.sent_at = 0.0
+        self.draining = False
+        self.connected_at = self.last_seen = time.time()
+        self.batches = 0
+        self.queries = 0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.inflight)
+
+    def to_json(self) -> dict:
+        name, version = self.key
+        return {
+            "model_name": name,
+            "model_version": version,
+            "model_id": f"{name}:{version}",
+            "model_replica_id": self.replica_id,
+            "input_type": self.input_type.api_name,
+            "identity": self.identity.decode("utf-8", "replace"),
+            "busy": self.busy,
+            "draining": self.draining,
+            "batches": self.batches,
+            "queries": self.queries,
+        }
+
+
+@dataclass
+class ModelQueue:
+    key: ModelKey
+    batch_size: int = -1
+    queue: deque[Query] = None  # type: ignore[assignment]
+    idle: deque[Replica] = None  # type: ignore[assignment]
+    next_replica_id: int = 0
+
+    def __post_init__(self) -> None:
+        self.queue = deque()
+        self.idle = deque()
+
+    @property
+    def max_batch(self) -> int:
+        return ADAPTIVE_BATCH_CAP if self.batch_size == -1 else self.batch_size
+
+
+class Dispatcher:
+    """Routes queries to replicas in batches and answers them when replicas reply."""
+
+    def __init__(
+        self,
+        send: Callable[[bytes, Sequence[Buffer]], None],
+        metrics: MetricsRegistry,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._send = send
+        self._metrics = metrics
+        self._clock = clock
+        self._next_msg_id = 0
+        self.queues: dict[ModelKey, ModelQueue] = {}
+        self.replicas: dict[bytes, Replica] = {}
+
+    # -- models -------------------------------------------------------------------------------
+
+    def _queue(self, key: ModelKey) -> ModelQueue:
+        mq = self.queues.get(key)
+        if mq is None:
+            mq = self.queues[key] = ModelQueue(key)
+        return mq
+
+    def set_batch_size(self, key: ModelKey, batch_size: int) -> None:
+        mq = self._queue(key)
+        mq.batch_size = batch_size
+        self._dispatch(mq)
+
+    def remove_model(self, key: ModelKey, reason: str) -> None:
+        """Forget a model: queued queries are answered with an error."""
+        mq = self.queues.pop(key, None)
+        if mq is None:
+            return
+        message = reason.encode()
+        while mq.queue:
+            mq.queue.popleft().finish(Status.ERROR, message)
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def submit(self, key: ModelKey, query: Query) -> None:
+        mq = self._queue(key)
+        mq.queue.append(query)
+        if mq.idle:
+            self._dispatch(mq)
+
+    def _dispatch(self, mq: ModelQueue) -> None:
+        queue, idle = mq.queue, mq.idle
+        while queue and idle:
+            batch: list[Query] = []
+            limit = mq.max_batch
+            while queue and len(batch) < limit:
+                query = queue.popleft()
+                if not query.done:
+                    batch.append(query)
+            if not batch:
+                return
+            replica = idle.popleft()
+            self._next_msg_id = (self._next_msg_id + 1) & 0xFFFFFFFF
+            replica.msg_id = self._next_msg_id
+            replica.inflight = batch
+            replica.sent_at = self._clock()
+            self._send(
+                replica.identity,
+                rpc.encode_request(replica.msg_id, replica.input_type, [q.payload for q in batch]),
+            )
+            name, version = mq.key
+            self._metrics.histogram(f"{name}:{version}:queue_size", "queries").insert(len(queue))
+
+    def on_response(self, identity: bytes, response: rpc.PredictResponse) -> None:
+        """A replica answered its batch."""
+        replica = self.replicas.get(identity)
+        if replica is None or response.msg_id != replica.msg_id or not replica.inflight:
+            return  # a stale or unknown answer (replica already removed): nothing waits for it
+        batch = replica.inflight
+        if len(response.outputs) != len(batch):
+            self._fail_inflight(
+                replica,
+                f"replica {replica.replica_id} of {replica.key[0]} answered {len(response.outputs)} "
+                f"outputs for {len(batch)} inputs",
+            )
+        else:
+            for query, output in zip(batch, response.outputs, strict=True):
+                query.finish(Status.OK, output)
+        replica.inflight = []
+        replica.batches += 1
+        replica.queries += len(batch)
+        replica.last_seen = time.time()
+        name, version = replica.key
+        prefix = f"model:{name}:{version}"
+        latency_us = (self._clock() - replica.sent_at) * 1e6
+        self._metrics.histogram(f"{prefix}:prediction_latency", "microseconds").insert(latency_us)
+        self._metrics.histogram(f"{prefix}:batch_size", "queries").insert(len(batch))
+        self._metrics.meter(f"{prefix}:prediction_throughput").mark(len(batch))
+        if not replica.draining:
+            mq = self._queue(replica.key)
+            mq.idle.append(replica)
+            self._dispatch(mq)
+
+    # -- replicas -----------------------------------------------------------------------------
+
+    def add_replica(self, identity: bytes, meta: rpc.ContainerMetadata) -> Replica:
+        """A container announced itself: it becomes the next replica of its model version."""
+        old = self.replicas.get(identity)
+        if old is not None:  # the same container reconnected: its old batch is lost
+            self.remove_replica(identity, "replica reconnected before answering")
+        key = (meta.model_name, meta.model_version)
+        mq = self._queue(key)
+        replica = Replica(identity, key, mq.next_replica_id, meta.input_type)
+        mq.next_replica_id += 1
+        self.replicas[identity] = replica
+        mq.idle.append(replica)
+        self._dispatch(mq)
+        return replica
+
+    def _fail_inflight(self, replica: Replica, reason: str) -> None:
+        message = reason.encode()
+        for query in replica.inflight:
+            query.finish(Status.ERROR, message)
+        replica.inflight = []
+
+    def remove_replica(self, identity: bytes, reason: str) -> Replica | None:
+        """Forget a replica; queries it was working on are answered with an error."""
+        replica = self.replicas.pop(identity, None)
+        if replica is None:
+            return None
+        self._fail_inflight(replica, reason)
+        mq = self.queues.get(replica.key)
+        if mq is not None and replica in mq.idle:
+            mq.idle.remove(replica)
+        return replica
+
+    def drain_replica(self, identity: bytes) -> Replica | None:
+        """Stop giving the replica work; it finishes the batch it has."""
+        replica = self.replicas.get(identity)
+        if replica is None:
+            return None
+        replica.draining = True
+        mq = self.queues.get(replica.key)
+        if mq is not None and replica in mq.idle:
+            mq.idle.remove(replica)
+        return replica
+
+    def replicas_of(self, key: ModelKey) -> list[Replica]:
+        return sorted((r for r in self.replicas.values() if r.key == key), key=lambda r: r.replica_id)

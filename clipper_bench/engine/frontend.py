@@ -1,0 +1,502 @@
+"""The local engine's frontend process: query frontend, management frontend and RPC endpoint.
+
+One asyncio loop serves
+
+* the query frontend over HTTP (Clipper 0.4.1's ``POST /<app>/predict`` and ``GET /metrics``),
+* the binary query path over ZeroMQ (see :mod:`clipper_bench.protocol.binary`),
+* the management frontend over HTTP (the ``/admin/...`` calls ``clipper_admin`` makes), and
+* the model-container RPC endpoint over ZeroMQ (see :mod:`clipper_bench.protocol.rpc`).
+
+Run it with ``python -m clipper_bench.engine.frontend --help``; the container manager does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+from aiohttp import web
+
+from ..protocol import binary, rpc
+from ..protocol.binary import Status
+from .dispatcher import Dispatcher, Query
+from .inputs import InputError, check_binary_input, encode_json_input
+from .metrics import MetricsRegistry
+from .registry import AdminError, Application, Registry
+from .zmq_asyncio import ZmqReader
+
+log = logging.getLogger("clipper_bench.frontend")
+
+Buffer = bytes | memoryview
+
+NO_MODEL_EXPLANATION = "No connected models found for query"
+SLO_EXPLANATION = "Failed to retrieve a prediction response within the specified latency SLO"
+
+
+@dataclass(frozen=True)
+class FrontendSettings:
+    """Where the frontend listens and how much it accepts."""
+
+    host: str = "127.0.0.1"
+    query_port: int = 1337
+    admin_port: int = 1338
+    rpc_port: int = 7000
+    binary_port: int = 1339
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_inputs_per_request: int = 4096
+
+
+def _output_json(output: Buffer) -> Any:
+    """Clipper embeds an output that parses as JSON as JSON, and any other output as a string."""
+    text = bytes(output).decode("utf-8", "replace")
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _error(message: str, cause: str, status: int = 400) -> web.Response:
+    return web.json_response({"error": message, "cause": cause}, status=status)
+
+
+class Frontend:
+    """All of the engine's frontend state and its handlers."""
+
+    def __init__(self, settings: FrontendSettings) -> None:
+        self.settings = settings
+        self.registry = Registry()
+        self.metrics = MetricsRegistry()
+        self._ctx = zmq.Context.instance()
+        self._next_query_id = 0
+        self._pending: dict[str, deque[Query]] = {}
+        self._runners: list[web.AppRunner] = []
+        self._readers: list[ZmqReader] = []
+        self._sweeper: asyncio.Task | None = None
+        self.dispatcher = Dispatcher(self._send_rpc, self.metrics)
+
+    # -- start and stop -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        s = self.settings
+        self._rpc = self._ctx.socket(zmq.ROUTER)
+        self._rpc.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        self._rpc.setsockopt(zmq.LINGER, 0)
+        self._rpc.setsockopt(zmq.MAXMSGSIZE, s.max_body_bytes)
+        self._rpc.bind(f"tcp://{s.host}:{s.rpc_port}")
+        self._binary = self._ctx.socket(zmq.ROUTER)
+        self._binary.setsockopt(zmq.LINGER, 0)
+        self._binary.setsockopt(zmq.MAXMSGSIZE, s.max_body_bytes)
+        self._binary.setsockopt(zmq.SNDHWM, 0)
+        self._binary.setsockopt(zmq.RCVHWM, 0)
+        self._binary.bind(f"tcp://{s.host}:{s.binary_port}")
+        self._rpc_reader = ZmqReader(loop, self._rpc, self._on_rpc)
+        self._binary_reader = ZmqReader(loop, self._binary, self._on_binary)
+        self._readers = [self._rpc_reader, self._binary_reader]
+
+        query_app = web.Application(client_max_size=s.max_body_bytes)
+        query_app.router.add_get("/metrics", self._handle_metrics)
+        query_app.router.add_post("/{app}/predict", self._handle_predict)
+        admin_app = web.Application(client_max_size=s.max_body_bytes)
+        admin_app.router.add_get("/admin/ping", self._handle_ping)
+        admin_app.router.add_post("/admin/{call}", self._handle_admin)
+        admin_app.router.add_post("/admin/clipper_bench/{call}", self._handle_bench_admin)
+        for app, port in ((query_app, s.query_port), (admin_app, s.admin_port)):
+            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            await runner.setup()
+            await web.TCPSite(runner, s.host, port, reuse_address=True).start()
+            self._runners.append(runner)
+        self._sweeper = asyncio.create_task(self._sweep_deadlines())
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for runner in self._runners:
+            await runner.cleanup()
+        for reader in self._readers:
+            reader.close()
+        self._rpc.close(0)
+        self._binary.close(0)
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def _submit(
+        self, app: Application, payload: Buffer, on_done: Callable[[Query, Status, Buffer], None]
+    ) -> Query:
+        """Queue one input for ``app``'s model; ``on_done`` gets the output, default or error."""
+        self._next_query_id += 1
+        now = time.perf_counter()
+        query = Query(self._next_query_id, payload, now, now + app.latency_slo_micros / 1e6, on_done)
+        model = self.registry.model_for_app(app)
+        if model is None:
+            query.finish(Status.DEFAULT, app.default_output.encode())
+            return query
+        self._pending.setdefault(app.name, deque()).append(query)
+        self.dispatcher.submit(model.key, query)
+        return query
+
+    def _record(self, app: Application, query: Query, status: Status) -> None:
+        prefix = f"app:{app.name}"
+        m = self.metrics
+        m.histogram(f"{prefix}:prediction_latency", "microseconds").insert(
+            (time.perf_counter() - query.arrival) * 1e6
+        )
+        m.meter(f"{prefix}:prediction_throughput").mark()
+        m.counter(f"{prefix}:num_predictions").count += 1
+        ratio = m.ratio(f"{prefix}:default_prediction_ratio")
+        ratio.denominator += 1
+        if status is Status.DEFAULT:
+            ratio.numerator += 1
+
+    async def _sweep_deadlines(self) -> None:
+        """Answer queries whose app SLO has passed with the app's default output."""
+        while True:
+            now = time.perf_counter()
+            next_deadline = now + 0.05
+            for app_name, pending in list(self._pending.items()):
+                app = self.registry.apps.get(app_name)
+                default = app.default_output.encode() if app else b"application was deleted"
+                while pending and (pending[0].done or pending[0].deadline <= now):
+                    query = pending.popleft()
+                    if not query.done:
+                        query.finish(Status.DEFAULT if app else Status.ERROR, default)
+                if pending:
+                    next_deadline = min(next_deadline, pending[0].deadline)
+            await asyncio.sleep(max(next_deadline - time.perf_counter(), 0.0005))
+
+    async def _handle_predict(self, request: web.Request) -> web.Response:
+        app_name = request.match_info["app"]
+        app = self.registry.apps.get(app_name)
+        if app is None:
+            return _error("Error parsing JSON", f"No registered application with name {app_name}")
+        try:
+            body = await request.json()
+        except ValueError as exc:
+            return _error("Error parsing JSON", f"Body is not valid JSON: {exc}")
+        if not isinstance(body, dict) or ("input" in body) == ("input_batch" in body):
+            return _error(
+                "Error parsing JSON", "Body must be an object with exactly one of 'input' or 'input_batch'"
+            )
+        if "input" in body:
+            raw_inputs = [body["input"]]
+        else:
+            raw_inputs = body["input_batch"]
+            if not isinstance(raw_inputs, list) or not raw_inputs:
+                return _error("Error parsing JSON", "'input_batch' must be a non-empty list of inputs")
+            if len(raw_inputs) > self.settings.max_inputs_per_request:
+                return _error(
+                    "Error parsing JSON",
+                    f"{len(raw_inputs)} inputs in one request; the limit is "
+                    f"{self.settings.max_inputs_per_request}",
+                )
+        try:
+            payloads = [encode_json_input(x, app.input_type) for x in raw_inputs]
+        except InputError as exc:
+            return _error("Error parsing JSON", f"Invalid input for application {app_name}: {exc}")
+
+        loop = asyncio.get_running_loop()
+        futures = []
+        for payload in payloads:
+            future = loop.create_future()
+
+            def on_done(query: Query, status: Status, output: Buffer, future=future) -> None:
+                self._record(app, query, status)
+                if not future.done():
+                    future.set_result((query.query_id, status, bytes(output)))
+
+            self._submit(app, payload, on_done)
+            futures.append(future)
+        results = [await f for f in futures]
+        predictions = []
+        for query_id, status, output in results:
+            if status is Status.ERROR:
+                return _error("Prediction failed", output.decode("utf-8", "replace"), status=500)
+            item: dict[str, Any] = {
+                "query_id": query_id,
+                "output": _output_json(output),
+                "default": status is Status.DEFAULT,
+            }
+            if status is Status.DEFAULT:
+                item["default_explanation"] = (
+                    NO_MODEL_EXPLANATION if self.registry.model_for_app(app) is None else SLO_EXPLANATION
+                )
+            predictions.append(item)
+        if "input" in body:
+            return web.json_response(predictions[0])
+        return web.json_response({"batch_predictions": predictions})
+
+    async def _handle_metrics(self, request: web.Request) -> web.Response:
+        return web.json_response(self.metrics.to_json())
+
+    def _on_binary(self, frames: list[zmq.Frame]) -> None:
+        identity = frames[0].bytes
+        body = [f.buffer for f in frames[1:]]
+        try:
+            req = binary.decode_request(body, self.settings.max_inputs_per_request)
+            app = self.registry.apps.get(req.app)
+            if app is None:
+                raise InputError(f"No registered application with name {req.app}")
+            if req.input_type != app.input_type:
+                raise InputError(
+                    f"application {app.name} takes {app.input_type.api_name}, "
+                    f"request carries {req.input_type.api_name}"
+                )
+            for item in req.inputs:
+                check_binary_input(item, app.input_type)
+        except (binary.BinaryProtocolError, InputError) as exc:
+            n = max(len(body) - 2, 1)
+            self._reply_binary(
+                identity, binary.peek_request_id(body), 0, bytes([Status.ERROR]) * n, [str(exc).encode()] * n
+            )
+            return
+
+        request_id = req.request_id
+        if len(req.inputs) == 1:
+
+            def on_single(query: Query, status: Status, output: Buffer) -> None:
+                self._record(app, query, status)
+                self._reply_binary(identity, request_id, query.query_id, bytes([status]), [output])
+
+            self._submit(app, req.inputs[0], on_single)
+            return
+
+        n = len(req.inputs)
+        statuses = bytearray(n)
+        outputs: list[Buffer] = [b""] * n
+        remaining = [n]
+        first_id = self._next_query_id + 1
+
+        def make_callback(index: int) -> Callable[[Query, Status, Buffer], None]:
+            def on_item(query: Query, status: Status, output: Buffer) -> None:
+                self._record(app, query, status)
+                statuses[index] = status
+                outputs[index] = output
+                remaining[0] -= 1
+                if remaining[0] == 0:
+                    self._reply_binary(identity, request_id, first_id, bytes(statuses), outputs)
+
+            return on_item
+
+        for i, item in enumerate(req.inputs):
+            self._submit(app, item, make_callback(i))
+
+    def _reply_binary(
+        self, identity: bytes, request_id: int, query_id: int, statuses: bytes, outputs: Sequence[Buffer]
+    ) -> None:
+        try:
+            self._binary.send_multipart(
+                [identity, *binary.encode_response(request_id, query_id, statuses, outputs)],
+                copy=False,
+            )
+        except zmq.ZMQError as exc:  # the client went away; nothing is waiting
+            log.debug("binary reply to %r dropped: %s", identity, exc)
+        self._binary_reader.recheck()
+
+    # -- model containers ---------------------------------------------------------------------
+
+    def _send_rpc(self, identity: bytes, frames: Sequence[Buffer]) -> None:
+        self._rpc.send_multipart([identity, *frames], copy=False)
+        self._rpc_reader.recheck()
+
+    def _on_rpc(self, frames: list[zmq.Frame]) -> None:
+        identity = frames[0].bytes
+        try:
+            message = rpc.decode_from_container([f.buffer for f in frames[1:]])
+        except rpc.RpcError as exc:
+            log.warning("dropped a malformed RPC message from %r: %s", identity, exc)
+            return
+        replica = self.dispatcher.replicas.get(identity)
+        if replica is not None:
+            replica.last_seen = time.time()
+        if isinstance(message, rpc.PredictResponse):
+            self.dispatcher.on_response(identity, message)
+        elif isinstance(message, rpc.Heartbeat):
+            kind = (
+                rpc.HeartbeatType.KEEPALIVE
+                if replica is not None
+                else rpc.HeartbeatType.REQUEST_CONTAINER_METADATA
+            )
+            self._send_rpc(identity, rpc.encode_frontend_heartbeat(kind))
+        elif isinstance(message, rpc.ContainerMetadata):
+            new = self.dispatcher.add_replica(identity, message)
+            log.info(
+                "replica %d of %s:%s joined (%r)",
+                new.replica_id, message.model_name, message.model_version, identity,
+            )
+
+    # -- management ---------------------------------------------------------------------------
+
+    async def _handle_ping(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    def _admin_call(self, call: str, body: Any) -> Any:
+        reg = self.registry
+        verbose = isinstance(body, dict) and bool(body.get("verbose"))
+        if call == "add_app":
+            reg.add_app(body)
+            return "Success!"
+        if call == "delete_app":
+            reg.delete_app(body)
+            return "Success!"
+        if call == "add_model":
+            model = reg.add_model(body)
+            self.dispatcher.set_batch_size(model.key, model.batch_size)
+            return "Success!"
+        if call == "add_model_links":
+            reg.add_model_links(body)
+            return "Success!"
+        if call == "delete_model_links":
+            reg.delete_model_links(body)
+            return "Success!"
+        if call == "set_model_version":
+            reg.set_model_version(body)
+            return "Success!"
+        if call == "delete_versioned_model":
+            model = reg.delete_versioned_model(body)
+            self.dispatcher.remove_model(model.key, f"model {model.model_name}:{model.model_version} was deleted")
+            return "Success!"
+        if call == "get_all_applications":
+            apps = reg.apps.values()
+            return [a.to_json() for a in apps] if verbose else [a.name for a in apps]
+        if call == "get_application":
+            app = reg.apps.get(body.get("name") if isinstance(body, dict) else None)
+            return app.to_json() if app else {}
+        if call == "get_linked_models":
+            app = reg.apps.get(body.get("app_name") if isinstance(body, dict) else None)
+            if app is None:
+                raise AdminError("no such application")
+            return list(app.linked_models)
+        if call == "get_all_models":
+            models = reg.models.values()
+            return [m.to_json() for m in models] if verbose else [f"{m.model_name}:{m.model_version}" for m in models]
+        if call == "get_model":
+            if not isinstance(body, dict):
+                raise AdminError("request body must be a JSON object")
+            model = reg.models.get((str(body.get("model_name")), str(body.get("model_version"))))
+            return model.to_json() if model else {}
+        if call == "get_all_containers":
+            reps = sorted(self.dispatcher.replicas.values(), key=lambda r: (r.key, r.replica_id))
+            if verbose:
+                return [r.to_json() for r in reps]
+            return [f"{r.key[0]},{r.key[1]},{r.replica_id}" for r in reps]
+        if call == "get_container":
+            if not isinstance(body, dict):
+                raise AdminError("request body must be a JSON object")
+            key = (str(body.get("model_name")), str(body.get("model_version")))
+            for r in self.dispatcher.replicas_of(key):
+                if r.replica_id == body.get("replica_id"):
+                    return r.to_json()
+            return {}
+        raise AdminError(f"unknown management call '{call}'")
+
+    async def _handle_admin(self, request: web.Request) -> web.Response:
+        call = request.match_info["call"]
+        try:
+            body = await request.json() if request.can_read_body else {}
+        except ValueError as exc:
+            return web.Response(status=400, text=f"Error parsing JSON: {exc}")
+        try:
+            result = self._admin_call(call, body)
+        except AdminError as exc:
+            return web.Response(status=400, text=f"Error: {exc}")
+        if isinstance(result, str):
+            return web.Response(text=result)
+        return web.json_response(result)
+
+    async def _handle_bench_admin(self, request: web.Request) -> web.Response:
+        """clipper-bench's own calls, used by LocalContainerManager (not part of Clipper's API)."""
+        call = request.match_info["call"]
+        try:
+            body = await request.json()
+            identity = str(body["identity"]).encode()
+            timeout_s = float(body.get("timeout_s", 30.0))
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.Response(status=400, text=f"Error: body needs 'identity': {exc}")
+        if call == "drain_replica":
+            replica = self.dispatcher.drain_replica(identity)
+            if replica is None:
+                return web.json_response({"found": False})
+            deadline = time.monotonic() + timeout_s
+            while replica.busy and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)
+            drained = not replica.busy
+            self.dispatcher.remove_replica(identity, "replica was removed while busy")
+            return web.json_response({"found": True, "drained": drained})
+        if call == "remove_replica":
+            reason = str(body.get("reason", "replica stopped"))
+            replica = self.dispatcher.remove_replica(identity, reason)
+            return web.json_response({"found": replica is not None})
+        return web.Response(status=400, text=f"Error: unknown call '{call}'")
+
+
+def parse_args(argv: list[str] | None = None) -> FrontendSettings:
+    parser = argparse.ArgumentParser(prog="clipper-bench-frontend", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--query_port", type=int, default=1337)
+    parser.add_argument("--admin_port", type=int, default=1338)
+    parser.add_argument("--rpc_port", type=int, default=7000)
+    parser.add_argument("--binary_port", type=int, default=1339)
+    parser.add_argument("--max_body_mb", type=float, default=64.0)
+    parser.add_argument("--title", default="", help="process title shown by ps and htop")
+    args = parser.parse_args(argv)
+    from ..containers.pinning import pin_from_environment
+    from .processes import become_child
+
+    pin_from_environment()
+    become_child(args.title or f"clipper-bench frontend query={args.host}:{args.query_port}")
+    return FrontendSettings(
+        host=args.host,
+        query_port=args.query_port,
+        admin_port=args.admin_port,
+        rpc_port=args.rpc_port,
+        binary_port=args.binary_port,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+    )
+
+
+async def serve(settings: FrontendSettings, ready: Callable[[], None] | None = None) -> None:
+    """Run a frontend until SIGTERM or SIGINT."""
+    frontend = Frontend(settings)
+    await frontend.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info(
+        "frontend up: query http://%s:%d, admin http://%s:%d, rpc tcp://%s:%d, binary tcp://%s:%d",
+        settings.host, settings.query_port, settings.host, settings.admin_port,
+        settings.host, settings.rpc_port, settings.host, settings.binary_port,
+    )
+    if ready:
+        ready()
+    await stop.wait()
+    await frontend.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = parse_args(argv)
+    try:
+        asyncio.run(serve(settings))
+    except OSError as exc:
+        log.error("frontend could not start: %s", exc)
+        print(f"error: frontend could not start: {exc}", file=sys.stderr)
+        return 2
+    except zmq.ZMQError as exc:
+        print(f"error: frontend could not start: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

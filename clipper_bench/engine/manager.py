@@ -1,0 +1,276 @@
+"""LocalContainerManager: clipper_admin's ContainerManager for a Clipper-compatible cluster on this host.
+
+``ClipperConnection(LocalContainerManager(...))`` works unchanged: ``start_clipper`` starts the
+frontend process, ``deploy_model`` and ``set_num_replicas`` start and stop replica processes (each
+pinned to its cores and given its GPU), and ``stop_all`` reaps everything.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+from clipper_admin.container_manager import ClusterAdapter, ContainerManager
+from clipper_admin.exceptions import ClipperException
+
+from ..containers.pinning import CPUS_ENV, format_cpu_list
+from .processes import ChildProcess, python_module_argv, reap, spawn
+
+logger = logging.getLogger("clipper_bench.manager")
+
+IMAGE_PREFIX = "clipper-bench/"
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one replica runs: its cores (empty: anywhere) and its GPU (None: the CPU)."""
+
+    cpus: tuple[int, ...] = ()
+    gpu: int | None = None
+
+    def describe(self) -> str:
+        cpus = format_cpu_list(self.cpus) if self.cpus else "any"
+        gpu = "none" if self.gpu is None else str(self.gpu)
+        return f"cpus={cpus} gpu={gpu}"
+
+
+@dataclass
+class _Replica:
+    slot: int
+    process: ChildProcess
+
+    @property
+    def identity(self) -> str:
+        return f"cb-{self.process.pid}"
+
+
+def model_for_image(image: str, clipper_model_name: str) -> str:
+    """The registry model a container image names: ``clipper-bench/<model>[:tag]``, else the Clipper name."""
+    if image.startswith(IMAGE_PREFIX):
+        return image[len(IMAGE_PREFIX):].split(":", 1)[0]
+    return clipper_model_name
+
+
+@dataclass
+class LocalContainerManager(ContainerManager):
+    """Runs the frontend and model replicas as local processes."""
+
+    host: str = "127.0.0.1"
+    query_port: int = 1337
+    admin_port: int = 1338
+    rpc_port: int = 7000
+    binary_port: int = 1339
+    log_dir: Path | None = None
+    placements: list[Placement] = field(default_factory=list)
+    container_args: list[str] = field(default_factory=list)
+    frontend_cpus: tuple[int, ...] = ()
+    start_timeout_s: float = 60.0
+    cluster_name: str = "local"
+
+    def __post_init__(self) -> None:
+        self.cluster_identifier = self.cluster_name
+        self.logger = ClusterAdapter(logger, {"cluster_name": self.cluster_identifier})
+        self._own_log_dir = self.log_dir is None
+        self.log_dir = Path(tempfile.mkdtemp(prefix="clipper-bench-logs-")) if self.log_dir is None else Path(self.log_dir)
+        self.frontend: ChildProcess | None = None
+        self.replicas: dict[tuple[str, str], list[_Replica]] = {}
+
+    # -- addresses ----------------------------------------------------------------------------
+
+    @property
+    def _client_host(self) -> str:
+        return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+
+    def get_admin_addr(self) -> str:
+        return f"{self._client_host}:{self.admin_port}"
+
+    def get_query_addr(self) -> str:
+        return f"{self._client_host}:{self.query_port}"
+
+    def get_metric_addr(self) -> str:
+        return f"{self._client_host}:{self.query_port}"
+
+    def get_binary_addr(self) -> str:
+        """Address of the binary query path (``tcp://`` + this)."""
+        return f"{self._client_host}:{self.binary_port}"
+
+    def _admin(self, call: str, body: dict, timeout: float = 10.0) -> requests.Response:
+        return requests.post(f"http://{self.get_admin_addr()}/admin/{call}", json=body, timeout=timeout)
+
+    # -- the frontend -------------------------------------------------------------------------
+
+    def start_clipper(self, query_frontend_image=None, mgmt_frontend_image=None,
+                      frontend_exporter_image=None, cache_size=None,
+                      qf_http_thread_pool_size=None, qf_http_timeout_request=None,
+                      qf_http_timeout_content=None, num_frontend_replicas=1) -> None:
+        """Start the frontend process and wait until it answers (images are ignored here)."""
+        if self.frontend is not None and self.frontend.alive():
+            raise ClipperException("this LocalContainerManager already runs a frontend")
+        title = (
+            f"clipper-bench frontend query={self.get_query_addr()} admin={self.admin_port} "
+            f"rpc={self.rpc_port} binary={self.binary_port}"
+        )
+        argv = python_module_argv(
+            "clipper_bench.engine.frontend",
+            "--host", self.host, "--query_port", str(self.query_port),
+            "--admin_port", str(self.admin_port), "--rpc_port", str(self.rpc_port),
+            "--binary_port", str(self.binary_port), "--title", title,
+        )
+        env = dict(os.environ)
+        env.pop(CPUS_ENV, None)
+        if self.frontend_cpus:
+            env[CPUS_ENV] = format_cpu_list(self.frontend_cpus)
+        self.frontend = spawn("frontend", argv, self.log_dir / "frontend.log", env=env)
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if not self.frontend.alive():
+                tail = self.frontend.log_tail(5)
+                self.frontend = None
+                raise ClipperException(f"the frontend exited at start-up: {tail.strip().splitlines()[-1] if tail.strip() else 'no output'}")
+            if self._frontend_answers():
+                return
+            time.sleep(0.05)
+        self.stop_all()
+        raise ClipperException(
+            f"the frontend did not answer within {self.start_timeout_s:.0f} s; see {self.log_dir / 'frontend.log'}"
+        )
+
+    def _frontend_answers(self) -> bool:
+        try:
+            for url in (f"http://{self.get_query_addr()}/metrics", f"http://{self.get_admin_addr()}/admin/ping"):
+                if requests.get(url, timeout=1).status_code != 200:
+                    return False
+            return True
+        except requests.RequestException:
+            return False
+
+    def connect(self) -> None:
+        if not self._frontend_answers():
+            raise ClipperException(f"no Clipper frontend answers at {self.get_admin_addr()}")
+
+    # -- replicas -----------------------------------------------------------------------------
+
+    def deploy_model(self, name, version, input_type, image, num_replicas=1) -> None:
+        self.set_num_replicas(name, version, input_type, image, num_replicas)
+
+    def get_num_replicas(self, name, version) -> int:
+        return sum(1 for r in self.replicas.get((name, str(version)), []) if r.process.alive())
+
+    def set_num_replicas(self, name, version, input_type, image, num_replicas) -> None:
+        """Add or remove replicas of one model version; the others keep running."""
+        key = (name, str(version))
+        current = self.replicas.setdefault(key, [])
+        if num_replicas < 0:
+            raise ClipperException(f"num_replicas must be at least 0, got {num_replicas}")
+        while len(current) > num_replicas:
+            self._remove_replica(current.pop())
+        added = []
+        while len(current) < num_replicas:
+            used = {r.slot for r in current}
+            slot = next(i for i in range(len(current) + 1) if i not in used)
+            replica = self._start_replica(key, slot, input_type, image)
+            current.append(replica)
+            added.append(replica)
+        current.sort(key=lambda r: r.slot)
+        if added:
+            self._wait_connected(key, added)
+
+    def placement_for(self, slot: int) -> Placement:
+        return self.placements[slot] if slot < len(self.placements) else Placement()
+
+    def _start_replica(self, key: tuple[str, str], slot: int, input_type: str, image: str) -> _Replica:
+        name, version = key
+        placement = self.placement_for(slot)
+        env = dict(os.environ)
+        env.update({
+            "CLIPPER_MODEL_NAME": name,
+            "CLIPPER_MODEL_VERSION": version,
+            "CLIPPER_IP": self._client_host,
+            "CLIPPER_PORT": str(self.rpc_port),
+            "CLIPPER_INPUT_TYPE": str(input_type),
+            "CUDA_VISIBLE_DEVICES": "" if placement.gpu is None else str(placement.gpu),
+            "CLIPPER_BENCH_TITLE": f"clipper-bench replica {name}#{slot + 1} {placement.describe()}",
+        })
+        if placement.cpus:
+            env[CPUS_ENV] = format_cpu_list(placement.cpus)
+        else:
+            env.pop(CPUS_ENV, None)
+        argv = python_module_argv(
+            "clipper_bench", "container", "--model_name", model_for_image(image, name), *self.container_args
+        )
+        log_path = self.log_dir / f"replica-{name}-{version}-{slot + 1}.log"
+        process = spawn(f"replica {name}#{slot + 1}", argv, log_path, env=env)
+        self.logger.info("started replica %s#%d (pid %d, %s)", name, slot + 1, process.pid, placement.describe())
+        return _Replica(slot, process)
+
+    def _wait_connected(self, key: tuple[str, str], replicas: list[_Replica]) -> None:
+        wanted = {r.identity for r in replicas}
+        deadline = time.monotonic() + self.start_timeout_s
+        while True:
+            for r in replicas:
+                if not r.process.alive():
+                    raise ClipperException(
+                        f"replica {key[0]}#{r.slot + 1} exited while starting "
+                        f"(exit code {r.process.popen.returncode}); see {r.process.log_path}: "
+                        f"{r.process.log_tail(1).strip()}"
+                    )
+            try:
+                containers = self._admin("get_all_containers", {"verbose": True}).json()
+                joined = {c.get("identity") for c in containers}
+            except (requests.RequestException, ValueError):
+                joined = set()
+            if wanted <= joined:
+                return
+            if time.monotonic() > deadline:
+                missing = ", ".join(sorted(wanted - joined))
+                raise ClipperException(
+                    f"replicas of {key[0]} did not connect within {self.start_timeout_s:.0f} s "
+                    f"({missing}); see the logs in {self.log_dir}"
+                )
+            time.sleep(0.05)
+
+    def _remove_replica(self, replica: _Replica) -> None:
+        if replica.process.alive() and self.frontend is not None and self.frontend.alive():
+            try:
+                self._admin("clipper_bench/drain_replica", {"identity": replica.identity, "timeout_s": 30})
+            except requests.RequestException as exc:
+                self.logger.warning("could not drain %s: %s", replica.identity, exc)
+        reap([replica.process])
+
+    def get_logs(self, logging_dir) -> list[str]:
+        """Copy every process's log file into ``logging_dir``; return the copies' paths."""
+        out = Path(logging_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        copies = []
+        for path in sorted(Path(self.log_dir).glob("*.log")):
+            shutil.copy(path, out / path.name)
+            copies.append(str(out / path.name))
+        return copies
+
+    def stop_models(self, models) -> None:
+        for name, versions in models.items():
+            for version in versions:
+                for replica in self.replicas.pop((name, str(version)), []):
+                    self._remove_replica(replica)
+
+    def stop_all_model_containers(self) -> None:
+        processes = [r.process for reps in self.replicas.values() for r in reps]
+        self.replicas.clear()
+        reap(processes)
+
+    def stop_all(self, graceful=True) -> None:
+        """Stop every replica, then the frontend, and wait for all of them."""
+        self.stop_all_model_containers()
+        if self.frontend is not None:
+            reap([self.frontend], timeout_s=5.0 if graceful else 0.5)
+            self.frontend = None
+
+    def all_processes(self) -> list[ChildProcess]:
+        procs = [r.process for reps in self.replicas.values() for r in reps]
+        return procs + ([self.frontend] if self.frontend else [])

@@ -1,0 +1,129 @@
+"""Starting, naming and reaping the engine's processes.
+
+Every child runs in its own session (so a Ctrl-C reaches only the driver, which then stops the
+children in order), writes to its own log file, asks the kernel to send it SIGTERM if its parent
+dies, and names itself so that ``ps`` and ``htop`` show what it is.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+PARENT_PID_ENV = "CLIPPER_BENCH_PARENT_PID"
+_PR_SET_PDEATHSIG = 1
+
+
+def become_child(title: str) -> None:
+    """Call first thing in a child process: set its title and die with the parent."""
+    try:
+        import setproctitle
+
+        setproctitle.setproctitle(title)
+    except ImportError:  # pragma: no cover - setproctitle is a dependency
+        pass
+    parent = os.environ.get(PARENT_PID_ENV)
+    if parent and sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != int(parent):  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+@dataclass
+class ChildProcess:
+    """A started child, its name and where it logs."""
+
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def spawn(
+    name: str,
+    argv: Sequence[str],
+    log_path: Path,
+    env: Mapping[str, str] | None = None,
+    stdin_pipe: bool = False,
+) -> ChildProcess:
+    """Start ``argv`` in its own session, logging stdout and stderr to ``log_path``.
+
+    With ``stdin_pipe`` the child's stdin is a pipe the parent can write to (``popen.stdin``).
+    """
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    child_env = dict(os.environ if env is None else env)
+    child_env[PARENT_PID_ENV] = str(os.getpid())
+    child_env.setdefault("PYTHONUNBUFFERED", "1")
+    with open(log_path, "ab") as log_file:
+        popen = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.PIPE if stdin_pipe else subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=child_env,
+            start_new_session=True,
+        )
+    return ChildProcess(name, popen, log_path)
+
+
+def python_module_argv(module: str, *args: str) -> list[str]:
+    """The command that runs ``python -m module args`` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
+
+
+def reap(children: Sequence[ChildProcess], timeout_s: float = 5.0) -> None:
+    """Stop children: SIGTERM, wait up to ``timeout_s``, then SIGKILL what is left, and wait."""
+    for child in children:
+        if child.alive():
+            try:
+                child.popen.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+    deadline = time.monotonic() + timeout_s
+    for child in children:
+        remaining = max(deadline - time.monotonic(), 0.0)
+        try:
+            child.popen.wait(remaining)
+        except subprocess.TimeoutExpired:
+            try:
+                child.popen.kill()
+            except ProcessLookupError:
+                pass
+            child.popen.wait()
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """``count`` distinct TCP ports that were free a moment ago on ``host``."""
+    import socket
+
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind((host, 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()

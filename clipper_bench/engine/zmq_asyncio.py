@@ -1,0 +1,53 @@
+"""ZeroMQ sockets driven by an asyncio loop without a future per message.
+
+``zmq.asyncio`` creates a future for every receive; at tens of thousands of messages a second that
+is a large share of the frontend's CPU. Here a socket's file descriptor is registered with the loop
+once, and a callback drains every waiting message. ZeroMQ's descriptor is edge-triggered and a send
+can consume the edge, so after sending from outside the drain, call :meth:`ZmqReader.recheck`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import zmq
+
+
+class ZmqReader:
+    """Calls ``handler(frames)`` for every multipart message that arrives on ``sock``."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: zmq.Socket,
+        handler: Callable[[list[zmq.Frame]], None],
+        max_per_turn: int = 256,
+    ) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._handler = handler
+        self._max_per_turn = max_per_turn
+        self._scheduled = False
+        self._fd = sock.getsockopt(zmq.FD)
+        loop.add_reader(self._fd, self._drain)
+        self.recheck()
+
+    def recheck(self) -> None:
+        """Look for waiting messages soon (call after sending on this socket)."""
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        sock, handler = self._sock, self._handler
+        for _ in range(self._max_per_turn):
+            if not sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                return
+            handler(sock.recv_multipart(copy=False))
+        # More is waiting: yield to the loop (HTTP, timers) and come back.
+        self.recheck()
+
+    def close(self) -> None:
+        self._loop.remove_reader(self._fd)

@@ -1,0 +1,1 @@
+"""Load generation: client processes that send queries and record raw per-query timings."""

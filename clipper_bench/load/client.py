@@ -1,0 +1,210 @@
+"""A closed-loop load-generating client process.
+
+Run as ``python -m clipper_bench.load.client SPEC.json``. It waits until the spec's start time,
+keeps ``concurrency`` queries outstanding for warm-up plus duration, stops sending, waits up to
+``drain_timeout_s`` for the answers still out, and writes every query's raw timings to an ``.npz``
+file: ``send_ns`` and ``done_ns`` (``perf_counter_ns``, -1 when unanswered) and ``status``, with
+``anchor_wall_ns``/``anchor_perf_ns`` to turn them into wall-clock times. Latency runs from the
+moment a query is sent to the moment its answer arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import sys
+import time
+from array import array
+from pathlib import Path
+
+import numpy as np
+
+from .spec import STATUS_DEFAULT, STATUS_ERROR, STATUS_NO_ANSWER, STATUS_OK, LoadSpec
+
+
+class Recorder:
+    """Raw per-query data, appended as queries go out and filled in as answers come back."""
+
+    def __init__(self) -> None:
+        self.send_ns = array("q")
+        self.done_ns = array("q")
+        self.status = array("b")
+
+    def sent(self, t_ns: int) -> int:
+        self.send_ns.append(t_ns)
+        self.done_ns.append(-1)
+        self.status.append(STATUS_NO_ANSWER)
+        return len(self.send_ns) - 1
+
+    def answered(self, index: int, t_ns: int, status: int) -> None:
+        self.done_ns[index] = t_ns
+        self.status[index] = status
+
+    def save(self, path: str, anchor_wall_ns: int, anchor_perf_ns: int, client_index: int) -> None:
+        tmp = f"{path}.tmp.npz"
+        np.savez(
+            tmp,
+            send_ns=np.frombuffer(self.send_ns, dtype=np.int64),
+            done_ns=np.frombuffer(self.done_ns, dtype=np.int64),
+            status=np.frombuffer(self.status, dtype=np.int8),
+            anchor_wall_ns=np.int64(anchor_wall_ns),
+            anchor_perf_ns=np.int64(anchor_perf_ns),
+            client_index=np.int64(client_index),
+        )
+        os.replace(tmp, path)
+
+
+def wait_for_go(spec_path: Path) -> float:
+    """Say we are ready (a ``.ready`` file beside the spec), then read the start time from stdin."""
+    Path(f"{spec_path}.ready").touch()
+    line = sys.stdin.readline()
+    if not line.strip():
+        raise SystemExit("no start time on stdin: the driver went away")
+    return float(line)
+
+
+def _wait_until(wall_time: float) -> None:
+    delay = wall_time - time.time()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder) -> None:
+    import zmq
+
+    from ..protocol.binary import REQUEST_HEADER, RESPONSE_HEADER
+
+    ctx = zmq.Context.instance()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDHWM, 0)
+    sock.setsockopt(zmq.RCVHWM, 0)
+    sock.setsockopt(zmq.RCVTIMEO, 100)
+    sock.connect(f"tcp://{spec.address}")
+    app = spec.app.encode()
+    pack = REQUEST_HEADER.pack
+    unpack_from = RESPONSE_HEADER.unpack_from
+    n_pool = len(pool)
+    clock = time.perf_counter_ns
+    send = sock.send_multipart
+    recv = sock.recv_multipart
+    sent = rec.sent
+    answered = rec.answered
+
+    _wait_until(spec.start_at_wall)
+    end_ns = clock() + int((spec.warmup_s + spec.duration_s) * 1e9)
+    outstanding = 0
+    for _ in range(spec.concurrency):
+        i = sent(clock())
+        send([pack(i, input_code, 0), app, pool[i % n_pool]])
+        outstanding += 1
+    while True:
+        try:
+            frames = recv()
+        except zmq.Again:
+            if clock() >= end_ns:
+                break
+            continue
+        t = clock()
+        i = unpack_from(frames[0])[0]
+        answered(i, t, frames[1][0])
+        outstanding -= 1
+        if t < end_ns:
+            i = sent(clock())
+            send([pack(i, input_code, 0), app, pool[i % n_pool]])
+            outstanding += 1
+        elif outstanding == 0:
+            break
+    drain_end = clock() + int(spec.drain_timeout_s * 1e9)
+    while outstanding > 0 and clock() < drain_end:
+        try:
+            frames = recv()
+        except zmq.Again:
+            continue
+        i = unpack_from(frames[0])[0]
+        answered(i, clock(), frames[1][0])
+        outstanding -= 1
+    sock.close(0)
+
+
+async def _run_rest(spec: LoadSpec, bodies: list[bytes], rec: Recorder) -> None:
+    import aiohttp
+
+    url = f"http://{spec.address}/{spec.app}/predict"
+    clock = time.perf_counter_ns
+    n_pool = len(bodies)
+    headers = {"Content-Type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=spec.concurrency)
+    timeout = aiohttp.ClientTimeout(total=max(spec.drain_timeout_s, 1.0))
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await asyncio.sleep(max(spec.start_at_wall - time.time(), 0))
+        end_ns = clock() + int((spec.warmup_s + spec.duration_s) * 1e9)
+
+        async def worker() -> None:
+            while clock() < end_ns:
+                i = rec.sent(clock())
+                try:
+                    async with session.post(url, data=bodies[i % n_pool], headers=headers) as resp:
+                        body = await resp.read()
+                    t = clock()
+                    if resp.status != 200:
+                        rec.answered(i, t, STATUS_ERROR)
+                    else:
+                        default = json.loads(body).get("default", False)
+                        rec.answered(i, t, STATUS_DEFAULT if default else STATUS_OK)
+                except (TimeoutError, aiohttp.ClientError, ValueError):
+                    rec.answered(i, clock(), STATUS_ERROR)
+
+        await asyncio.gather(*(worker() for _ in range(spec.concurrency)))
+
+
+def run(spec: LoadSpec, spec_path: Path | None = None) -> None:
+    """Generate the load a spec asks for and write the raw data file.
+
+    With ``spec_path``, signal readiness and take the start time from stdin (see ``wait_for_go``).
+    """
+    import dataclasses
+
+    from ..containers.models import get_model_spec
+
+    model = get_model_spec(spec.model_name)
+    arrays = model.make_inputs(spec.pool_size, seed=spec.seed + spec.client_index)
+    if spec_path is not None:
+        spec = dataclasses.replace(spec, start_at_wall=wait_for_go(spec_path))
+    rec = Recorder()
+    anchor_wall_ns, anchor_perf_ns = time.time_ns(), time.perf_counter_ns()
+    if spec.transport == "binary":
+        run_binary(spec, [a.tobytes() for a in arrays], int(model.input_type), rec)
+    elif spec.transport == "rest":
+        from ..protocol.types import InputType
+
+        if model.input_type in (InputType.BYTES,):
+            bodies = [json.dumps({"input": base64.b64encode(a.tobytes()).decode()}).encode() for a in arrays]
+        elif model.input_type is InputType.STRINGS:
+            bodies = [json.dumps({"input": a.tobytes().decode()}).encode() for a in arrays]
+        else:
+            bodies = [json.dumps({"input": a.tolist()}).encode() for a in arrays]
+        asyncio.run(_run_rest(spec, bodies, rec))
+    else:
+        raise ValueError(f"unknown transport {spec.transport!r}")
+    rec.save(spec.out_path, anchor_wall_ns, anchor_perf_ns, spec.client_index)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    spec = LoadSpec.load(Path(argv[0]))
+    if spec.cpus:
+        from ..containers.pinning import pin_current_process
+
+        pin_current_process(spec.cpus)
+    from ..engine.processes import become_child
+
+    become_child(f"clipper-bench loadgen client#{spec.client_index} {spec.transport} -> {spec.app}")
+    run(spec, Path(argv[0]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

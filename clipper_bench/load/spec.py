@@ -1,0 +1,43 @@
+"""What one load-generating client is asked to do, as a JSON-serialisable settings object."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+# Per-query status codes in the raw data files.
+STATUS_OK = 0
+STATUS_DEFAULT = 1
+STATUS_ERROR = 2
+STATUS_NO_ANSWER = 3
+STATUS_NAMES = {STATUS_OK: "ok", STATUS_DEFAULT: "default", STATUS_ERROR: "error", STATUS_NO_ANSWER: "no_answer"}
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """One client's job: where to send, what, how hard, and when."""
+
+    client_index: int
+    transport: str  # "binary" or "rest"
+    address: str  # host:port of the binary path or of the REST query frontend
+    app: str
+    model_name: str  # registry model whose input pool the client sends
+    concurrency: int
+    start_at_wall: float  # time.time() at which sending starts
+    warmup_s: float
+    duration_s: float
+    drain_timeout_s: float
+    out_path: str
+    pool_size: int = 1000
+    seed: int = 0
+    cpus: tuple[int, ...] = ()
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self)))
+
+    @classmethod
+    def load(cls, path: Path) -> LoadSpec:
+        data = json.loads(Path(path).read_text())
+        data["cpus"] = tuple(data.get("cpus", ()))
+        return cls(**data)

@@ -1,0 +1,121 @@
+"""The results layout, written atomically.
+
+::
+
+    <results_dir>/<experiment_id>/
+        experiment.json            command line, settings, host, package versions
+        runs.ndjson                one line per configuration, appended when it ends
+        configs/<config_id>.json   the original driver's keys plus "summary"
+        configs/<config_id>.queries.npz   raw per-query data of each client (one file per client)
+        logs/<config_id>/          one log file per process of that configuration
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def host_info(gpu_names: list[str]) -> dict[str, Any]:
+    """Facts about this machine that decide how numbers compare."""
+    versions = {}
+    for dist in ("clipper-bench", "clipper_admin", "pyzmq", "aiohttp", "numpy"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu_model": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "usable_cpus": sorted(os.sched_getaffinity(0)),
+        "gpus": gpu_names,
+        "packages": versions,
+    }
+
+
+class ExperimentStore:
+    """One experiment's directory."""
+
+    def __init__(self, results_dir: Path, experiment_id: str | None = None) -> None:
+        self.experiment_id = experiment_id or time.strftime("%y%m%d_%H%M%S")
+        self.path = Path(results_dir) / self.experiment_id
+        n = 1
+        while experiment_id is None and self.path.exists():
+            n += 1
+            self.experiment_id = f"{time.strftime('%y%m%d_%H%M%S')}-{n}"
+            self.path = Path(results_dir) / self.experiment_id
+        self.configs_dir = self.path / "configs"
+        self.logs_dir = self.path / "logs"
+
+    def create(self, experiment: dict[str, Any]) -> None:
+        self.configs_dir.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.path / "experiment.json", experiment)
+
+    def config_path(self, config_id: str) -> Path:
+        return self.configs_dir / f"{config_id}.json"
+
+    def raw_path(self, config_id: str, client_index: int) -> Path:
+        return self.configs_dir / f"{config_id}.client{client_index}.queries.npz"
+
+    def write_config(self, config_id: str, record: dict[str, Any]) -> None:
+        atomic_write_json(self.config_path(config_id), record)
+
+    def append_run(self, line: dict[str, Any]) -> None:
+        """Append one line to runs.ndjson (a single write of a whole line, then fsync)."""
+        data = (json.dumps(line) + "\n").encode()
+        fd = os.open(self.path / "runs.ndjson", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def runs(self) -> list[dict[str, Any]]:
+        path = self.path / "runs.ndjson"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,1 @@
+"""Sweeps: settings, the plan of configurations and cores, and the experiment runner."""

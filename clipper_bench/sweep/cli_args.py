@@ -1,0 +1,174 @@
+"""Command-line flags of ``run`` (the original driver's, plus ours) and ``serve``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from .settings import RunSettings
+
+
+def add_run_flags(p: argparse.ArgumentParser) -> None:
+    """The original image_driver_1 flags, then clipper-bench's own."""
+    p.add_argument("-m", "--model_name", required=True, help="model to benchmark (noop, sleep, ...)")
+    p.add_argument("-d", "--duration", type=float, default=120.0,
+                   help="seconds each configuration is measured (default 120)")
+    p.add_argument("-b", "--batch_sizes", type=int, nargs="+", default=[2], help="batch sizes to sweep (default 2)")
+    p.add_argument("-r", "--num_replicas", type=int, nargs="+", default=[1], help="replica counts to sweep (default 1)")
+    p.add_argument("-c", "--model_cpus", type=int, nargs="+", default=None,
+                   help="cores the replicas may use (default: all but the frontend's and load generator's)")
+    p.add_argument("-p", "--cpus_per_replica_nums", type=int, nargs="+", default=[1],
+                   help="cores per replica to sweep (default 1)")
+    p.add_argument("-g", "--model_gpus", type=int, nargs="+", default=[],
+                   help="GPU indices; replica i gets the i-th (default: CPU only)")
+    p.add_argument("-n", "--num_clients", type=int, default=1, help="load-generating client processes (default 1)")
+    p.add_argument("--engine", choices=["local"], default="local", help="serving engine (default local)")
+    p.add_argument("--results_dir", type=Path, default=Path("results"), help="where experiments go (default results/)")
+    p.add_argument("--warmup", type=float, default=5.0, help="seconds of load before measuring (default 5)")
+    p.add_argument("--concurrency", type=int, default=None,
+                   help="outstanding queries in all (default 2 x replicas x batch size)")
+    p.add_argument("--transport", choices=["binary", "rest"], default="binary",
+                   help="query path: binary (raw tensors over ZeroMQ, default) or rest (Clipper's JSON API)")
+    p.add_argument("--slo_ms", type=float, default=500.0, help="application latency SLO in ms (default 500)")
+    p.add_argument("--sleep_ms", type=float, default=10.0, help="batch time of the 'sleep' model in ms (default 10)")
+    p.add_argument("--host", default="127.0.0.1", help="address the frontends bind to (default 127.0.0.1)")
+    p.add_argument("--oversubscribe", action="store_true",
+                   help="allow more replica cores than there are free cores (replicas then share cores)")
+
+
+def settings_from_args(args: argparse.Namespace) -> RunSettings:
+    return RunSettings(
+        model_name=args.model_name,
+        duration_s=args.duration,
+        batch_sizes=tuple(args.batch_sizes),
+        num_replicas=tuple(args.num_replicas),
+        model_cpus=tuple(args.model_cpus) if args.model_cpus is not None else None,
+        cpus_per_replica_nums=tuple(args.cpus_per_replica_nums),
+        model_gpus=tuple(args.model_gpus),
+        num_clients=args.num_clients,
+        engine=args.engine,
+        results_dir=args.results_dir,
+        warmup_s=args.warmup,
+        concurrency=args.concurrency,
+        transport=args.transport,
+        slo_ms=args.slo_ms,
+        sleep_ms=args.sleep_ms,
+        host=args.host,
+        oversubscribe=args.oversubscribe,
+    )
+
+
+def add_run_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="sweep batch sizes x replicas for one model and record the results",
+        description="Deploy a model for every (replicas x cores per replica x batch size), drive load, "
+                    "and write one record per configuration.",
+    )
+    add_run_flags(p)
+    p.set_defaults(func=cmd_run)
+
+
+def check_results_dir(path: Path) -> None:
+    from ..cli import UsageError
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"results directory {path} is not writable ({exc.strerror}); pass --results_dir DIR") from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..cli import UsageError
+    from ..containers.models import UnknownModelError
+    from .plan import PlanError
+    from .runner import ExperimentRunner
+
+    settings = settings_from_args(args)
+    check_results_dir(settings.results_dir)
+    try:
+        runner = ExperimentRunner(settings, ["clipper-bench", *sys.argv[1:]])
+    except (UnknownModelError, PlanError) as exc:
+        raise UsageError(str(exc)) from None
+    runner.run()
+    return 0
+
+
+def add_serve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="start the local engine alone and keep it running until Ctrl-C",
+        description="Start the local Clipper-compatible engine; optionally deploy a model and link an app of the same name.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--query_port", type=int, default=1337)
+    p.add_argument("--admin_port", type=int, default=1338)
+    p.add_argument("--rpc_port", type=int, default=7000)
+    p.add_argument("--binary_port", type=int, default=1339)
+    p.add_argument("-m", "--model_name", default=None, help="also deploy this model, with an app of the same name")
+    p.add_argument("-r", "--num_replicas", type=int, default=1)
+    p.add_argument("-b", "--batch_size", type=int, default=-1)
+    p.add_argument("--slo_ms", type=float, default=500.0)
+    p.add_argument("--sleep_ms", type=float, default=10.0)
+    p.add_argument("--log_dir", type=Path, default=None, help="where process logs go (default: a temporary directory)")
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from clipper_admin import ClipperConnection
+    from clipper_admin.exceptions import ClipperException
+
+    from ..cli import UsageError
+    from ..containers.models import UnknownModelError, get_model_spec
+    from ..engine.manager import IMAGE_PREFIX, LocalContainerManager
+
+    spec = None
+    if args.model_name:
+        try:
+            spec = get_model_spec(args.model_name)
+        except UnknownModelError as exc:
+            raise UsageError(str(exc)) from None
+    manager = LocalContainerManager(
+        host=args.host, query_port=args.query_port, admin_port=args.admin_port,
+        rpc_port=args.rpc_port, binary_port=args.binary_port, log_dir=args.log_dir,
+        container_args=["--sleep_ms", repr(args.sleep_ms)],
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    conn = ClipperConnection(manager)
+    try:
+        try:
+            conn.start_clipper()
+            if spec is not None:
+                name = spec.name
+                conn.register_application(name, spec.input_type.api_name, "TIMEOUT", int(args.slo_ms * 1000))
+                conn.deploy_model(name, "1", spec.input_type.api_name, f"{IMAGE_PREFIX}{name}",
+                                  num_replicas=args.num_replicas, batch_size=args.batch_size)
+                conn.link_model_to_app(name, name)
+        except ClipperException as exc:
+            raise UsageError(f"could not start the engine: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+        print(f"query frontend   http://{manager.get_query_addr()}  (POST /<app>/predict, GET /metrics)")
+        print(f"admin frontend   http://{manager.get_admin_addr()}  (clipper_admin, /admin/...)")
+        print(f"container RPC    tcp://{manager.host}:{manager.rpc_port}")
+        print(f"binary queries   tcp://{manager.get_binary_addr()}")
+        print(f"logs             {manager.log_dir}")
+        if spec is not None:
+            print(f"app '{spec.name}' serves model '{spec.name}' with {args.num_replicas} replica(s); try:")
+            example = ",".join(["0.5"] * spec.input_size) if spec.input_size <= 16 else "..."
+            print(f"  curl -s -X POST -d '{{\"input\": [{example}]}}' http://{manager.get_query_addr()}/{spec.name}/predict")
+        print("Ctrl-C to stop", flush=True)
+        while not stop.wait(0.5):
+            if manager.frontend is None or not manager.frontend.alive():
+                raise UsageError(f"the frontend exited; see {manager.log_dir / 'frontend.log'}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        manager.stop_all()
+        print("stopped", flush=True)
+    return 0

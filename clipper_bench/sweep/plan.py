@@ -1,0 +1,182 @@
+"""Planning an experiment: which cores serve what, and the configurations to run.
+
+The original driver hard-coded the cores of one 32-core machine. Here the plan starts from the cores
+this process may use. With four or more, the frontend and the load generator get cores of their own
+and the replicas the rest; with fewer, everything shares and the experiment says so. Replica ``i``
+with ``c`` cores per replica gets ``model_cpus[i*c:(i+1)*c]`` and GPU ``model_gpus[i]``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+
+from ..engine.manager import Placement
+from .settings import RunSettings
+
+MIN_CORES_TO_RESERVE = 4
+
+
+class PlanError(ValueError):
+    """A request this machine cannot honour; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class CorePlan:
+    frontend_cpus: tuple[int, ...]
+    client_cpus: tuple[int, ...]
+    model_cpus: tuple[int, ...]
+    note: str
+
+    def to_json(self) -> dict:
+        return {
+            "frontend_cpus": list(self.frontend_cpus),
+            "client_cpus": list(self.client_cpus),
+            "model_cpus": list(self.model_cpus),
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class ConfigPoint:
+    """One configuration of the sweep, with its canonical id."""
+
+    model_name: str
+    num_replicas: int
+    cpus_per_replica: int
+    batch_size: int
+
+    @property
+    def config_id(self) -> str:
+        return f"{self.model_name}-r{self.num_replicas}-c{self.cpus_per_replica}-b{self.batch_size}"
+
+
+def usable_cpus() -> list[int]:
+    """The cores this process may run on."""
+    return sorted(os.sched_getaffinity(0))
+
+
+def detect_gpus() -> list[str]:
+    """Names of the NVIDIA GPUs here, index order; empty when there are none or no driver."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        try:
+            names = []
+            for i in range(pynvml.nvmlDeviceGetCount()):
+                name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
+                names.append(name.decode() if isinstance(name, bytes) else name)
+            return names
+        finally:
+            pynvml.nvmlShutdown()
+    except Exception:  # no library, no driver or no device: try nvidia-smi, else none
+        pass
+    if shutil.which("nvidia-smi"):
+        try:
+            out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+            return [line.split(":", 1)[1].split("(")[0].strip() for line in out.stdout.splitlines() if line.startswith("GPU ")]
+        except (OSError, subprocess.SubprocessError):
+            return []
+    return []
+
+
+def plan_cores(settings: RunSettings, available: list[int]) -> CorePlan:
+    """Decide which cores the frontend, the clients and the replicas use."""
+    if settings.model_cpus is not None:
+        missing = sorted(set(settings.model_cpus) - set(available))
+        if missing:
+            raise PlanError(
+                f"--model_cpus asks for cores {missing} that this machine does not let us use "
+                f"(usable: {_ranges(available)}); pick from those"
+            )
+        if len(set(settings.model_cpus)) != len(settings.model_cpus):
+            raise PlanError("--model_cpus lists a core twice; list each core once")
+        rest = [c for c in available if c not in settings.model_cpus]
+        if len(rest) >= 2:
+            return CorePlan((rest[0],), tuple(rest[1:]), tuple(settings.model_cpus),
+                            "frontend and load generator on cores apart from the replicas")
+        return CorePlan((), (), tuple(settings.model_cpus),
+                        "too few cores left: frontend and load generator share cores with the replicas")
+    if len(available) >= MIN_CORES_TO_RESERVE:
+        n_client = 1 if len(available) < 8 else min(settings.num_clients, max(1, len(available) // 8))
+        return CorePlan(
+            (available[0],),
+            tuple(available[1:1 + n_client]),
+            tuple(available[1 + n_client:]),
+            "frontend and load generator on cores apart from the replicas",
+        )
+    return CorePlan(
+        (), (), tuple(available),
+        f"only {len(available)} cores: frontend, load generator and replicas share them",
+    )
+
+
+def _ranges(cpus: list[int]) -> str:
+    return ",".join(str(c) for c in cpus)
+
+
+def configurations(settings: RunSettings) -> list[ConfigPoint]:
+    """Every configuration, in the original's order: replicas, then cores per replica, then batch."""
+    return [
+        ConfigPoint(settings.model_name, r, c, b)
+        for r in settings.num_replicas
+        for c in settings.cpus_per_replica_nums
+        for b in settings.batch_sizes
+    ]
+
+
+def placements(point: ConfigPoint, plan: CorePlan, gpus: tuple[int, ...], oversubscribe: bool) -> list[Placement]:
+    """Cores and GPU of each replica of ``point``."""
+    cpus = plan.model_cpus
+    need = point.num_replicas * point.cpus_per_replica
+    if need > len(cpus) and not oversubscribe:
+        raise PlanError(
+            f"{point.num_replicas} replicas x {point.cpus_per_replica} cores need {need} cores, "
+            f"but {len(cpus)} are free for replicas ({_ranges(list(cpus))}); "
+            "ask for fewer, or pass --oversubscribe to let replicas share cores"
+        )
+    out = []
+    for i in range(point.num_replicas):
+        mine = tuple(cpus[(i * point.cpus_per_replica + k) % len(cpus)] for k in range(point.cpus_per_replica))
+        out.append(Placement(tuple(sorted(set(mine))), gpus[i] if gpus else None))
+    return out
+
+
+def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) -> tuple[CorePlan, list[ConfigPoint]]:
+    """Check every setting against this machine before anything starts; raise PlanError if wrong."""
+    for flag, values in (("--batch_sizes", settings.batch_sizes), ("--num_replicas", settings.num_replicas),
+                         ("--cpus_per_replica_nums", settings.cpus_per_replica_nums)):
+        if not values:
+            raise PlanError(f"{flag} needs at least one value")
+        bad = [v for v in values if v < 1]
+        if bad:
+            raise PlanError(f"{flag} must be positive integers, got {bad}")
+    if settings.duration_s <= 0:
+        raise PlanError(f"--duration must be positive seconds, got {settings.duration_s:g}")
+    if settings.warmup_s < 0:
+        raise PlanError(f"--warmup must be 0 or more seconds, got {settings.warmup_s:g}")
+    if settings.num_clients < 1:
+        raise PlanError(f"--num_clients must be at least 1, got {settings.num_clients}")
+    if settings.concurrency is not None and settings.concurrency < 1:
+        raise PlanError(f"--concurrency must be at least 1, got {settings.concurrency}")
+    if settings.slo_ms <= 0:
+        raise PlanError(f"--slo_ms must be positive, got {settings.slo_ms:g}")
+    if settings.model_gpus:
+        missing = [g for g in settings.model_gpus if g < 0 or g >= len(gpu_names)]
+        if missing:
+            have = f"GPUs 0-{len(gpu_names) - 1}" if gpu_names else "no NVIDIA GPU"
+            raise PlanError(f"--model_gpus asks for GPU {missing} but this machine has {have}; "
+                            "drop -g to run on the CPU")
+        if max(settings.num_replicas) > len(settings.model_gpus):
+            raise PlanError(
+                f"{max(settings.num_replicas)} replicas need {max(settings.num_replicas)} GPUs, "
+                f"--model_gpus gives {len(settings.model_gpus)}; list one GPU per replica"
+            )
+    plan = plan_cores(settings, available)
+    points = configurations(settings)
+    for point in points:
+        placements(point, plan, settings.model_gpus, settings.oversubscribe)
+    return plan, points

@@ -1,0 +1,203 @@
+"""The experiment runner: for every configuration, deploy, warm up, measure, record, tear down."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+from clipper_admin import ClipperConnection
+from clipper_admin.exceptions import ClipperException
+
+from ..containers.models import get_model_spec
+from ..engine.manager import IMAGE_PREFIX, LocalContainerManager, Placement
+from ..engine.processes import free_ports
+from ..load.orchestrate import LoadError, run_clients
+from ..load.spec import LoadSpec
+from ..load.stats import summarize, window_metrics
+from ..results.store import ExperimentStore, host_info
+from .plan import ConfigPoint, detect_gpus, placements, usable_cpus, validate
+from .settings import RunSettings
+
+MODEL_VERSION = "1"
+DEFAULT_OUTPUT = "TIMEOUT"
+
+
+class Interrupted(Exception):
+    """SIGTERM arrived; treated like Ctrl-C."""
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(f"signal {signal.Signals(signum).name}")
+
+
+class ExperimentRunner:
+    """Runs every configuration of one experiment and writes its results."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        command_line: list[str],
+        say: Callable[[str], None] = lambda s: print(s, flush=True),
+    ) -> None:
+        self.settings = settings
+        self.command_line = command_line
+        self.say = say
+        self.spec = get_model_spec(settings.model_name)
+        self.gpu_names = detect_gpus() if settings.model_gpus else []
+        self.plan, self.points = validate(settings, usable_cpus(), self.gpu_names)
+        self.store = ExperimentStore(settings.results_dir)
+
+    def run(self) -> Path:
+        """Run the sweep; return the experiment directory."""
+        s = self.settings
+        self.store.create({
+            "experiment_id": self.store.experiment_id,
+            "command_line": self.command_line,
+            "settings": s.to_json(),
+            "core_plan": self.plan.to_json(),
+            "configurations": [p.config_id for p in self.points],
+            "host": host_info(self.gpu_names or detect_gpus()),
+            "started_at": time.time(),
+        })
+        self.say(f"experiment {self.store.path}: {len(self.points)} configurations; {self.plan.note}")
+        previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+        try:
+            for k, point in enumerate(self.points, 1):
+                self.say(f"[{k}/{len(self.points)}] {point.config_id} ...")
+                line = self._run_point(point)
+                if line["status"] == "ok":
+                    lat = line["latency_ms"]
+                    self.say(
+                        f"[{k}/{len(self.points)}] {point.config_id}: {line['throughput_qps']:.1f} q/s, "
+                        f"p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, "
+                        f"{line['num_errors']} errors, {line['num_defaults']} defaults"
+                    )
+                else:
+                    self.say(f"[{k}/{len(self.points)}] {point.config_id}: {line['status']}: {line['error']}")
+                if line["status"] == "interrupted":
+                    raise KeyboardInterrupt
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        self.say(f"results in {self.store.path}")
+        return self.store.path
+
+    def _node_config(self, point: ConfigPoint, places: list[Placement]) -> dict[str, Any]:
+        return {
+            "name": point.model_name,
+            "input_type": self.spec.input_type.api_name,
+            "model_image": f"{IMAGE_PREFIX}{point.model_name}",
+            "allocated_cpus": sorted({c for p in places for c in p.cpus}),
+            "cpus_per_replica": point.cpus_per_replica,
+            "slo": int(self.settings.slo_ms * 1000),
+            "num_replicas": point.num_replicas,
+            "gpus": [p.gpu for p in places if p.gpu is not None],
+            "batch_size": point.batch_size,
+        }
+
+    def _run_point(self, point: ConfigPoint) -> dict[str, Any]:
+        s = self.settings
+        places = placements(point, self.plan, s.model_gpus, s.oversubscribe)
+        concurrency = s.concurrency_for(point.num_replicas, point.batch_size)
+        record: dict[str, Any] = {
+            "config_id": point.config_id,
+            "node_configs": [self._node_config(point, places)],
+            "clipper_metrics": None,
+            "client_metrics": [],
+            "summary": None,
+            "settings": {
+                "engine": s.engine, "transport": s.transport, "concurrency": concurrency,
+                "num_clients": s.num_clients, "warmup_s": s.warmup_s, "duration_s": s.duration_s,
+                "sleep_ms": s.sleep_ms if point.model_name == "sleep" else None,
+                "placements": [{"cpus": list(p.cpus), "gpu": p.gpu} for p in places],
+            },
+            "status": "failed",
+            "error": None,
+            "started_at": time.time(),
+            "logs": str(self.store.logs_dir / point.config_id),
+        }
+        try:
+            self._measure(point, places, concurrency, record)
+            record["status"] = "ok"
+        except (KeyboardInterrupt, Interrupted) as exc:
+            record["status"] = "interrupted"
+            record["error"] = f"interrupted ({exc or 'Ctrl-C'})"
+        except (ClipperException, LoadError, requests.RequestException, OSError) as exc:
+            record["error"] = f"{type(exc).__name__}: {exc}"
+        record["ended_at"] = time.time()
+        self.store.write_config(point.config_id, record)
+        line = self._run_line(point, record)
+        self.store.append_run(line)
+        return line
+
+    def _run_line(self, point: ConfigPoint, record: dict[str, Any]) -> dict[str, Any]:
+        summary = record["summary"] or {}
+        return {
+            "config_id": point.config_id,
+            "model_name": point.model_name,
+            "engine": self.settings.engine,
+            "transport": self.settings.transport,
+            "batch_size": point.batch_size,
+            "num_replicas": point.num_replicas,
+            "cpus_per_replica": point.cpus_per_replica,
+            "gpus": record["node_configs"][0]["gpus"],
+            "concurrency": record["settings"]["concurrency"],
+            "duration_s": self.settings.duration_s,
+            "num_completed": summary.get("num_completed"),
+            "num_errors": summary.get("num_errors"),
+            "num_defaults": summary.get("num_defaults"),
+            "throughput_qps": summary.get("throughput_qps"),
+            "latency_ms": summary.get("latency_ms"),
+            "status": record["status"],
+            "error": record["error"],
+        }
+
+    def _measure(self, point: ConfigPoint, places: list[Placement], concurrency: int, record: dict) -> None:
+        s = self.settings
+        log_dir = self.store.logs_dir / point.config_id
+        query, admin, rpc, binary = free_ports(4, "127.0.0.1" if s.host in ("0.0.0.0", "") else s.host)
+        manager = LocalContainerManager(
+            host=s.host, query_port=query, admin_port=admin, rpc_port=rpc, binary_port=binary,
+            log_dir=log_dir, placements=places,
+            container_args=["--sleep_ms", repr(s.sleep_ms)],
+            frontend_cpus=self.plan.frontend_cpus,
+        )
+        conn = ClipperConnection(manager)
+        try:
+            conn.start_clipper()
+            name = point.model_name
+            conn.register_application(name, self.spec.input_type.api_name, DEFAULT_OUTPUT, int(s.slo_ms * 1000))
+            conn.deploy_model(name, MODEL_VERSION, self.spec.input_type.api_name, f"{IMAGE_PREFIX}{name}",
+                              num_replicas=point.num_replicas, batch_size=point.batch_size)
+            conn.link_model_to_app(name, name)
+            address = manager.get_binary_addr() if s.transport == "binary" else manager.get_query_addr()
+            per_client = math.ceil(concurrency / s.num_clients)
+            specs = [
+                LoadSpec(
+                    client_index=i, transport=s.transport, address=address, app=name, model_name=name,
+                    concurrency=per_client, start_at_wall=0.0, warmup_s=s.warmup_s, duration_s=s.duration_s,
+                    drain_timeout_s=s.drain_timeout_s,
+                    out_path=str(self.store.raw_path(point.config_id, i)),
+                    pool_size=s.pool_size, seed=s.seed, cpus=self.plan.client_cpus,
+                )
+                for i in range(s.num_clients)
+            ]
+            start_at, clients = run_clients(specs, log_dir)
+            window = (int((start_at + s.warmup_s) * 1e9), int((start_at + s.warmup_s + s.duration_s) * 1e9))
+            record["window_wall_ns"] = list(window)
+            record["summary"] = summarize(clients, window)
+            record["client_metrics"] = [window_metrics(c, window) for c in clients]
+            record["raw_files"] = [Path(sp.out_path).name for sp in specs]
+            record["clipper_metrics"] = requests.get(f"http://{manager.get_query_addr()}/metrics", timeout=10).json()
+        finally:
+            manager.stop_all()
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2)

@@ -1,0 +1,42 @@
+"""The settings of one experiment: one frozen object, validated before anything runs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Everything ``clipper-bench run`` (and ``driver.py``) was asked to do."""
+
+    model_name: str
+    duration_s: float = 120.0
+    batch_sizes: tuple[int, ...] = (2,)
+    num_replicas: tuple[int, ...] = (1,)
+    model_cpus: tuple[int, ...] | None = None
+    cpus_per_replica_nums: tuple[int, ...] = (1,)
+    model_gpus: tuple[int, ...] = ()
+    num_clients: int = 1
+    engine: str = "local"
+    results_dir: Path = Path("results")
+    warmup_s: float = 5.0
+    concurrency: int | None = None
+    transport: str = "binary"
+    slo_ms: float = 500.0
+    sleep_ms: float = 10.0
+    host: str = "127.0.0.1"
+    oversubscribe: bool = False
+    drain_timeout_s: float = 10.0
+    pool_size: int = 1000
+    seed: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["results_dir"] = str(self.results_dir)
+        return data
+
+    def concurrency_for(self, num_replicas: int, batch_size: int) -> int:
+        """Outstanding queries in all: the user's, or enough to fill every replica's next batch too."""
+        return self.concurrency if self.concurrency else 2 * num_replicas * batch_size
