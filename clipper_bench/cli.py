@@ -44,6 +44,10 @@ def _cmd_container(args: argparse.Namespace) -> int:
     )
     become_child(title)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("clipper_bench.container").info(
+        "placement: cpus=%s CUDA_VISIBLE_DEVICES=%r OMP_NUM_THREADS=%s",
+        sorted(os.sched_getaffinity(0)), os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get("OMP_NUM_THREADS"),
+    )
 
     from .containers.models import ModelOptions, UnknownModelError, get_model_spec
     from .containers.runner import Container, ContainerSettings, install_stop_handlers

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import zmq
 
+from ..engine.zmq_asyncio import send_frames
 from ..protocol import rpc
 from ..protocol.types import InputType
 from .models.base import Model
@@ -92,7 +93,7 @@ class Container:
                 frames = sock.recv_multipart(copy=False)
                 last_heard = time.monotonic()
                 try:
-                    message = rpc.decode_from_frontend([f.buffer for f in frames])
+                    message = rpc.decode_from_frontend(frames)
                 except rpc.RpcError as exc:
                     log.warning("dropped a malformed message: %s", exc)
                     continue
@@ -104,7 +105,7 @@ class Container:
                     sock.send_multipart(rpc.encode_response(message.msg_id, [b"ACK"]))
                     continue
                 outputs = self.model.predict(decode_inputs(message))
-                sock.send_multipart(rpc.encode_response(message.msg_id, outputs), copy=False)
+                send_frames(sock, rpc.encode_response(message.msg_id, outputs))
                 self.batches += 1
         finally:
             sock.close(0)

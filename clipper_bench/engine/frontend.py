@@ -33,7 +33,7 @@ from .dispatcher import Dispatcher, Query
 from .inputs import InputError, check_binary_input, encode_json_input
 from .metrics import MetricsRegistry
 from .registry import AdminError, Application, Registry
-from .zmq_asyncio import ZmqReader
+from .zmq_asyncio import ZmqReader, send_frames
 
 log = logging.getLogger("clipper_bench.frontend")
 
@@ -240,7 +240,7 @@ class Frontend:
 
     def _on_binary(self, frames: list[zmq.Frame]) -> None:
         identity = frames[0].bytes
-        body = [f.buffer for f in frames[1:]]
+        body = frames[1:]  # zmq.Frame objects: sized buffers, passed on without copying
         try:
             req = binary.decode_request(body, self.settings.max_inputs_per_request)
             app = self.registry.apps.get(req.app)
@@ -254,7 +254,7 @@ class Frontend:
             for item in req.inputs:
                 check_binary_input(item, app.input_type)
         except (binary.BinaryProtocolError, InputError) as exc:
-            n = max(len(body) - 2, 1)
+            n = max(len(body) - 1, 1)
             self._reply_binary(
                 identity, binary.peek_request_id(body), 0, bytes([Status.ERROR]) * n, [str(exc).encode()] * n
             )
@@ -294,10 +294,7 @@ class Frontend:
         self, identity: bytes, request_id: int, query_id: int, statuses: bytes, outputs: Sequence[Buffer]
     ) -> None:
         try:
-            self._binary.send_multipart(
-                [identity, *binary.encode_response(request_id, query_id, statuses, outputs)],
-                copy=False,
-            )
+            send_frames(self._binary, [identity, *binary.encode_response(request_id, query_id, statuses, outputs)])
         except zmq.ZMQError as exc:  # the client went away; nothing is waiting
             log.debug("binary reply to %r dropped: %s", identity, exc)
         self._binary_reader.recheck()
@@ -305,13 +302,13 @@ class Frontend:
     # -- model containers ---------------------------------------------------------------------
 
     def _send_rpc(self, identity: bytes, frames: Sequence[Buffer]) -> None:
-        self._rpc.send_multipart([identity, *frames], copy=False)
+        send_frames(self._rpc, [identity, *frames])
         self._rpc_reader.recheck()
 
     def _on_rpc(self, frames: list[zmq.Frame]) -> None:
         identity = frames[0].bytes
         try:
-            message = rpc.decode_from_container([f.buffer for f in frames[1:]])
+            message = rpc.decode_from_container(frames[1:])
         except rpc.RpcError as exc:
             log.warning("dropped a malformed RPC message from %r: %s", identity, exc)
             return

@@ -112,6 +112,7 @@ class LocalContainerManager(ContainerManager):
         """Start the frontend process and wait until it answers (images are ignored here)."""
         if self.frontend is not None and self.frontend.alive():
             raise ClipperException("this LocalContainerManager already runs a frontend")
+        self._check_ports_free()
         title = (
             f"clipper-bench frontend query={self.get_query_addr()} admin={self.admin_port} "
             f"rpc={self.rpc_port} binary={self.binary_port}"
@@ -140,6 +141,21 @@ class LocalContainerManager(ContainerManager):
         raise ClipperException(
             f"the frontend did not answer within {self.start_timeout_s:.0f} s; see {self.log_dir / 'frontend.log'}"
         )
+
+    def _check_ports_free(self) -> None:
+        import socket
+
+        for what, port in (("query", self.query_port), ("admin", self.admin_port),
+                           ("rpc", self.rpc_port), ("binary", self.binary_port)):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((self.host, port))
+                except OSError as exc:
+                    raise ClipperException(
+                        f"port {port} ({what}) on {self.host} is in use ({exc.strerror}): stop what "
+                        f"holds it or choose another port with --{what}_port"
+                    ) from None
 
     def _frontend_answers(self) -> bool:
         try:

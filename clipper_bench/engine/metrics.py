@@ -31,7 +31,7 @@ class Histogram:
         if len(self._samples) < self._size:
             self._samples.append(value)
         else:
-            j = self._rand.randrange(self._count)
+            j = int(self._rand.random() * self._count)
             if j < self._size:
                 self._samples[j] = value
 

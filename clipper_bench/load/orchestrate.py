@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -60,7 +61,7 @@ def run_clients(specs: Sequence[LoadSpec], work_dir: Path) -> tuple[float, list[
             remaining = max(end - time.monotonic(), 0.1)
             try:
                 code = child.popen.wait(remaining)
-            except Exception as exc:
+            except subprocess.TimeoutExpired as exc:
                 raise LoadError(f"{child.name} did not finish in time; see {child.log_path}") from exc
             if code != 0:
                 raise LoadError(f"{child.name} failed (exit {code}); see {child.log_path}: {child.log_tail(1)}")

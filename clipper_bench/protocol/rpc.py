@@ -64,6 +64,7 @@ _VERSION_FRAME = _U32.pack(RPC_VERSION)
 _CONTENT_FRAME = _U32.pack(MessageType.CONTAINER_CONTENT)
 _HEARTBEAT_FRAME = _U32.pack(MessageType.HEARTBEAT)
 _PREDICT_FRAME = _U32.pack(RequestType.PREDICT)
+_CONTENT = int(MessageType.CONTAINER_CONTENT)
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class ContainerMetadata:
     rpc_version: int = RPC_VERSION
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PredictRequest:
     """A batch of inputs sent to a container."""
 
@@ -93,7 +94,7 @@ class PredictRequest:
     request_type: RequestType = RequestType.PREDICT
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class PredictResponse:
     """A container's answer: one UTF-8 output per input, in order."""
 
@@ -173,6 +174,24 @@ def decode_from_container(
     if not body:
         raise RpcError("message has no type frame")
     msg_type = _u32(body[0], "message type")
+    if msg_type == _CONTENT:
+        if len(body) < 4:
+            raise RpcError(f"response: expected at least 4 frames after the delimiter, got {len(body)}")
+        msg_id = _u32(body[1], "response msg_id")
+        header = _u64_array(body[3], _u64(body[2], "response header length"), "response header")
+        if not header:
+            raise RpcError("response: empty header")
+        num_outputs, lengths = header[0], header[1:]
+        outputs = body[4:]
+        if num_outputs != len(lengths) or num_outputs != len(outputs):
+            raise RpcError(
+                f"response: header announces {num_outputs} outputs with {len(lengths)} lengths, "
+                f"message carries {len(outputs)}"
+            )
+        for i, (length, out) in enumerate(zip(lengths, outputs, strict=True)):
+            if length != len(out):
+                raise RpcError(f"response: output {i} is {len(out)} bytes, header says {length}")
+        return PredictResponse(msg_id, outputs)
     if msg_type == MessageType.HEARTBEAT:
         if len(body) != 1:
             raise RpcError(f"heartbeat: expected 1 frame after the delimiter, got {len(body)}")
@@ -191,24 +210,6 @@ def decode_from_container(
         if rpc_version != RPC_VERSION:
             raise RpcError(f"metadata: RPC version {rpc_version}, this frontend speaks {RPC_VERSION}")
         return ContainerMetadata(name, version, input_type, rpc_version)
-    if msg_type == MessageType.CONTAINER_CONTENT:
-        if len(body) < 4:
-            raise RpcError(f"response: expected at least 4 frames after the delimiter, got {len(body)}")
-        msg_id = _u32(body[1], "response msg_id")
-        header = _u64_array(body[3], _u64(body[2], "response header length"), "response header")
-        if not header:
-            raise RpcError("response: empty header")
-        num_outputs, lengths = header[0], header[1:]
-        outputs = body[4:]
-        if num_outputs != len(lengths) or num_outputs != len(outputs):
-            raise RpcError(
-                f"response: header announces {num_outputs} outputs with {len(lengths)} lengths, "
-                f"message carries {len(outputs)}"
-            )
-        for i, (length, out) in enumerate(zip(lengths, outputs, strict=True)):
-            if length != len(out):
-                raise RpcError(f"response: output {i} is {len(out)} bytes, header says {length}")
-        return PredictResponse(msg_id, outputs)
     raise RpcError(f"unknown message type {msg_type}")
 
 

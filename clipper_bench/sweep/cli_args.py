@@ -14,7 +14,7 @@ from .settings import RunSettings
 def add_run_flags(p: argparse.ArgumentParser) -> None:
     """The original image_driver_1 flags, then clipper-bench's own."""
     p.add_argument("-m", "--model_name", required=True, help="model to benchmark (noop, sleep, ...)")
-    p.add_argument("-d", "--duration", type=float, default=120.0,
+    p.add_argument("-d", "--duration", "--duration_seconds", dest="duration", type=float, default=120.0,
                    help="seconds each configuration is measured (default 120)")
     p.add_argument("-b", "--batch_sizes", type=int, nargs="+", default=[2], help="batch sizes to sweep (default 2)")
     p.add_argument("-r", "--num_replicas", type=int, nargs="+", default=[1], help="replica counts to sweep (default 1)")
@@ -61,6 +61,14 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
     )
 
 
+def quiet_cluster_logs() -> None:
+    """clipper_admin and the manager log every step at INFO; the runner prints its own summary."""
+    import logging
+
+    for name in ("clipper_admin", "clipper_bench.manager"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def add_run_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
@@ -92,6 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     check_results_dir(settings.results_dir)
+    quiet_cluster_logs()
     try:
         runner = ExperimentRunner(settings, ["clipper-bench", *sys.argv[1:]])
     except (UnknownModelError, PlanError) as exc:

@@ -29,8 +29,8 @@ MODEL_VERSION = "1"
 DEFAULT_OUTPUT = "TIMEOUT"
 
 
-class Interrupted(Exception):
-    """SIGTERM arrived; treated like Ctrl-C."""
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM arrived; handled exactly like Ctrl-C."""
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:
@@ -125,7 +125,7 @@ class ExperimentRunner:
         try:
             self._measure(point, places, concurrency, record)
             record["status"] = "ok"
-        except (KeyboardInterrupt, Interrupted) as exc:
+        except KeyboardInterrupt as exc:
             record["status"] = "interrupted"
             record["error"] = f"interrupted ({exc or 'Ctrl-C'})"
         except (ClipperException, LoadError, requests.RequestException, OSError) as exc:

@@ -48,6 +48,15 @@ register(
 )
 register(
     ModelSpec(
+        name="noop-bytes",
+        input_type=InputType.BYTES,
+        input_shape=(64,),
+        description="noop for bytes inputs: answers each input's length",
+        build=lambda opts: NoopModel(),
+    )
+)
+register(
+    ModelSpec(
         name="sleep",
         input_type=InputType.DOUBLES,
         input_shape=(8,),

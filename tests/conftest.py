@@ -1,0 +1,81 @@
+"""Shared fixtures: a running local engine, and a check that no process of ours outlives a test."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from clipper_bench.engine.manager import LocalContainerManager
+from clipper_bench.engine.processes import free_ports
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def our_processes() -> set[int]:
+    """PIDs of live processes that clipper-bench started (they all title themselves so)."""
+    pids = set()
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        try:
+            cmd = " ".join(proc.info["cmdline"] or [])
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        if proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        if cmd.startswith("clipper-bench frontend") or cmd.startswith("clipper-bench replica") \
+                or cmd.startswith("clipper-bench loadgen") or "clipper_bench.load.client" in cmd \
+                or "clipper_bench.engine.frontend" in cmd or "clipper_bench container" in cmd:
+            pids.add(proc.pid)
+    return pids
+
+
+def wait_until_gone(pids: set[int], timeout_s: float = 10.0) -> set[int]:
+    """Wait for ``pids`` to exit; return those still alive after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive = pids & our_processes()
+        if not alive:
+            return set()
+        time.sleep(0.1)
+    return pids & our_processes()
+
+
+@pytest.fixture
+def manager_factory(tmp_path: Path, no_leftover_processes: None) -> Iterator:
+    """Make LocalContainerManagers on free ports; every one is stopped after the test, and the
+    test fails if any of their processes outlives it."""
+    made: list[LocalContainerManager] = []
+
+    def make(**kwargs) -> LocalContainerManager:
+        q, a, r, b = free_ports(4)
+        kwargs.setdefault("log_dir", tmp_path / f"logs{len(made)}")
+        manager = LocalContainerManager(query_port=q, admin_port=a, rpc_port=r, binary_port=b, **kwargs)
+        made.append(manager)
+        return manager
+
+    yield make
+    for manager in made:
+        manager.stop_all()
+
+
+@pytest.fixture
+def no_leftover_processes() -> Iterator[None]:
+    """Fail the test if it leaves a process of ours behind."""
+    before = our_processes()
+    yield
+    left = wait_until_gone(our_processes() - before)
+    assert not left, f"processes left behind: {left}"
+
+
+@pytest.fixture(autouse=True)
+def _quiet_clipper_admin() -> None:
+    import logging
+
+    logging.getLogger("clipper_admin").setLevel(logging.WARNING)
+
+
+os.environ.setdefault("PYTHONUNBUFFERED", "1")

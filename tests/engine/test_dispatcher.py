@@ -1,0 +1,81 @@
+"""Batching and replica bookkeeping, without sockets."""
+
+from clipper_bench.engine.dispatcher import Dispatcher, Query
+from clipper_bench.engine.metrics import MetricsRegistry
+from clipper_bench.protocol import rpc
+from clipper_bench.protocol.binary import Status
+from clipper_bench.protocol.types import InputType
+
+KEY = ("m", "1")
+
+
+class Wire:
+    def __init__(self):
+        self.sent = []
+
+    def __call__(self, identity, frames):
+        decoded = rpc.decode_from_frontend(frames)
+        self.sent.append((identity, decoded))
+
+
+def make():
+    wire = Wire()
+    d = Dispatcher(wire, MetricsRegistry())
+    answers = []
+    d.set_batch_size(KEY, 3)
+    return d, wire, answers
+
+
+def query(i, answers):
+    return Query(i, str(i).encode(), 0.0, 1e9, lambda q, status, out: answers.append((q.query_id, status, bytes(out))))
+
+
+def join(d, name):
+    return d.add_replica(name, rpc.ContainerMetadata("m", "1", InputType.BYTES))
+
+
+def test_a_free_replica_takes_up_to_batch_size_and_one_batch_at_a_time():
+    d, wire, answers = make()
+    for i in range(5):
+        d.submit(KEY, query(i, answers))
+    join(d, b"r1")
+    assert len(wire.sent) == 1
+    identity, req = wire.sent[0]
+    assert identity == b"r1" and [bytes(x) for x in req.inputs] == [b"0", b"1", b"2"]
+    d.submit(KEY, query(5, answers))
+    assert len(wire.sent) == 1, "a busy replica must not get a second batch"
+    d.on_response(b"r1", rpc.PredictResponse(req.msg_id, [b"a", b"b", b"c"]))
+    assert answers == [(0, Status.OK, b"a"), (1, Status.OK, b"b"), (2, Status.OK, b"c")]
+    assert [bytes(x) for x in wire.sent[1][1].inputs] == [b"3", b"4", b"5"]
+
+
+def test_replicas_share_one_queue():
+    d, wire, answers = make()
+    join(d, b"r1")
+    join(d, b"r2")
+    for i in range(4):
+        d.submit(KEY, query(i, answers))
+    # one query each to the two idle replicas; the other two wait for whichever frees first
+    assert [identity for identity, _ in wire.sent] == [b"r1", b"r2"]
+    d.on_response(b"r2", rpc.PredictResponse(wire.sent[1][1].msg_id, [b"x"]))
+    assert wire.sent[2][0] == b"r2" and [bytes(x) for x in wire.sent[2][1].inputs] == [b"2", b"3"]
+
+
+def test_answered_queries_are_not_sent_and_late_answers_are_ignored():
+    d, wire, answers = make()
+    q = query(0, answers)
+    d.submit(KEY, q)
+    q.finish(Status.DEFAULT, b"TIMEOUT")
+    join(d, b"r1")
+    assert wire.sent == []
+    assert answers == [(0, Status.DEFAULT, b"TIMEOUT")]
+
+
+def test_a_replica_that_leaves_fails_its_batch():
+    d, wire, answers = make()
+    join(d, b"r1")
+    d.submit(KEY, query(0, answers))
+    d.remove_replica(b"r1", "replica died")
+    assert answers == [(0, Status.ERROR, b"replica died")]
+    d.on_response(b"r1", rpc.PredictResponse(wire.sent[0][1].msg_id, [b"late"]))
+    assert len(answers) == 1

@@ -1,0 +1,58 @@
+"""Statistics from raw data: exact merges, the original's windows, unknowns as None."""
+
+import numpy as np
+import pytest
+
+from clipper_bench.load.spec import STATUS_DEFAULT, STATUS_ERROR, STATUS_NO_ANSWER, STATUS_OK
+from clipper_bench.load.stats import ClientData, latency_stats_ms, summarize, window_metrics
+
+MS = 1_000_000
+
+
+def client(index, sends_ms, lats_ms, statuses=None):
+    send = np.array(sends_ms, dtype=np.int64) * MS
+    done = send + np.array(lats_ms, dtype=np.int64) * MS
+    status = np.array(statuses if statuses is not None else [STATUS_OK] * len(send), dtype=np.int8)
+    done = np.where(status == STATUS_NO_ANSWER, -1, done)
+    return ClientData(index, send, done, status)
+
+
+def test_merged_percentiles_equal_percentiles_of_concatenated_samples():
+    rng = np.random.default_rng(1)
+    a_lat = rng.integers(1, 50, 500)
+    b_lat = rng.integers(100, 400, 300)
+    a = client(0, np.arange(500), a_lat)
+    b = client(1, np.arange(300), b_lat)
+    summary = summarize([a, b], (0, 10_000 * MS))
+    both = np.concatenate([a_lat, b_lat]).astype(float)
+    for key, q in (("p50", 50), ("p99", 99), ("p999", 99.9)):
+        assert summary["latency_ms"][key] == pytest.approx(np.percentile(both, q))
+    # the average of the two clients' p99s would be far from the truth
+    assert summary["latency_ms"]["p99"] != pytest.approx((np.percentile(a_lat, 99) + np.percentile(b_lat, 99)) / 2)
+
+
+def test_window_excludes_warmup_and_counts_outcomes_apart():
+    c = client(
+        0,
+        [0, 100, 1000, 1100, 1200, 1300, 2500],
+        [5, 5, 10, 20, 30, 40, 5],
+        [STATUS_OK, STATUS_OK, STATUS_OK, STATUS_DEFAULT, STATUS_ERROR, STATUS_NO_ANSWER, STATUS_OK],
+    )
+    s = summarize([c], (1000 * MS, 2000 * MS))
+    assert s["num_sent"] == 4
+    assert (s["num_completed"], s["num_defaults"], s["num_errors"], s["num_unanswered"]) == (1, 1, 2, 1)
+    assert s["latency_ms"]["max"] == 10.0  # only successes count towards latency
+    assert s["throughput_qps"] == pytest.approx(1.0)  # one success completed inside a 1 s window
+
+
+def test_no_successes_means_unknown_latency_not_zero():
+    stats = latency_stats_ms(np.empty(0))
+    assert all(v is None for v in stats.values())
+
+
+def test_original_window_lists_every_50_completions():
+    c = client(0, np.arange(200) * 10, np.full(200, 4))
+    wm = window_metrics(c, (0, 10_000 * MS))
+    assert len(wm["thrus"]) == len(wm["p99_lats"]) == len(wm["mean_lats"]) == 4
+    assert wm["mean_lats"] == pytest.approx([4.0] * 4)
+    assert wm["thrus"][1] == pytest.approx(100.0)  # 50 completions 10 ms apart

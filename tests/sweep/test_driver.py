@@ -1,0 +1,160 @@
+"""The driver end to end, as a user runs it: records written, numbers right, nothing left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clipper_bench.load.stats import ClientData
+from tests.conftest import REPO, our_processes, wait_until_gone
+
+DRIVER = REPO / "model_composition" / "image_driver_1" / "driver.py"
+
+
+def run_driver(*args: str, results: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(DRIVER), *args, "--results_dir", str(results)],
+        capture_output=True, text=True, timeout=timeout, cwd=REPO,
+    )
+
+
+def only_experiment(results: Path) -> Path:
+    (exp,) = [p for p in results.iterdir() if p.is_dir()]
+    return exp
+
+
+def test_noop_sweep_writes_four_ok_records(tmp_path, no_leftover_processes):
+    proc = run_driver("-m", "noop", "-r", "1", "2", "-b", "1", "4", "-d", "1", "--warmup", "0.5", results=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    exp = only_experiment(tmp_path)
+    assert f"results in {exp}" in proc.stdout
+
+    runs = [json.loads(line) for line in (exp / "runs.ndjson").read_text().splitlines()]
+    assert [(r["num_replicas"], r["batch_size"]) for r in runs] == [(1, 1), (1, 4), (2, 1), (2, 4)]
+    for r in runs:
+        assert r["status"] == "ok", r["error"]
+        assert r["engine"] == "local" and r["model_name"] == "noop"
+        assert r["num_completed"] > 0 and r["num_errors"] == 0 and r["num_defaults"] == 0
+        assert r["throughput_qps"] > 0
+        lat = r["latency_ms"]
+        assert 0 < lat["p50"] <= lat["p90"] <= lat["p95"] <= lat["p99"] <= lat["p999"] <= lat["max"]
+        for key in ("config_id", "cpus_per_replica", "gpus", "duration_s", "error"):
+            assert key in r
+
+    experiment = json.loads((exp / "experiment.json").read_text())
+    assert experiment["settings"]["model_name"] == "noop"
+    assert experiment["host"]["cpu_count"] == os.cpu_count()
+    assert "clipper_admin" in experiment["host"]["packages"]
+    assert experiment["command_line"][-2:] == ["--results_dir", str(tmp_path)]
+
+    record = json.loads((exp / "configs" / "noop-r2-c1-b4.json").read_text())
+    node = record["node_configs"][0]
+    assert node["num_replicas"] == 2 and node["batch_size"] == 4 and node["name"] == "noop"
+    assert node["slo"] == 500_000 and node["cpus_per_replica"] == 1
+    assert len(record["client_metrics"]) == 1
+    assert set(record["client_metrics"][0]) == {"thrus", "p99_lats", "mean_lats"}
+    assert len(record["client_metrics"][0]["thrus"]) > 0
+    assert any(h for h in record["clipper_metrics"]["histograms"])
+    assert record["summary"]["num_completed"] == runs[-1]["num_completed"]
+    raw = ClientData.from_npz(str(exp / "configs" / record["raw_files"][0]))
+    assert raw.send_wall_ns.size >= record["summary"]["num_sent"]
+
+
+def test_sleep_model_runs_at_its_ideal_rate(tmp_path, no_leftover_processes):
+    sleep_ms, replicas, batch = 20.0, 2, 4
+    proc = run_driver("-m", "sleep", "--sleep_ms", str(sleep_ms), "-r", str(replicas), "-b", str(batch),
+                      "-d", "4", "--warmup", "1", results=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    exp = only_experiment(tmp_path)
+    (run,) = [json.loads(line) for line in (exp / "runs.ndjson").read_text().splitlines()]
+    ideal = replicas * batch / (sleep_ms / 1000)
+    assert run["throughput_qps"] == pytest.approx(ideal, rel=0.15)
+    # No query can be answered faster than the model's batch time.
+    record = json.loads((exp / "configs" / f"{run['config_id']}.json").read_text())
+    raw = ClientData.from_npz(str(exp / "configs" / record["raw_files"][0]))
+    ok = raw.status == 0
+    latencies_ms = (raw.done_wall_ns[ok] - raw.send_wall_ns[ok]) / 1e6
+    assert latencies_ms.min() >= sleep_ms
+    assert run["latency_ms"]["p50"] >= sleep_ms
+
+
+def test_two_clients_merge_into_one_summary(tmp_path, no_leftover_processes):
+    proc = run_driver("-m", "noop", "-n", "2", "-b", "2", "-d", "1", "--warmup", "0.3", results=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    exp = only_experiment(tmp_path)
+    record = json.loads((exp / "configs" / "noop-r1-c1-b2.json").read_text())
+    assert len(record["client_metrics"]) == 2 and len(record["raw_files"]) == 2
+    clients = [ClientData.from_npz(str(exp / "configs" / f)) for f in record["raw_files"]]
+    window = record["window_wall_ns"]
+    lat = np.concatenate([
+        (c.done_wall_ns[m] - c.send_wall_ns[m]) / 1e6
+        for c in clients
+        for m in [c.measured(window) & (c.status == 0)]
+    ])
+    assert record["summary"]["num_completed"] == lat.size
+    assert record["summary"]["latency_ms"]["p99"] == pytest.approx(np.percentile(lat, 99))
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["-m", "nosuch"], "unknown model 'nosuch': choose one of"),
+        (["-m", "noop", "-b", "0"], "--batch_sizes must be positive"),
+        (["-m", "noop", "-r", "-1"], "--num_replicas must be positive"),
+        (["-m", "noop", "-d", "0"], "--duration must be positive"),
+        (["-m", "noop", "-g", "0"], "--model_gpus asks for GPU [0]"),
+        (["-m", "noop", "-c", "4096"], "--model_cpus asks for cores [4096]"),
+        (["-m", "noop", "-r", str(len(os.sched_getaffinity(0)) + 1)], "pass --oversubscribe"),
+    ],
+)
+def test_bad_flags_get_one_clear_line_and_no_processes(tmp_path, args, fragment, no_leftover_processes):
+    proc = run_driver(*args, results=tmp_path, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("clipper-bench: error: ")
+    assert fragment in lines[0]
+
+
+def test_unwritable_results_dir_is_refused_before_anything_runs(tmp_path, no_leftover_processes):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    proc = run_driver("-m", "noop", results=blocker / "sub", timeout=60)
+    assert proc.returncode == 2
+    assert "is not writable" in proc.stderr and "--results_dir" in proc.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_reaps_everything_and_keeps_finished_results(tmp_path, sig):
+    before = our_processes()
+    proc = subprocess.Popen(
+        [sys.executable, str(DRIVER), "-m", "noop", "-b", "1", "2", "-d", "3", "--warmup", "0",
+         "--results_dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    # Wait until the second configuration is being measured, then interrupt.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        exps = [p for p in tmp_path.iterdir() if p.is_dir()] if tmp_path.exists() else []
+        if exps and (exps[0] / "runs.ndjson").exists() and list((exps[0] / "logs" / "noop-r1-c1-b2").glob("client*.log")):
+            break
+        time.sleep(0.1)
+    time.sleep(1.0)
+    assert our_processes() - before, "the run should have processes while it measures"
+    start = time.monotonic()
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - start < 15, "exit after an interrupt must be prompt"
+    assert proc.returncode == 130, err
+    assert not wait_until_gone(our_processes() - before, timeout_s=5)
+    exp = only_experiment(tmp_path)
+    runs = [json.loads(line) for line in (exp / "runs.ndjson").read_text().splitlines()]
+    assert [r["status"] for r in runs] == ["ok", "interrupted"]

@@ -1,0 +1,46 @@
+"""Planning cores and configurations for the machine at hand."""
+
+import pytest
+
+from clipper_bench.engine.manager import Placement
+from clipper_bench.sweep.plan import ConfigPoint, PlanError, configurations, placements, plan_cores, validate
+from clipper_bench.sweep.settings import RunSettings
+
+
+def test_many_cores_give_frontend_and_clients_their_own():
+    plan = plan_cores(RunSettings("noop"), list(range(16)))
+    assert plan.frontend_cpus == (0,) and plan.client_cpus == (1,)
+    assert plan.model_cpus == tuple(range(2, 16))
+
+
+def test_few_cores_are_shared_and_the_plan_says_so():
+    plan = plan_cores(RunSettings("noop"), [0, 1])
+    assert plan.frontend_cpus == () and plan.model_cpus == (0, 1)
+    assert "share" in plan.note
+
+
+def test_replicas_get_consecutive_cores_and_their_own_gpu():
+    plan = plan_cores(RunSettings("noop", model_cpus=(4, 5, 6, 7)), list(range(8)))
+    got = placements(ConfigPoint("vgg", 2, 2, 8), plan, (0, 1), oversubscribe=False)
+    assert got == [Placement((4, 5), 0), Placement((6, 7), 1)]
+
+
+def test_sweep_order_is_replicas_then_cores_then_batch():
+    points = configurations(RunSettings("noop", batch_sizes=(1, 4), num_replicas=(1, 2), cpus_per_replica_nums=(1,)))
+    assert [p.config_id for p in points] == ["noop-r1-c1-b1", "noop-r1-c1-b4", "noop-r2-c1-b1", "noop-r2-c1-b4"]
+
+
+def test_oversubscription_needs_to_be_asked_for():
+    settings = RunSettings("noop", num_replicas=(3,))
+    with pytest.raises(PlanError, match="--oversubscribe"):
+        validate(settings, [0, 1], [])
+    plan, _ = validate(RunSettings("noop", num_replicas=(3,), oversubscribe=True), [0, 1], [])
+    assert [p.cpus for p in placements(ConfigPoint("noop", 3, 1, 1), plan, (), True)] == [(0,), (1,), (0,)]
+
+
+def test_gpus_must_exist_and_cover_every_replica():
+    with pytest.raises(PlanError, match="no NVIDIA GPU"):
+        validate(RunSettings("noop", model_gpus=(0,)), [0, 1], [])
+    with pytest.raises(PlanError, match="list one GPU per replica"):
+        validate(RunSettings("noop", model_gpus=(0,), num_replicas=(2,)), [0, 1], ["H100"])
+    validate(RunSettings("noop", model_gpus=(0,)), [0, 1], ["H100"])
