@@ -46,6 +46,16 @@ def decode_inputs(request: rpc.PredictRequest) -> list[np.ndarray]:
     return [np.frombuffer(buf, dtype=dtype) for buf in request.inputs]
 
 
+def recv_message(sock: zmq.Socket) -> list[zmq.Frame]:
+    """All frames of the next message (``recv_multipart`` without a getsockopt per frame)."""
+    frame = sock.recv(0, copy=False)
+    frames = [frame]
+    while frame.more:
+        frame = sock.recv(0, copy=False)
+        frames.append(frame)
+    return frames
+
+
 class Container:
     """The RPC loop around one loaded model."""
 
@@ -59,6 +69,7 @@ class Container:
     def _connect(self) -> zmq.Socket:
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVTIMEO, STOP_CHECK_MS)
         # A recognisable routing identity lets the local engine's manager name this replica.
         sock.setsockopt(zmq.IDENTITY, f"cb-{os.getpid()}".encode())
         sock.connect(f"tcp://{self.settings.clipper_ip}:{self.settings.clipper_port}")
@@ -78,8 +89,11 @@ class Container:
                  s.input_type.api_name, s.clipper_ip, s.clipper_port)
         try:
             while not self._stopping:
-                # Short polls so that a stop request is seen promptly; heartbeat every 5 s.
-                if not sock.poll(STOP_CHECK_MS):
+                # Receives time out every 250 ms so that a stop request is seen promptly;
+                # heartbeat every 5 s of silence.
+                try:
+                    frames = recv_message(sock)
+                except zmq.Again:
                     now = time.monotonic()
                     if now - last_heard > SILENCE_RECONNECT_S:
                         log.warning("nothing heard for %.0f s: reconnecting", SILENCE_RECONNECT_S)
@@ -90,7 +104,6 @@ class Container:
                         sock.send_multipart(rpc.encode_container_heartbeat())
                         last_beat = now
                     continue
-                frames = sock.recv_multipart(copy=False)
                 last_heard = time.monotonic()
                 try:
                     message = rpc.decode_from_frontend(frames)

@@ -162,6 +162,8 @@ def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) 
         raise PlanError(f"--num_clients must be at least 1, got {settings.num_clients}")
     if settings.concurrency is not None and settings.concurrency < 1:
         raise PlanError(f"--concurrency must be at least 1, got {settings.concurrency}")
+    if settings.sleep_ms < 0:
+        raise PlanError(f"--sleep_ms must be 0 or more milliseconds, got {settings.sleep_ms:g}")
     if settings.slo_ms <= 0:
         raise PlanError(f"--slo_ms must be positive, got {settings.slo_ms:g}")
     if settings.model_gpus:

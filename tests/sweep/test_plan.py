@@ -3,7 +3,14 @@
 import pytest
 
 from clipper_bench.engine.manager import Placement
-from clipper_bench.sweep.plan import ConfigPoint, PlanError, configurations, placements, plan_cores, validate
+from clipper_bench.sweep.plan import (
+    ConfigPoint,
+    PlanError,
+    configurations,
+    placements,
+    plan_cores,
+    validate,
+)
 from clipper_bench.sweep.settings import RunSettings
 
 
