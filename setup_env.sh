@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Create .venv and install clipper-bench with everything it needs, from nothing.
 #
-#   ./setup_env.sh            the tool (and clipper_admin 0.4.1)
-#   ./setup_env.sh --test     plus what the test suite needs
+#   ./setup_env.sh            the tool (and clipper_admin 0.4.1); add image-model frameworks with
+#                             .venv/bin/pip install -e '.[torch]' and/or '.[keras]'
+#   ./setup_env.sh --test     plus what the test suite needs: both frameworks, with torch and
+#                             torchvision at the versions the suite is known to pass with (the CPU
+#                             tests run Keras on its torch backend)
 #
 # clipper_admin 0.4.1 pins cloudpickle==0.5.3, which cannot be imported on Python >= 3.8. It is
 # installed here without its dependencies; pyproject.toml lists them with ranges that work today
@@ -12,7 +15,7 @@ cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
 extras=""
-if [[ "${1:-}" == "--test" ]]; then extras="[test]"; fi
+if [[ "${1:-}" == "--test" ]]; then extras="[test,torch,keras]"; fi
 
 "$PYTHON" - <<'PY'
 import sys
@@ -26,5 +29,8 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet --no-deps "clipper_admin==0.4.1"
+if [[ -n "$extras" ]]; then
+  .venv/bin/python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+fi
 .venv/bin/python -m pip install --quiet -e ".${extras}"
 .venv/bin/python -c "import clipper_admin, clipper_bench; print('clipper-bench', clipper_bench.__version__, 'with clipper_admin', clipper_admin.__version__, 'is ready in .venv')"

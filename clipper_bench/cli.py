@@ -28,7 +28,22 @@ def _container_parser(sub: argparse._SubParsersAction) -> None:
                    help="registry model to serve (default: $CLIPPER_MODEL_NAME)")
     p.add_argument("--sleep_ms", type=float, default=10.0,
                    help="milliseconds each batch of the 'sleep' model takes (default 10)")
+    add_model_option_flags(p)
     p.set_defaults(func=_cmd_container)
+
+
+def add_model_option_flags(p: argparse.ArgumentParser) -> None:
+    """Flags that choose how a model is built (shared by run, baseline and container)."""
+    from .containers.models.base import FRAMEWORKS, PRECISIONS
+
+    p.add_argument("--framework", choices=FRAMEWORKS, default="torch",
+                   help="image models: torch (torchvision) or keras (keras.applications, backend from "
+                        "KERAS_BACKEND, tensorflow by default); default torch")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="image models: default fp32")
+    p.add_argument("--weights", default=None, help="image models: local weights file (default: seeded random)")
+    p.add_argument("--models_dir", default="models",
+                   help="where build-models writes the trained models (default models/)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, training data and query inputs")
 
 
 def _cmd_container(args: argparse.Namespace) -> int:
@@ -69,7 +84,16 @@ def _cmd_container(args: argparse.Namespace) -> int:
         raise UsageError(
             f"model '{spec.name}' takes {spec.input_type.api_name}, CLIPPER_INPUT_TYPE says {input_type.api_name}"
         )
-    model = spec.build(ModelOptions(sleep_ms=args.sleep_ms))
+    from .containers.models.classical import ModelNotBuiltError
+    from .containers.models.image import ModelLoadError
+
+    try:
+        model = spec.build(ModelOptions(
+            sleep_ms=args.sleep_ms, framework=args.framework, precision=args.precision,
+            weights=args.weights, models_dir=args.models_dir, seed=args.seed,
+        ))
+    except (ModelLoadError, ModelNotBuiltError, ValueError, OSError) as exc:
+        raise UsageError(f"model '{spec.name}' could not be loaded: {exc}") from None
     settings = ContainerSettings(
         model_name=clipper_name,
         model_version=os.environ.get("CLIPPER_MODEL_VERSION", "1"),
@@ -90,9 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"clipper-bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    from .sweep.cli_args import add_run_parser, add_serve_parser
+    from .sweep.cli_args import (
+        add_baseline_parser,
+        add_build_parser,
+        add_run_parser,
+        add_serve_parser,
+    )
 
     add_run_parser(sub)
+    add_baseline_parser(sub)
+    add_build_parser(sub)
     add_serve_parser(sub)
     _container_parser(sub)
     return parser

@@ -5,6 +5,7 @@
     <results_dir>/<experiment_id>/
         experiment.json            command line, settings, host, package versions
         runs.ndjson                one line per configuration, appended when it ends
+        baselines.ndjson           raw in-process speed per batch size (run --baseline, baseline)
         configs/<config_id>.json   the original driver's keys plus "summary"
         configs/<config_id>.queries.npz   raw per-query data of each client (one file per client)
         logs/<config_id>/          one log file per process of that configuration
@@ -105,9 +106,13 @@ class ExperimentStore:
         atomic_write_json(self.config_path(config_id), record)
 
     def append_run(self, line: dict[str, Any]) -> None:
-        """Append one line to runs.ndjson (a single write of a whole line, then fsync)."""
+        """Append one line to runs.ndjson."""
+        self.append_line("runs.ndjson", line)
+
+    def append_line(self, filename: str, line: dict[str, Any]) -> None:
+        """Append one JSON line to ``filename`` (a single write of a whole line, then fsync)."""
         data = (json.dumps(line) + "\n").encode()
-        fd = os.open(self.path / "runs.ndjson", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(self.path / filename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             os.write(fd, data)
             os.fsync(fd)

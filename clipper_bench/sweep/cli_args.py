@@ -37,6 +37,13 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address the frontends bind to (default 127.0.0.1)")
     p.add_argument("--oversubscribe", action="store_true",
                    help="allow more replica cores than there are free cores (replicas then share cores)")
+    from ..cli import add_model_option_flags
+
+    add_model_option_flags(p)
+    p.add_argument("--baseline", action="store_true",
+                   help="first measure the model's raw in-process speed per batch size (pinned like replica 1); "
+                        "records then carry serving_efficiency")
+    p.add_argument("--baseline_s", type=float, default=10.0, help="seconds of each baseline measurement (default 10)")
 
 
 def settings_from_args(args: argparse.Namespace) -> RunSettings:
@@ -58,6 +65,13 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
         sleep_ms=args.sleep_ms,
         host=args.host,
         oversubscribe=args.oversubscribe,
+        framework=args.framework,
+        precision=args.precision,
+        weights=args.weights,
+        models_dir=Path(args.models_dir),
+        baseline=getattr(args, "baseline", False),
+        baseline_s=getattr(args, "baseline_s", 10.0),
+        seed=args.seed,
     )
 
 
@@ -95,6 +109,7 @@ def check_results_dir(path: Path) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     from ..cli import UsageError
     from ..containers.models import UnknownModelError
+    from .baseline import BaselineError
     from .plan import PlanError
     from .runner import ExperimentRunner
 
@@ -105,7 +120,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         runner = ExperimentRunner(settings, ["clipper-bench", *sys.argv[1:]])
     except (UnknownModelError, PlanError) as exc:
         raise UsageError(str(exc)) from None
-    runner.run()
+    try:
+        runner.run()
+    except BaselineError as exc:
+        raise UsageError(str(exc)) from None
     return 0
 
 
@@ -180,4 +198,84 @@ def cmd_serve(args: argparse.Namespace) -> int:
     finally:
         manager.stop_all()
         print("stopped", flush=True)
+    return 0
+
+
+def add_baseline_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "baseline",
+        help="measure a model's raw in-process throughput and latency per batch size (no serving)",
+        description="Run the model in one process pinned like replica 1 (its cores, its GPU) and time "
+                    "batches. Writes baselines.ndjson in a new experiment directory.",
+    )
+    add_run_flags(p)
+    p.set_defaults(func=cmd_baseline)
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from ..cli import UsageError
+    from ..containers.models import UnknownModelError
+    from .baseline import BaselineError
+    from .plan import PlanError
+    from .runner import ExperimentRunner
+
+    args.baseline = True
+    args.baseline_s = args.duration
+    settings = settings_from_args(args)
+    check_results_dir(settings.results_dir)
+    quiet_cluster_logs()
+    try:
+        runner = ExperimentRunner(settings, ["clipper-bench", *sys.argv[1:]])
+    except (UnknownModelError, PlanError) as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        runner.run(baseline_only=True)
+    except BaselineError as exc:
+        raise UsageError(str(exc)) from None
+    return 0
+
+
+def add_build_parser(sub: argparse._SubParsersAction) -> None:
+    from ..containers.models.classical import ClassicalBuildSettings
+
+    d = ClassicalBuildSettings()
+    p = sub.add_parser(
+        "build-models",
+        help="train kpca-svm and lgbm on generated data and write them with a manifest",
+        description="Train the classical models on seeded generated data; write the artifacts and "
+                    "manifest.json (library versions, seeds, sizes, shapes) into the models directory. "
+                    "run does this on first use with the defaults.",
+    )
+    p.add_argument("--models_dir", type=Path, default=Path("models"))
+    p.add_argument("--models", nargs="+", choices=["kpca-svm", "lgbm"], default=["kpca-svm", "lgbm"])
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--kpca_train_rows", type=int, default=d.kpca_train_rows,
+                   help=f"rows the kernel PCA keeps; its cost per query grows with them (default {d.kpca_train_rows})")
+    p.add_argument("--kpca_components", type=int, default=d.kpca_components)
+    p.add_argument("--lgbm_train_rows", type=int, default=d.lgbm_train_rows)
+    p.add_argument("--lgbm_trees", type=int, default=d.lgbm_trees)
+    p.add_argument("--lgbm_leaves", type=int, default=d.lgbm_leaves)
+    p.set_defaults(func=cmd_build)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from ..cli import UsageError
+    from ..containers.models.classical import ClassicalBuildSettings, build_models
+
+    for flag in ("kpca_train_rows", "kpca_components", "lgbm_train_rows", "lgbm_trees", "lgbm_leaves"):
+        if getattr(args, flag) < 1:
+            raise UsageError(f"--{flag} must be at least 1")
+    if args.kpca_components > args.kpca_train_rows:
+        raise UsageError("--kpca_components cannot exceed --kpca_train_rows")
+    settings = ClassicalBuildSettings(
+        seed=args.seed, kpca_train_rows=args.kpca_train_rows, kpca_components=args.kpca_components,
+        lgbm_train_rows=args.lgbm_train_rows, lgbm_trees=args.lgbm_trees, lgbm_leaves=args.lgbm_leaves,
+    )
+    check_results_dir(args.models_dir)
+    manifest = build_models(args.models_dir, settings, args.models)
+    for name in args.models:
+        entry = manifest["models"][name]
+        print(f"{name}: {args.models_dir / entry['artifact']} (trained in {entry['fit_seconds']:.1f} s, "
+              f"train accuracy {entry['train_accuracy']:.3f})")
+    print(f"manifest: {args.models_dir / 'manifest.json'}")
     return 0

@@ -145,6 +145,26 @@ def placements(point: ConfigPoint, plan: CorePlan, gpus: tuple[int, ...], oversu
     return out
 
 
+def _check_framework(settings: RunSettings) -> None:
+    """Image models need their framework installed here; say how to get it before anything starts."""
+    import importlib.util
+
+    from ..containers.models import get_model_spec
+    from ..containers.models.image import ARCHS
+
+    if settings.model_name not in ARCHS:
+        return
+    get_model_spec(settings.model_name)
+    needed = ["torch", "torchvision"] if settings.framework == "torch" else ["keras"]
+    missing = [m for m in needed if importlib.util.find_spec(m) is None]
+    if missing:
+        extra = "torch" if settings.framework == "torch" else "keras"
+        raise PlanError(
+            f"--framework {settings.framework} needs {', '.join(missing)}, not installed: "
+            f"run .venv/bin/pip install -e '.[{extra}]'"
+        )
+
+
 def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) -> tuple[CorePlan, list[ConfigPoint]]:
     """Check every setting against this machine before anything starts; raise PlanError if wrong."""
     for flag, values in (("--batch_sizes", settings.batch_sizes), ("--num_replicas", settings.num_replicas),
@@ -177,6 +197,7 @@ def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) 
                 f"{max(settings.num_replicas)} replicas need {max(settings.num_replicas)} GPUs, "
                 f"--model_gpus gives {len(settings.model_gpus)}; list one GPU per replica"
             )
+    _check_framework(settings)
     plan = plan_cores(settings, available)
     points = configurations(settings)
     for point in points:

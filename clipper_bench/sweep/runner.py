@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import math
 import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +20,7 @@ from ..load.orchestrate import LoadError, run_clients
 from ..load.spec import LoadSpec
 from ..load.stats import summarize, window_metrics
 from ..results.store import ExperimentStore, host_info
+from .baseline import BASELINES_FILE, device_of, run_baseline, serving_efficiency
 from .plan import ConfigPoint, detect_gpus, placements, usable_cpus, validate
 from .settings import RunSettings
 
@@ -53,9 +52,35 @@ class ExperimentRunner:
         self.gpu_names = detect_gpus() if settings.model_gpus else []
         self.plan, self.points = validate(settings, usable_cpus(), self.gpu_names)
         self.store = ExperimentStore(settings.results_dir)
+        self.baselines: dict[tuple[int, str, int], dict[str, Any]] = {}
 
-    def run(self) -> Path:
-        """Run the sweep; return the experiment directory."""
+    def _prepare_models(self) -> None:
+        if self.spec.needs_build:
+            from ..containers.models.classical import ensure_built, read_manifest
+
+            if self.spec.name not in read_manifest(self.settings.models_dir)["models"]:
+                self.say(f"building {self.spec.name} into {self.settings.models_dir} (first use) ...")
+            ensure_built(self.settings.models_dir, self.spec.name)
+
+    def _run_baselines(self) -> None:
+        """Raw speed per batch size, pinned like replica 1, for each cores-per-replica value."""
+        s = self.settings
+        for cpr in s.cpus_per_replica_nums:
+            place = placements(ConfigPoint(s.model_name, 1, cpr, s.batch_sizes[0]), self.plan, s.model_gpus,
+                               s.oversubscribe)[0]
+            self.say(f"baseline of {s.model_name} on {device_of(place)} ({place.describe()}), "
+                     f"batch sizes {list(s.batch_sizes)}, {s.baseline_s:g} s each ...")
+            records = run_baseline(s, place, s.batch_sizes, self.store.logs_dir / "baseline", f"c{cpr}")
+            for rec in records:
+                rec["cpus_per_replica"] = cpr
+                self.store.append_line(BASELINES_FILE, rec)
+                self.baselines[(cpr, rec["device"], rec["batch_size"])] = rec
+                lat = rec["batch_latency_ms"]
+                self.say(f"  baseline b={rec['batch_size']}: {rec['throughput_qps']:.1f} q/s, "
+                         f"batch p50 {lat['p50']:.2f} ms")
+
+    def run(self, baseline_only: bool = False) -> Path:
+        """Run the sweep (or only the baselines); return the experiment directory."""
         s = self.settings
         self.store.create({
             "experiment_id": self.store.experiment_id,
@@ -69,16 +94,14 @@ class ExperimentRunner:
         self.say(f"experiment {self.store.path}: {len(self.points)} configurations; {self.plan.note}")
         previous = signal.signal(signal.SIGTERM, _raise_interrupted)
         try:
-            for k, point in enumerate(self.points, 1):
+            self._prepare_models()
+            if s.baseline:
+                self._run_baselines()
+            for k, point in enumerate([] if baseline_only else self.points, 1):
                 self.say(f"[{k}/{len(self.points)}] {point.config_id} ...")
                 line = self._run_point(point)
                 if line["status"] == "ok":
-                    lat = line["latency_ms"]
-                    self.say(
-                        f"[{k}/{len(self.points)}] {point.config_id}: {line['throughput_qps']:.1f} q/s, "
-                        f"p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, "
-                        f"{line['num_errors']} errors, {line['num_defaults']} defaults"
-                    )
+                    self.say(f"[{k}/{len(self.points)}] {point.config_id}: {describe_line(line)}")
                 else:
                     self.say(f"[{k}/{len(self.points)}] {point.config_id}: {line['status']}: {line['error']}")
                 if line["status"] == "interrupted":
@@ -113,6 +136,7 @@ class ExperimentRunner:
             "summary": None,
             "settings": {
                 "engine": s.engine, "transport": s.transport, "concurrency": concurrency,
+                "framework": s.framework, "precision": s.precision, "weights": s.weights,
                 "num_clients": s.num_clients, "warmup_s": s.warmup_s, "duration_s": s.duration_s,
                 "sleep_ms": s.sleep_ms if point.model_name == "sleep" else None,
                 "placements": [{"cpus": list(p.cpus), "gpu": p.gpu} for p in places],
@@ -130,6 +154,11 @@ class ExperimentRunner:
             record["error"] = f"interrupted ({exc or 'Ctrl-C'})"
         except (ClipperException, LoadError, requests.RequestException, OSError) as exc:
             record["error"] = f"{type(exc).__name__}: {exc}"
+        raw = self.baselines.get((point.cpus_per_replica, device_of(places[0]), point.batch_size))
+        record["baseline"] = raw
+        record["serving_efficiency"] = serving_efficiency(
+            (record["summary"] or {}).get("throughput_qps"), point.num_replicas, raw and raw["throughput_qps"]
+        )
         record["ended_at"] = time.time()
         self.store.write_config(point.config_id, record)
         line = self._run_line(point, record)
@@ -143,6 +172,8 @@ class ExperimentRunner:
             "model_name": point.model_name,
             "engine": self.settings.engine,
             "transport": self.settings.transport,
+            "framework": self.settings.framework,
+            "precision": self.settings.precision,
             "batch_size": point.batch_size,
             "num_replicas": point.num_replicas,
             "cpus_per_replica": point.cpus_per_replica,
@@ -154,6 +185,7 @@ class ExperimentRunner:
             "num_defaults": summary.get("num_defaults"),
             "throughput_qps": summary.get("throughput_qps"),
             "latency_ms": summary.get("latency_ms"),
+            "serving_efficiency": record["serving_efficiency"],
             "status": record["status"],
             "error": record["error"],
         }
@@ -165,7 +197,7 @@ class ExperimentRunner:
         manager = LocalContainerManager(
             host=s.host, query_port=query, admin_port=admin, rpc_port=rpc, binary_port=binary,
             log_dir=log_dir, placements=places,
-            container_args=["--sleep_ms", repr(s.sleep_ms)],
+            container_args=s.container_args(),
             frontend_cpus=self.plan.frontend_cpus,
         )
         conn = ClipperConnection(manager)
@@ -184,7 +216,7 @@ class ExperimentRunner:
                     concurrency=per_client, start_at_wall=0.0, warmup_s=s.warmup_s, duration_s=s.duration_s,
                     drain_timeout_s=s.drain_timeout_s,
                     out_path=str(self.store.raw_path(point.config_id, i)),
-                    pool_size=s.pool_size, seed=s.seed, cpus=self.plan.client_cpus,
+                    pool_size=self.spec.pool_size(s.pool_size), seed=s.seed, cpus=self.plan.client_cpus,
                 )
                 for i in range(s.num_clients)
             ]
@@ -199,5 +231,17 @@ class ExperimentRunner:
             manager.stop_all()
 
 
-def print_json(data: Any) -> None:
-    json.dump(data, sys.stdout, indent=2)
+def describe_line(line: dict[str, Any]) -> str:
+    """One human line for a finished configuration."""
+    lat = line["latency_ms"]
+    if lat["p50"] is None:
+        latency = "no successful answers"
+    else:
+        latency = f"p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms"
+    text = (f"{line['throughput_qps']:.1f} q/s, {latency}, "
+            f"{line['num_errors']} errors, {line['num_defaults']} SLO defaults")
+    if line["serving_efficiency"] is not None:
+        text += f", serving efficiency {line['serving_efficiency']:.2f}"
+    if line["num_defaults"] and not line["num_completed"]:
+        text += " (every answer missed the SLO: raise --slo_ms for a model this slow here)"
+    return text

@@ -31,10 +31,36 @@ class RunSettings:
     drain_timeout_s: float = 10.0
     pool_size: int = 1000
     seed: int = 0
+    framework: str = "torch"
+    precision: str = "fp32"
+    weights: str | None = None
+    models_dir: Path = Path("models")
+    baseline: bool = False
+    baseline_s: float = 10.0
+
+    def model_options(self) -> dict[str, Any]:
+        """The ModelOptions fields every replica and baseline of this experiment gets."""
+        return {
+            "sleep_ms": self.sleep_ms,
+            "framework": self.framework,
+            "precision": self.precision,
+            "weights": str(Path(self.weights).resolve()) if self.weights else None,
+            "models_dir": str(Path(self.models_dir).resolve()),
+            "seed": self.seed,
+        }
+
+    def container_args(self) -> list[str]:
+        """The same options as ``clipper-bench container`` flags."""
+        args = []
+        for key, value in self.model_options().items():
+            if value is not None:
+                args += [f"--{key}", str(value)]
+        return args
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["results_dir"] = str(self.results_dir)
+        data["models_dir"] = str(self.models_dir)
         return data
 
     def concurrency_for(self, num_replicas: int, batch_size: int) -> int:

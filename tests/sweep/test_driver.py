@@ -158,3 +158,21 @@ def test_interrupt_reaps_everything_and_keeps_finished_results(tmp_path, sig):
     exp = only_experiment(tmp_path)
     runs = [json.loads(line) for line in (exp / "runs.ndjson").read_text().splitlines()]
     assert [r["status"] for r in runs] == ["ok", "interrupted"]
+
+
+def test_baseline_gives_each_record_its_serving_efficiency(tmp_path, no_leftover_processes):
+    from clipper_bench.containers.models.classical import ClassicalBuildSettings, build_models
+
+    models = tmp_path / "models"
+    build_models(models, ClassicalBuildSettings(lgbm_train_rows=300, lgbm_trees=10), ["lgbm"])
+    proc = run_driver("-m", "lgbm", "-b", "1", "4", "-d", "1.5", "--warmup", "0.5", "--baseline",
+                      "--baseline_s", "1", "--models_dir", str(models), results=tmp_path / "results")
+    assert proc.returncode == 0, proc.stderr
+    exp = only_experiment(tmp_path / "results")
+    baselines = {b["batch_size"]: b for b in map(json.loads, (exp / "baselines.ndjson").read_text().splitlines())}
+    assert set(baselines) == {1, 4}
+    assert baselines[4]["device"] == "cpu" and baselines[4]["framework"] == "torch"
+    for run in map(json.loads, (exp / "runs.ndjson").read_text().splitlines()):
+        raw = baselines[run["batch_size"]]["throughput_qps"]
+        assert run["serving_efficiency"] == pytest.approx(run["throughput_qps"] / raw)
+        assert run["precision"] == "fp32"

@@ -17,12 +17,20 @@ import numpy as np
 
 from ...protocol.types import InputType
 
+FRAMEWORKS = ("torch", "keras")
+PRECISIONS = ("fp32", "tf32", "bf16")
+
 
 @dataclass(frozen=True)
 class ModelOptions:
     """Settings a model may use; each model reads the ones that concern it."""
 
     sleep_ms: float = 10.0
+    framework: str = "torch"  # image models: "torch" (torchvision) or "keras" (keras.applications)
+    precision: str = "fp32"  # image models: "fp32", "tf32" or "bf16"
+    weights: str | None = None  # image models: a local weights file instead of seeded random weights
+    models_dir: str = "models"  # where build-models wrote the classical models' artifacts
+    seed: int = 0
 
 
 class Model(ABC):
@@ -42,6 +50,8 @@ class ModelSpec:
     input_shape: tuple[int, ...]
     description: str
     build: Callable[[ModelOptions], Model]
+    output_description: str = "one UTF-8 string"
+    needs_build: bool = False  # artifacts made by `clipper-bench build-models` (trained models)
 
     @property
     def input_size(self) -> int:
@@ -50,11 +60,25 @@ class ModelSpec:
             size *= dim
         return size
 
+    @property
+    def input_bytes(self) -> int:
+        """Size of one input on the wire."""
+        return self.input_size * self.input_type.dtype.itemsize
+
+    def pool_size(self, wanted: int, budget_bytes: int = 256 * 2**20) -> int:
+        """How many pre-generated inputs to keep: ``wanted``, capped so the pool fits the budget."""
+        return max(1, min(wanted, budget_bytes // self.input_bytes))
+
     def make_inputs(self, count: int, seed: int = 0) -> list[np.ndarray]:
-        """A pool of ``count`` random inputs, flattened, in the spec's wire dtype."""
+        """A pool of ``count`` random inputs, flattened, in the spec's wire dtype.
+
+        Images (bytes inputs) are random pixel values 0-255; numeric inputs are uniform in [0, 1).
+        """
         rng = np.random.default_rng(seed)
+        if self.input_type is InputType.BYTES:
+            return [rng.integers(0, 256, self.input_size, dtype=np.uint8) for _ in range(count)]
         dtype = self.input_type.dtype
-        if self.input_type in (InputType.BYTES, InputType.STRINGS):
+        if self.input_type is InputType.STRINGS:
             return [rng.integers(97, 123, self.input_size, dtype=np.uint8) for _ in range(count)]
         if self.input_type is InputType.INTS:
             return [rng.integers(0, 256, self.input_size).astype(dtype) for _ in range(count)]
@@ -67,7 +91,11 @@ class UnknownModelError(ValueError):
 
 _SPECS: dict[str, ModelSpec] = {}
 # Modules that register models when imported, tried in this order.
-_MODEL_MODULES = ("clipper_bench.containers.models.calibration",)
+_MODEL_MODULES = (
+    "clipper_bench.containers.models.calibration",
+    "clipper_bench.containers.models.image",
+    "clipper_bench.containers.models.classical",
+)
 
 
 def register(spec: ModelSpec) -> ModelSpec:

@@ -1,0 +1,76 @@
+"""A model's raw speed: in-process batches, same device and threads as a replica, no serving.
+
+Run as ``python -m clipper_bench.containers.baseline SPEC.json OUT.json`` with the replica's
+environment (``CLIPPER_BENCH_CPUS``, ``CUDA_VISIBLE_DEVICES``); the driver does this for
+``clipper-bench baseline`` and ``run --baseline``. Each batch goes through exactly what a replica
+does with it after the RPC frames are decoded (``Model.predict``: copy to the device, run, copy
+back, encode the outputs), so served / raw throughput isolates the cost of serving.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def measure(spec_path: Path, out_path: Path) -> None:
+    job = json.loads(spec_path.read_text())
+    from .models import ModelOptions, get_model_spec
+
+    spec = get_model_spec(job["model_name"])
+    opts = ModelOptions(**job["options"])
+    model = spec.build(opts)
+    pool_n = spec.pool_size(max(job["batch_sizes"]) * 4)
+    pool = spec.make_inputs(pool_n, seed=opts.seed)
+    # what a replica's predict receives: 1-D arrays of the wire dtype
+    pool = [np.frombuffer(x.tobytes(), dtype=spec.input_type.dtype) for x in pool]
+    results = []
+    for batch_size in job["batch_sizes"]:
+        batches = [[pool[(i * batch_size + k) % pool_n] for k in range(batch_size)] for i in range(4)]
+        warm_end = time.perf_counter() + job["warmup_s"]
+        i = 0
+        while time.perf_counter() < warm_end or i < 3:
+            model.predict(batches[i % 4])
+            i += 1
+        times = []
+        end = time.perf_counter() + job["duration_s"]
+        while time.perf_counter() < end or len(times) < 3:
+            t = time.perf_counter()
+            model.predict(batches[len(times) % 4])
+            times.append(time.perf_counter() - t)
+        arr = np.asarray(times) * 1e3
+        results.append({
+            "batch_size": batch_size,
+            "iterations": len(times),
+            "throughput_qps": batch_size * len(times) / float(np.sum(times)),
+            "batch_latency_ms": {
+                "mean": float(arr.mean()), "p50": float(np.percentile(arr, 50)),
+                "p99": float(np.percentile(arr, 99)), "max": float(arr.max()),
+            },
+        })
+    out_path.write_text(json.dumps({
+        "cpus": sorted(os.sched_getaffinity(0)),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "results": results,
+    }))
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    from .pinning import pin_from_environment
+
+    pin_from_environment()
+    from ..engine.processes import become_child
+
+    become_child(f"clipper-bench baseline {Path(argv[0]).stem}")
+    measure(Path(argv[0]), Path(argv[1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

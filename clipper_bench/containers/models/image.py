@@ -1,0 +1,181 @@
+"""The image featurizers of image_driver_1: VGG16 (fc2, 4096-d) and Inception V3 (global pool, 2048-d).
+
+Two implementations behind one interface, chosen with ``--framework``:
+
+* ``torch``: torchvision's models in native PyTorch (the fast one: channels_last, bf16 autocast);
+* ``keras``: ``keras.applications`` on the backend named by ``KERAS_BACKEND`` (TensorFlow by
+  default, as the original used TensorFlow; ``jax`` and ``torch`` work too).
+
+Weights are random, drawn from ``--seed`` (no hub downloads), unless ``--weights PATH`` names a local
+file (a torchvision state dict, or Keras weights for the full application model). A replica uses the
+GPU in its ``CUDA_VISIBLE_DEVICES``, or the CPU when it was given none.
+
+Inputs are images of uint8 pixels, height x width x 3, sent as Clipper ``bytes`` (a quarter of the
+float32 size on the wire); the model scales them to [-1, 1] on its device. Each output is the
+feature vector as base64 of little-endian float32 (decode with
+``np.frombuffer(base64.b64decode(s), "<f4")``): exact, and cheap enough not to limit a GPU.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from ...protocol.types import InputType
+from .base import Model, ModelOptions, ModelSpec, register
+
+ARCHS = {
+    # name: (image side, feature width)
+    "vgg": (224, 4096),
+    "inception": (299, 2048),
+}
+
+
+class ModelLoadError(RuntimeError):
+    """A model's framework or weights could not be loaded; the message says how to fix it."""
+
+
+def encode_features(features: np.ndarray) -> list[bytes]:
+    """One base64 string of little-endian float32 per row."""
+    rows = np.ascontiguousarray(features, dtype="<f4")
+    return [base64.b64encode(row.tobytes()) for row in rows]
+
+
+def decode_features(output: bytes | str) -> np.ndarray:
+    """The inverse of :func:`encode_features` for one output."""
+    return np.frombuffer(base64.b64decode(output), dtype="<f4")
+
+
+def _thread_count() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+class TorchImageModel(Model):
+    """torchvision VGG16 or Inception V3, truncated to the features the original served."""
+
+    def __init__(self, arch: str, opts: ModelOptions) -> None:
+        try:
+            import torch
+            import torchvision
+        except ImportError as exc:
+            raise ModelLoadError(
+                "--framework torch needs PyTorch and torchvision: pip install '.[torch]'"
+            ) from exc
+        self.torch = torch
+        torch.set_num_threads(_thread_count())
+        self.side, self.width = ARCHS[arch]
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        tf32 = opts.precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        self.bf16 = opts.precision == "bf16"
+        torch.manual_seed(opts.seed)
+        if arch == "vgg":
+            net = torchvision.models.vgg16(weights=None)
+        else:
+            net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=True)
+        if opts.weights:
+            state = torch.load(opts.weights, map_location="cpu", weights_only=True)
+            net.load_state_dict(state, strict=False)
+        if arch == "vgg":
+            net.classifier = net.classifier[:5]  # fc1, relu, dropout, fc2, relu: the 4096-d fc2
+        else:
+            net.fc = torch.nn.Identity()  # global average pool: 2048-d
+        self.net = net.eval().to(self.device, memory_format=torch.channels_last)
+
+    def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
+        torch = self.torch
+        batch = np.stack(inputs).reshape(len(inputs), self.side, self.side, 3)
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device, non_blocking=True)
+            # NHWC uint8 -> NCHW view with channels_last strides, scaled to [-1, 1]
+            x = x.permute(0, 3, 1, 2).float().mul_(1 / 127.5).sub_(1.0)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+                y = self.net(x)
+            features = y.float().cpu().numpy()
+        return encode_features(features)
+
+
+class KerasImageModel(Model):
+    """keras.applications VGG16 (fc2) or InceptionV3 (pooling="avg")."""
+
+    def __init__(self, arch: str, opts: ModelOptions) -> None:
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        try:
+            import keras
+        except ImportError as exc:
+            raise ModelLoadError(
+                f"--framework keras needs Keras and its backend ({os.environ['KERAS_BACKEND']}): "
+                "pip install '.[keras]' and the backend's package"
+            ) from exc
+        self.keras = keras
+        self.backend = keras.backend.backend()
+        self.side, self.width = ARCHS[arch]
+        _keras_precision(self.backend, opts.precision)
+        keras.utils.set_random_seed(opts.seed)
+        if opts.precision == "bf16":
+            keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        if arch == "vgg":
+            base = keras.applications.VGG16(weights=None, include_top=True)
+            if opts.weights:
+                base.load_weights(opts.weights)
+            self.net = keras.Model(base.input, base.get_layer("fc2").output)
+        else:
+            base = keras.applications.InceptionV3(weights=None, include_top=False, pooling="avg",
+                                                  input_shape=(self.side, self.side, 3))
+            if opts.weights:
+                base.load_weights(opts.weights)
+            self.net = base
+
+    def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
+        batch = np.stack(inputs).reshape(len(inputs), self.side, self.side, 3)
+        x = batch.astype(np.float32) * (1 / 127.5) - 1.0
+        y = self.net(x, training=False)
+        features = self.keras.ops.convert_to_numpy(self.keras.ops.cast(y, "float32"))
+        return encode_features(features)
+
+
+def _keras_precision(backend: str, precision: str) -> None:
+    """Allow or forbid TF32 matmuls in the Keras backend (bf16 is a Keras policy)."""
+    tf32 = precision == "tf32"
+    if backend == "torch":
+        import torch
+
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.set_num_threads(_thread_count())
+    elif backend == "jax":
+        import jax
+
+        jax.config.update("jax_default_matmul_precision", "tensorfloat32" if tf32 else "highest")
+    elif backend == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_tensor_float32_execution(tf32)
+        tf.config.threading.set_intra_op_parallelism_threads(_thread_count())
+
+
+def build_image_model(arch: str, opts: ModelOptions) -> Model:
+    """The ``arch`` featurizer in the framework ``opts`` asks for."""
+    if opts.framework == "torch":
+        return TorchImageModel(arch, opts)
+    if opts.framework == "keras":
+        return KerasImageModel(arch, opts)
+    raise ModelLoadError(f"unknown framework '{opts.framework}': use torch or keras")
+
+
+for _name, (_side, _width) in ARCHS.items():
+    register(
+        ModelSpec(
+            name=_name,
+            input_type=InputType.BYTES,
+            input_shape=(_side, _side, 3),
+            description=f"{'VGG16 fc2' if _name == 'vgg' else 'Inception V3 global pool'} features "
+                        f"of a {_side}x{_side}x3 uint8 image",
+            build=lambda opts, arch=_name: build_image_model(arch, opts),
+            output_description=f"{_width} float32 features, base64",
+        )
+    )

@@ -1,0 +1,81 @@
+"""Raw in-process baselines and the serving efficiency they give each served configuration."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..containers.pinning import CPUS_ENV, format_cpu_list
+from ..engine.manager import Placement
+from ..engine.processes import python_module_argv, reap, spawn
+from .settings import RunSettings
+
+BASELINES_FILE = "baselines.ndjson"
+
+
+class BaselineError(RuntimeError):
+    """The baseline process failed; the message names its log."""
+
+
+def device_of(placement: Placement) -> str:
+    return "cpu" if placement.gpu is None else f"gpu{placement.gpu}"
+
+
+def run_baseline(
+    settings: RunSettings, placement: Placement, batch_sizes: Sequence[int], work_dir: Path, tag: str
+) -> list[dict[str, Any]]:
+    """Measure the model in a process pinned like a replica; return one record per batch size."""
+    import os
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    spec_path = work_dir / f"baseline-{tag}.json"
+    out_path = work_dir / f"baseline-{tag}.out.json"
+    spec_path.write_text(json.dumps({
+        "model_name": settings.model_name,
+        "options": settings.model_options(),
+        "batch_sizes": list(batch_sizes),
+        "warmup_s": min(settings.warmup_s, 5.0) if settings.warmup_s else 1.0,
+        "duration_s": settings.baseline_s,
+    }))
+    env = dict(os.environ)
+    env["CUDA_VISIBLE_DEVICES"] = "" if placement.gpu is None else str(placement.gpu)
+    if placement.cpus:
+        env[CPUS_ENV] = format_cpu_list(placement.cpus)
+    else:
+        env.pop(CPUS_ENV, None)
+    child = spawn(f"baseline {tag}", python_module_argv("clipper_bench.containers.baseline", str(spec_path), str(out_path)),
+                  work_dir / f"baseline-{tag}.log", env=env)
+    try:
+        code = child.popen.wait()
+    finally:
+        reap([child])
+    if code != 0 or not out_path.exists():
+        raise BaselineError(f"baseline of {settings.model_name} failed (exit {code}); see {child.log_path}: {child.log_tail(1)}")
+    out = json.loads(out_path.read_text())
+    return [
+        {
+            "model_name": settings.model_name,
+            "framework": settings.framework,
+            "precision": settings.precision,
+            "device": device_of(placement),
+            "cpus": out["cpus"],
+            "cpus_per_replica": len(placement.cpus) if placement.cpus else None,
+            "measured_at": time.time(),
+            **r,
+        }
+        for r in out["results"]
+    ]
+
+
+def baseline_key(model: str, framework: str, precision: str, device: str, batch_size: int) -> tuple:
+    return (model, framework, precision, device, batch_size)
+
+
+def serving_efficiency(served_qps: float | None, num_replicas: int, raw_qps: float | None) -> float | None:
+    """Served throughput / (replicas x raw throughput); None when either is unknown."""
+    if not served_qps or not raw_qps:
+        return None
+    return served_qps / (num_replicas * raw_qps)
