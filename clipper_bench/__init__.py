@@ -1,3 +1,10 @@
 """clipper-bench: a benchmark driver for model serving in the style of Clipper's image_driver_1."""
 
+from .containers.pinning import pin_from_environment as _pin_from_environment
+
 __version__ = "0.1.0"
+
+# Processes the engine starts (replicas, baselines, frontend, clients) carry their cores in
+# CLIPPER_BENCH_CPUS. Pin here, before any submodule imports numpy: BLAS and OpenMP size their
+# thread pools when they load, and a pool of 2 spinning threads on 1 pinned core runs 50x slower.
+_pin_from_environment()

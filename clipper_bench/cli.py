@@ -44,6 +44,7 @@ def add_model_option_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models_dir", default="models",
                    help="where build-models writes the trained models (default models/)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights, training data and query inputs")
+    p.add_argument("--warm_batch_size", type=int, default=0, help=argparse.SUPPRESS)
 
 
 def _cmd_container(args: argparse.Namespace) -> int:
@@ -63,6 +64,8 @@ def _cmd_container(args: argparse.Namespace) -> int:
         "placement: cpus=%s CUDA_VISIBLE_DEVICES=%r OMP_NUM_THREADS=%s",
         sorted(os.sched_getaffinity(0)), os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get("OMP_NUM_THREADS"),
     )
+
+    import numpy as np
 
     from .containers.models import ModelOptions, UnknownModelError, get_model_spec
     from .containers.runner import Container, ContainerSettings, install_stop_handlers
@@ -92,6 +95,11 @@ def _cmd_container(args: argparse.Namespace) -> int:
             sleep_ms=args.sleep_ms, framework=args.framework, precision=args.precision,
             weights=args.weights, models_dir=args.models_dir, seed=args.seed,
         ))
+        if args.warm_batch_size > 0:
+            pool = spec.make_inputs(1, seed=args.seed)
+            decoded = np.frombuffer(pool[0].tobytes(), dtype=spec.input_type.dtype)
+            for size in model.warm_batch_sizes(args.warm_batch_size):
+                model.predict([decoded] * size)
     except (ModelLoadError, ModelNotBuiltError, ValueError, OSError) as exc:
         raise UsageError(f"model '{spec.name}' could not be loaded: {exc}") from None
     settings = ContainerSettings(

@@ -2,7 +2,10 @@
 
 One queue per model version, shared by its replicas. A free replica takes up to ``batch_size``
 queued queries at once (``-1``, Clipper's "adaptive", takes whatever is queued up to
-``ADAPTIVE_BATCH_CAP``) and has at most one batch in flight. Queries whose answer was already given
+``ADAPTIVE_BATCH_CAP``) and has at most one batch in flight, as in Clipper. With
+``batches_in_flight=2`` a replica is also sent its next batch while it works on the current one; the
+container still handles them one after the other, but the next batch's bytes cross the socket while
+the model computes (for large GPU inputs that transfer is otherwise dead time). Queries whose answer was already given
 (the app's SLO passed and its default output went out) are dropped from the queue rather than sent,
 as Clipper's model queues drop tasks whose deadline has passed.
 
@@ -61,8 +64,8 @@ class Replica:
     """A connected model container."""
 
     __slots__ = (
-        "identity", "key", "replica_id", "input_type", "inflight", "msg_id", "sent_at",
-        "draining", "connected_at", "last_seen", "batches", "queries",
+        "identity", "key", "replica_id", "input_type", "inflight", "draining", "connected_at",
+        "last_seen", "batches", "queries",
     )
 
     def __init__(self, identity: bytes, key: ModelKey, replica_id: int, input_type: InputType) -> None:
@@ -70,9 +73,7 @@ class Replica:
         self.key = key
         self.replica_id = replica_id
         self.input_type = input_type
-        self.inflight: list[Query] = []
-        self.msg_id = -1
-        self.sent_at = 0.0
+        self.inflight: dict[int, tuple[float, list[Query]]] = {}  # msg_id -> (sent at, batch)
         self.draining = False
         self.connected_at = self.last_seen = time.time()
         self.batches = 0
@@ -123,7 +124,11 @@ class Dispatcher:
         send: Callable[[bytes, Sequence[Buffer]], None],
         metrics: MetricsRegistry,
         clock: Callable[[], float] = time.perf_counter,
+        batches_in_flight: int = 1,
     ) -> None:
+        if batches_in_flight < 1:
+            raise ValueError("batches_in_flight must be at least 1")
+        self.batches_in_flight = batches_in_flight
         self._send = send
         self._metrics = metrics
         self._clock = clock
@@ -174,12 +179,13 @@ class Dispatcher:
                 return
             replica = idle.popleft()
             self._next_msg_id = (self._next_msg_id + 1) & 0xFFFFFFFF
-            replica.msg_id = self._next_msg_id
-            replica.inflight = batch
-            replica.sent_at = self._clock()
+            msg_id = self._next_msg_id
+            replica.inflight[msg_id] = (self._clock(), batch)
+            if len(replica.inflight) < self.batches_in_flight:
+                idle.append(replica)  # room for another batch: stays available
             self._send(
                 replica.identity,
-                rpc.encode_request(replica.msg_id, replica.input_type, [q.payload for q in batch]),
+                rpc.encode_request(msg_id, replica.input_type, [q.payload for q in batch]),
             )
             name, version = mq.key
             self._metrics.histogram(f"{name}:{version}:queue_size", "queries").insert(len(queue))
@@ -187,31 +193,33 @@ class Dispatcher:
     def on_response(self, identity: bytes, response: rpc.PredictResponse) -> None:
         """A replica answered its batch."""
         replica = self.replicas.get(identity)
-        if replica is None or response.msg_id != replica.msg_id or not replica.inflight:
+        entry = replica.inflight.pop(response.msg_id, None) if replica is not None else None
+        if entry is None:
             return  # a stale or unknown answer (replica already removed): nothing waits for it
-        batch = replica.inflight
+        sent_at, batch = entry
         if len(response.outputs) != len(batch):
-            self._fail_inflight(
-                replica,
+            message = (
                 f"replica {replica.replica_id} of {replica.key[0]} answered {len(response.outputs)} "
-                f"outputs for {len(batch)} inputs",
-            )
+                f"outputs for {len(batch)} inputs"
+            ).encode()
+            for query in batch:
+                query.finish(Status.ERROR, message)
         else:
             for query, output in zip(batch, response.outputs, strict=True):
                 query.finish(Status.OK, output)
-        replica.inflight = []
         replica.batches += 1
         replica.queries += len(batch)
         replica.last_seen = time.time()
         name, version = replica.key
         prefix = f"model:{name}:{version}"
-        latency_us = (self._clock() - replica.sent_at) * 1e6
+        latency_us = (self._clock() - sent_at) * 1e6
         self._metrics.histogram(f"{prefix}:prediction_latency", "microseconds").insert(latency_us)
         self._metrics.histogram(f"{prefix}:batch_size", "queries").insert(len(batch))
         self._metrics.meter(f"{prefix}:prediction_throughput").mark(len(batch))
         if not replica.draining:
             mq = self._queue(replica.key)
-            mq.idle.append(replica)
+            if len(replica.inflight) == self.batches_in_flight - 1:  # it was full: free again
+                mq.idle.append(replica)
             self._dispatch(mq)
 
     # -- replicas -----------------------------------------------------------------------------
@@ -232,9 +240,10 @@ class Dispatcher:
 
     def _fail_inflight(self, replica: Replica, reason: str) -> None:
         message = reason.encode()
-        for query in replica.inflight:
-            query.finish(Status.ERROR, message)
-        replica.inflight = []
+        for _sent_at, batch in replica.inflight.values():
+            for query in batch:
+                query.finish(Status.ERROR, message)
+        replica.inflight = {}
 
     def remove_replica(self, identity: bytes, reason: str) -> Replica | None:
         """Forget a replica; queries it was working on are answered with an error."""
@@ -243,8 +252,9 @@ class Dispatcher:
             return None
         self._fail_inflight(replica, reason)
         mq = self.queues.get(replica.key)
-        if mq is not None and replica in mq.idle:
-            mq.idle.remove(replica)
+        if mq is not None:
+            while replica in mq.idle:
+                mq.idle.remove(replica)
         return replica
 
     def drain_replica(self, identity: bytes) -> Replica | None:
@@ -254,8 +264,9 @@ class Dispatcher:
             return None
         replica.draining = True
         mq = self.queues.get(replica.key)
-        if mq is not None and replica in mq.idle:
-            mq.idle.remove(replica)
+        if mq is not None:
+            while replica in mq.idle:
+                mq.idle.remove(replica)
         return replica
 
     def replicas_of(self, key: ModelKey) -> list[Replica]:

@@ -54,6 +54,7 @@ class FrontendSettings:
     binary_port: int = 1339
     max_body_bytes: int = 64 * 1024 * 1024
     max_inputs_per_request: int = 4096
+    batches_in_flight: int = 1
 
 
 def _output_json(output: Buffer) -> Any:
@@ -82,7 +83,7 @@ class Frontend:
         self._runners: list[web.AppRunner] = []
         self._readers: list[ZmqReader] = []
         self._sweeper: asyncio.Task | None = None
-        self.dispatcher = Dispatcher(self._send_rpc, self.metrics)
+        self.dispatcher = Dispatcher(self._send_rpc, self.metrics, batches_in_flight=settings.batches_in_flight)
 
     # -- start and stop -----------------------------------------------------------------------
 
@@ -444,6 +445,8 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
     parser.add_argument("--rpc_port", type=int, default=7000)
     parser.add_argument("--binary_port", type=int, default=1339)
     parser.add_argument("--max_body_mb", type=float, default=64.0)
+    parser.add_argument("--batches_in_flight", type=int, default=1,
+                        help="batches a replica may be sent before it answers (Clipper: 1)")
     parser.add_argument("--title", default="", help="process title shown by ps and htop")
     args = parser.parse_args(argv)
     from ..containers.pinning import pin_from_environment
@@ -458,6 +461,7 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
         rpc_port=args.rpc_port,
         binary_port=args.binary_port,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        batches_in_flight=args.batches_in_flight,
     )
 
 

@@ -70,6 +70,7 @@ class LocalContainerManager(ContainerManager):
     placements: list[Placement] = field(default_factory=list)
     container_args: list[str] = field(default_factory=list)
     frontend_cpus: tuple[int, ...] = ()
+    batches_in_flight: int = 1
     start_timeout_s: float = 60.0
     cluster_name: str = "local"
 
@@ -122,6 +123,7 @@ class LocalContainerManager(ContainerManager):
             "--host", self.host, "--query_port", str(self.query_port),
             "--admin_port", str(self.admin_port), "--rpc_port", str(self.rpc_port),
             "--binary_port", str(self.binary_port), "--title", title,
+            "--batches_in_flight", str(self.batches_in_flight),
         )
         env = dict(os.environ)
         env.pop(CPUS_ENV, None)

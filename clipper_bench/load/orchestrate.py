@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..containers.pinning import CPUS_ENV, format_cpu_list
 from ..engine.processes import ChildProcess, python_module_argv, reap, spawn
 from .spec import LoadSpec
 from .stats import ClientData
@@ -33,11 +35,16 @@ def run_clients(specs: Sequence[LoadSpec], work_dir: Path) -> tuple[float, list[
             Path(f"{path}.ready").unlink(missing_ok=True)
             spec.save(path)
             spec_paths.append(path)
+            env = dict(os.environ)
+            env.pop(CPUS_ENV, None)
+            if spec.cpus:
+                env[CPUS_ENV] = format_cpu_list(spec.cpus)
             children.append(
                 spawn(
                     f"client#{spec.client_index}",
                     python_module_argv("clipper_bench.load.client", str(path)),
                     work_dir / f"client{spec.client_index}.log",
+                    env=env,
                     stdin_pipe=True,
                 )
             )

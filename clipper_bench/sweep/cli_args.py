@@ -37,6 +37,9 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address the frontends bind to (default 127.0.0.1)")
     p.add_argument("--oversubscribe", action="store_true",
                    help="allow more replica cores than there are free cores (replicas then share cores)")
+    p.add_argument("--batches_in_flight", type=int, default=1, choices=[1, 2],
+                   help="batches each replica is sent before it answers: 1 as in Clipper (default), or 2 so "
+                        "the next batch crosses the socket while the model computes")
     from ..cli import add_model_option_flags
 
     add_model_option_flags(p)
@@ -72,6 +75,7 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
         baseline=getattr(args, "baseline", False),
         baseline_s=getattr(args, "baseline_s", 10.0),
         seed=args.seed,
+        batches_in_flight=args.batches_in_flight,
     )
 
 

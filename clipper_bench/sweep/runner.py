@@ -137,6 +137,7 @@ class ExperimentRunner:
             "settings": {
                 "engine": s.engine, "transport": s.transport, "concurrency": concurrency,
                 "framework": s.framework, "precision": s.precision, "weights": s.weights,
+                "batches_in_flight": s.batches_in_flight,
                 "num_clients": s.num_clients, "warmup_s": s.warmup_s, "duration_s": s.duration_s,
                 "sleep_ms": s.sleep_ms if point.model_name == "sleep" else None,
                 "placements": [{"cpus": list(p.cpus), "gpu": p.gpu} for p in places],
@@ -197,8 +198,9 @@ class ExperimentRunner:
         manager = LocalContainerManager(
             host=s.host, query_port=query, admin_port=admin, rpc_port=rpc, binary_port=binary,
             log_dir=log_dir, placements=places,
-            container_args=s.container_args(),
+            container_args=[*s.container_args(), "--warm_batch_size", str(point.batch_size)],
             frontend_cpus=self.plan.frontend_cpus,
+            batches_in_flight=s.batches_in_flight,
         )
         conn = ClipperConnection(manager)
         try:

@@ -37,6 +37,7 @@ class RunSettings:
     models_dir: Path = Path("models")
     baseline: bool = False
     baseline_s: float = 10.0
+    batches_in_flight: int = 1
 
     def model_options(self) -> dict[str, Any]:
         """The ModelOptions fields every replica and baseline of this experiment gets."""
@@ -64,5 +65,8 @@ class RunSettings:
         return data
 
     def concurrency_for(self, num_replicas: int, batch_size: int) -> int:
-        """Outstanding queries in all: the user's, or enough to fill every replica's next batch too."""
-        return self.concurrency if self.concurrency else 2 * num_replicas * batch_size
+        """Outstanding queries in all: the user's, or enough that every replica's batches in flight
+        are full and one more full batch waits for each (2 x replicas x batch size by default)."""
+        if self.concurrency:
+            return self.concurrency
+        return (self.batches_in_flight + 1) * num_replicas * batch_size

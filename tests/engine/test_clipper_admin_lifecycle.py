@@ -73,6 +73,8 @@ def test_replicas_are_pinned_and_named(manager_factory):
     replicas = manager.replicas[("noop", "1")]
     first, second = (psutil.Process(r.process.pid) for r in replicas)
     assert first.cpu_affinity() == [cpus[-1]]
+    # Pinned before numpy loaded: no BLAS thread pool beside the main thread and ZeroMQ's two.
+    assert first.num_threads() <= 3, [t.id for t in first.threads()]
     assert second.cpu_affinity() == [cpus[0]]
     assert " ".join(first.cmdline()).strip() == f"clipper-bench replica noop#1 cpus={cpus[-1]} gpu=none"
     assert " ".join(second.cmdline()).strip() == f"clipper-bench replica noop#2 cpus={cpus[0]} gpu=0"

@@ -79,3 +79,20 @@ def test_a_replica_that_leaves_fails_its_batch():
     assert answers == [(0, Status.ERROR, b"replica died")]
     d.on_response(b"r1", rpc.PredictResponse(wire.sent[0][1].msg_id, [b"late"]))
     assert len(answers) == 1
+
+
+def test_two_batches_in_flight_send_the_next_batch_before_the_answer():
+    wire = Wire()
+    d = Dispatcher(wire, MetricsRegistry(), batches_in_flight=2)
+    d.set_batch_size(KEY, 2)
+    answers = []
+    join(d, b"r1")
+    for i in range(6):
+        d.submit(KEY, query(i, answers))
+    assert len(wire.sent) == 2, "a second batch goes out while the first is being computed"
+    assert [bytes(x) for x in wire.sent[1][1].inputs] == [b"2", b"3"] or len(wire.sent[0][1].inputs) == 1
+    first = wire.sent[0][1]
+    d.on_response(b"r1", rpc.PredictResponse(first.msg_id, [b"a"] * len(first.inputs)))
+    assert len(wire.sent) == 3
+    d.remove_replica(b"r1", "gone")
+    assert sorted(a[1] for a in answers).count(Status.ERROR) == len(answers) - len(first.inputs)

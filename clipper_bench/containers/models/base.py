@@ -31,6 +31,7 @@ class ModelOptions:
     weights: str | None = None  # image models: a local weights file instead of seeded random weights
     models_dir: str = "models"  # where build-models wrote the classical models' artifacts
     seed: int = 0
+    warm_batch_size: int = 0  # run batches up to this size once at load, before serving
 
 
 class Model(ABC):
@@ -39,6 +40,10 @@ class Model(ABC):
     @abstractmethod
     def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
         """Answer each input (a 1-D array of the spec's input type) with one UTF-8 output."""
+
+    def warm_batch_sizes(self, max_batch: int) -> list[int]:
+        """Batch sizes to run once at load so that none pays a first-call cost while measured."""
+        return [max_batch]
 
 
 @dataclass(frozen=True)
