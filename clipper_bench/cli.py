@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 
 from . import __version__
@@ -141,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``clipper-bench`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Ctrl-C must always stop a run cleanly, even when a shell started us with SIGINT ignored
+    # (as non-interactive shells do for background jobs).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:

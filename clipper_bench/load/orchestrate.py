@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..containers.pinning import CPUS_ENV, format_cpu_list
@@ -21,9 +21,12 @@ class LoadError(RuntimeError):
     """A client process failed; the message names its log."""
 
 
-def run_clients(specs: Sequence[LoadSpec], work_dir: Path) -> tuple[float, list[ClientData]]:
+def run_clients(
+    specs: Sequence[LoadSpec], work_dir: Path, on_start: Callable[[float], None] | None = None
+) -> tuple[float, list[ClientData]]:
     """Run one process per spec; return the common start time (wall clock) and their raw data.
 
+    ``on_start(start_at)`` is called once the start time is fixed (to start power sampling).
     Every client is reaped on return, on error and on KeyboardInterrupt.
     """
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -61,6 +64,8 @@ def run_clients(specs: Sequence[LoadSpec], work_dir: Path) -> tuple[float, list[
             assert child.popen.stdin is not None
             child.popen.stdin.write(f"{start_at!r}\n".encode())
             child.popen.stdin.close()
+        if on_start is not None:
+            on_start(start_at)
         spec0 = specs[0]
         wait_s = START_MARGIN_S + spec0.warmup_s + spec0.duration_s + spec0.drain_timeout_s + 30.0
         end = time.monotonic() + wait_s

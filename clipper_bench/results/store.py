@@ -7,7 +7,9 @@
         runs.ndjson                one line per configuration, appended when it ends
         baselines.ndjson           raw in-process speed per batch size (run --baseline, baseline)
         configs/<config_id>.json   the original driver's keys plus "summary"
-        configs/<config_id>.queries.npz   raw per-query data of each client (one file per client)
+        configs/<config_id>.client<k>.queries.npz   raw per-query data of each client
+        configs/<config_id>.power_samples.json      power, energy and CPU-use time series
+        idle_power_samples.json    the idle measurement's time series
         logs/<config_id>/          one log file per process of that configuration
 """
 
@@ -95,6 +97,13 @@ class ExperimentStore:
         self.configs_dir.mkdir(parents=True, exist_ok=True)
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.path / "experiment.json", experiment)
+
+    def update_experiment(self, fields: dict[str, Any]) -> None:
+        """Add fields to experiment.json (rewritten atomically)."""
+        path = self.path / "experiment.json"
+        data = json.loads(path.read_text())
+        data.update(fields)
+        atomic_write_json(path, data)
 
     def config_path(self, config_id: str) -> Path:
         return self.configs_dir / f"{config_id}.json"

@@ -40,6 +40,12 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batches_in_flight", type=int, default=1, choices=[1, 2],
                    help="batches each replica is sent before it answers: 1 as in Clipper (default), or 2 so "
                         "the next batch crosses the socket while the model computes")
+    p.add_argument("--power_interval_ms", type=float, default=100.0,
+                   help="how often GPU power, RAPL energy and CPU use are sampled (default 100)")
+    p.add_argument("--powercap_root", type=Path, default=Path("/sys/class/powercap"),
+                   help="root of the powercap sysfs tree for RAPL (default /sys/class/powercap)")
+    p.add_argument("--idle_s", type=float, default=5.0,
+                   help="seconds of idle power measured before the first configuration (0 to skip; default 5)")
     from ..cli import add_model_option_flags
 
     add_model_option_flags(p)
@@ -76,6 +82,9 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
         baseline_s=getattr(args, "baseline_s", 10.0),
         seed=args.seed,
         batches_in_flight=args.batches_in_flight,
+        power_interval_ms=args.power_interval_ms,
+        powercap_root=args.powercap_root,
+        idle_s=args.idle_s,
     )
 
 

@@ -60,20 +60,24 @@ def usable_cpus() -> list[int]:
 
 def detect_gpus() -> list[str]:
     """Names of the NVIDIA GPUs here, index order; empty when there are none or no driver."""
-    try:
-        import pynvml
+    from ..power.nvml import load_nvml
+    from ..power.source import SourceUnavailable
 
-        pynvml.nvmlInit()
+    try:
+        nvml = load_nvml()
+    except SourceUnavailable:
+        nvml = None
+    if nvml is not None:
         try:
             names = []
-            for i in range(pynvml.nvmlDeviceGetCount()):
-                name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
+            for i in range(nvml.nvmlDeviceGetCount()):
+                name = nvml.nvmlDeviceGetName(nvml.nvmlDeviceGetHandleByIndex(i))
                 names.append(name.decode() if isinstance(name, bytes) else name)
             return names
+        except nvml.NVMLError:
+            pass
         finally:
-            pynvml.nvmlShutdown()
-    except Exception:  # no library, no driver or no device: try nvidia-smi, else none
-        pass
+            nvml.nvmlShutdown()
     if shutil.which("nvidia-smi"):
         try:
             out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
@@ -182,6 +186,10 @@ def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) 
         raise PlanError(f"--num_clients must be at least 1, got {settings.num_clients}")
     if settings.concurrency is not None and settings.concurrency < 1:
         raise PlanError(f"--concurrency must be at least 1, got {settings.concurrency}")
+    if settings.power_interval_ms <= 0:
+        raise PlanError(f"--power_interval_ms must be positive, got {settings.power_interval_ms:g}")
+    if settings.idle_s < 0:
+        raise PlanError(f"--idle_s must be 0 or more seconds, got {settings.idle_s:g}")
     if settings.sleep_ms < 0:
         raise PlanError(f"--sleep_ms must be 0 or more milliseconds, got {settings.sleep_ms:g}")
     if settings.slo_ms <= 0:

@@ -19,6 +19,8 @@ from ..engine.processes import free_ports
 from ..load.orchestrate import LoadError, run_clients
 from ..load.spec import LoadSpec
 from ..load.stats import summarize, window_metrics
+from ..power.sampler import PowerMonitor, SamplerConfig
+from ..power.summary import idle_watts, summarize_power
 from ..results.store import ExperimentStore, host_info
 from .baseline import BASELINES_FILE, device_of, run_baseline, serving_efficiency
 from .plan import ConfigPoint, detect_gpus, placements, usable_cpus, validate
@@ -53,6 +55,7 @@ class ExperimentRunner:
         self.plan, self.points = validate(settings, usable_cpus(), self.gpu_names)
         self.store = ExperimentStore(settings.results_dir)
         self.baselines: dict[tuple[int, str, int], dict[str, Any]] = {}
+        self.idle_w: dict[str, float] = {}
 
     def _prepare_models(self) -> None:
         if self.spec.needs_build:
@@ -61,6 +64,31 @@ class ExperimentRunner:
             if self.spec.name not in read_manifest(self.settings.models_dir)["models"]:
                 self.say(f"building {self.spec.name} into {self.settings.models_dir} (first use) ...")
             ensure_built(self.settings.models_dir, self.spec.name)
+
+    def _sampler_config(self, start: float, duration: float, out: Path, gpus, groups) -> SamplerConfig:
+        s = self.settings
+        return SamplerConfig(
+            interval_s=s.power_interval_ms / 1000, start_wall=start, end_wall=start + duration,
+            out_path=str(out), gpus=tuple(gpus), powercap_root=str(s.powercap_root), cpu_groups=groups,
+        )
+
+    def _measure_idle(self) -> None:
+        """Idle power of the sources this experiment uses, once, before anything is deployed."""
+        s = self.settings
+        gpus = sorted(set(s.model_gpus))
+        self.say(f"measuring idle power for {s.idle_s:g} s ...")
+        monitor = PowerMonitor(self._sampler_config(time.time() + 0.5, s.idle_s, self.store.path / "idle_power_samples.json",
+                                                    gpus, {"all": usable_cpus()}))
+        try:
+            monitor.start()
+            doc = monitor.result()
+        finally:
+            monitor.stop()
+        self.idle_w = idle_watts(doc)
+        status = doc.get("status", {"sampler": doc.get("error")})
+        self.store.update_experiment({"idle_power": {"duration_s": s.idle_s, "watts": self.idle_w, "sources": status}})
+        self.say("idle: " + (", ".join(f"{k} {v:.1f} W" for k, v in self.idle_w.items()) or
+                             "no power source available (" + "; ".join(f"{k}: {v}" for k, v in status.items()) + ")"))
 
     def _run_baselines(self) -> None:
         """Raw speed per batch size, pinned like replica 1, for each cores-per-replica value."""
@@ -95,6 +123,8 @@ class ExperimentRunner:
         previous = signal.signal(signal.SIGTERM, _raise_interrupted)
         try:
             self._prepare_models()
+            if s.idle_s > 0 and not baseline_only:
+                self._measure_idle()
             if s.baseline:
                 self._run_baselines()
             for k, point in enumerate([] if baseline_only else self.points, 1):
@@ -187,6 +217,7 @@ class ExperimentRunner:
             "throughput_qps": summary.get("throughput_qps"),
             "latency_ms": summary.get("latency_ms"),
             "serving_efficiency": record["serving_efficiency"],
+            "power": _power_line(record.get("power")),
             "status": record["status"],
             "error": record["error"],
         }
@@ -222,15 +253,47 @@ class ExperimentRunner:
                 )
                 for i in range(s.num_clients)
             ]
-            start_at, clients = run_clients(specs, log_dir)
+            groups = {f"replica{i + 1}": list(p.cpus) for i, p in enumerate(places)}
+            groups["frontend"] = list(self.plan.frontend_cpus) or usable_cpus()
+            samples_path = self.store.configs_dir / f"{point.config_id}.power_samples.json"
+            monitors: list[PowerMonitor] = []
+
+            def start_power(start_at: float) -> None:
+                gpus = [p.gpu for p in places if p.gpu is not None]
+                cfg = self._sampler_config(start_at + s.warmup_s, s.duration_s, samples_path, gpus, groups)
+                monitors.append(PowerMonitor(cfg))
+                monitors[0].start()
+
+            try:
+                start_at, clients = run_clients(specs, log_dir, on_start=start_power)
+                power_doc = monitors[0].result() if monitors else {"error": "power sampler never started"}
+            finally:
+                for m in monitors:
+                    m.stop()
             window = (int((start_at + s.warmup_s) * 1e9), int((start_at + s.warmup_s + s.duration_s) * 1e9))
             record["window_wall_ns"] = list(window)
             record["summary"] = summarize(clients, window)
+            record["power"] = summarize_power(power_doc, record["summary"]["num_completed"], self.idle_w)
+            record["power_samples_file"] = samples_path.name if samples_path.exists() else None
             record["client_metrics"] = [window_metrics(c, window) for c in clients]
             record["raw_files"] = [Path(sp.out_path).name for sp in specs]
             record["clipper_metrics"] = requests.get(f"http://{manager.get_query_addr()}/metrics", timeout=10).json()
         finally:
             manager.stop_all()
+
+
+def _power_line(power: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The power numbers a runs.ndjson line carries (the full block is in the config record)."""
+    if power is None:
+        return None
+    return {
+        "joules": power["joules"],
+        "avg_w": power.get("avg_w"),
+        "joules_per_query": power["joules_per_query"],
+        "joules_per_query_above_idle": power["joules_per_query_above_idle"],
+        "energy_channels": power.get("energy_channels", []),
+        "sources": power.get("sources", {}),
+    }
 
 
 def describe_line(line: dict[str, Any]) -> str:
@@ -244,6 +307,11 @@ def describe_line(line: dict[str, Any]) -> str:
             f"{line['num_errors']} errors, {line['num_defaults']} SLO defaults")
     if line["serving_efficiency"] is not None:
         text += f", serving efficiency {line['serving_efficiency']:.2f}"
+    power = line.get("power") or {}
+    if power.get("avg_w") is not None:
+        text += f", {power['avg_w']:.0f} W"
+        if power.get("joules_per_query") is not None:
+            text += f", {power['joules_per_query'] * 1000:.2f} mJ/query"
     if line["num_defaults"] and not line["num_completed"]:
         text += " (every answer missed the SLO: raise --slo_ms for a model this slow here)"
     return text

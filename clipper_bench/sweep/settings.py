@@ -38,6 +38,9 @@ class RunSettings:
     baseline: bool = False
     baseline_s: float = 10.0
     batches_in_flight: int = 1
+    power_interval_ms: float = 100.0
+    powercap_root: Path = Path("/sys/class/powercap")
+    idle_s: float = 5.0
 
     def model_options(self) -> dict[str, Any]:
         """The ModelOptions fields every replica and baseline of this experiment gets."""
@@ -62,6 +65,7 @@ class RunSettings:
         data = asdict(self)
         data["results_dir"] = str(self.results_dir)
         data["models_dir"] = str(self.models_dir)
+        data["powercap_root"] = str(self.powercap_root)
         return data
 
     def concurrency_for(self, num_replicas: int, batch_size: int) -> int:

@@ -1,0 +1,114 @@
+"""NVIDIA GPUs through NVML (nvidia-ml-py): energy counter, instant power, utilisation, clocks.
+
+Energy over a window is best the difference of ``nvmlDeviceGetTotalEnergyConsumption`` (mJ) at its
+ends; the sampler also integrates instant power (``NVML_FI_DEV_POWER_INSTANT``; on H100-class GPUs
+``nvmlDeviceGetPowerUsage`` is a 1-second average, used only where the field is missing) so the two
+can be compared. All vendor errors are translated here into SourceUnavailable with a reason.
+
+The vendor module is ``pynvml`` unless ``CLIPPER_BENCH_NVML_MODULE`` names another module with the
+same functions: the tests put a fake NVML there, at the library boundary, and everything above runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Sequence
+from types import ModuleType
+
+from .source import PowerSource, Reading, SourceUnavailable
+
+MODULE_ENV = "CLIPPER_BENCH_NVML_MODULE"
+
+
+def load_nvml() -> ModuleType:
+    """The NVML binding, initialised; SourceUnavailable when there is no library or no driver."""
+    name = os.environ.get(MODULE_ENV, "pynvml")
+    try:
+        nvml = importlib.import_module(name)
+    except ImportError as exc:
+        raise SourceUnavailable(f"no NVML binding ({name}): pip install nvidia-ml-py") from exc
+    try:
+        nvml.nvmlInit()
+    except nvml.NVMLError as exc:
+        raise SourceUnavailable(f"NVML library or driver not found: {exc}") from exc
+    return nvml
+
+
+class NvmlSource(PowerSource):
+    """The GPUs a configuration uses, by NVML index."""
+
+    name = "nvml"
+
+    def __init__(self, gpus: Sequence[int]) -> None:
+        self.gpus = list(gpus)
+        self.nvml: ModuleType | None = None
+        self.handles: list = []
+        self.has_counter: dict[int, bool] = {}
+        self.has_instant: dict[int, bool] = {}
+
+    def open(self) -> None:
+        if not self.gpus:
+            raise SourceUnavailable("no GPU in this configuration")
+        nvml = self.nvml = load_nvml()
+        try:
+            count = nvml.nvmlDeviceGetCount()
+            missing = [g for g in self.gpus if g >= count]
+            if missing:
+                raise SourceUnavailable(f"GPU {missing} not found: NVML sees {count} GPU(s)")
+            self.handles = [nvml.nvmlDeviceGetHandleByIndex(g) for g in self.gpus]
+        except nvml.NVMLError as exc:
+            raise SourceUnavailable(f"NVML could not open the GPUs: {exc}") from exc
+        for gpu, handle in zip(self.gpus, self.handles, strict=True):
+            self.has_counter[gpu] = self._try(lambda h=handle: nvml.nvmlDeviceGetTotalEnergyConsumption(h)) is not None
+            self.has_instant[gpu] = self._instant_mw(handle) is not None
+
+    def _try(self, call):
+        assert self.nvml is not None
+        try:
+            return call()
+        except self.nvml.NVMLError:
+            return None
+
+    def _instant_mw(self, handle) -> float | None:
+        nvml = self.nvml
+        assert nvml is not None
+        field = getattr(nvml, "NVML_FI_DEV_POWER_INSTANT", None)
+        if field is None:
+            return None
+        values = self._try(lambda: nvml.nvmlDeviceGetFieldValues(handle, [field]))
+        if not values or values[0].nvmlReturn != 0:
+            return None
+        return float(values[0].value.uiVal)
+
+    def read(self) -> list[Reading]:
+        nvml = self.nvml
+        assert nvml is not None
+        out = []
+        for gpu, h in zip(self.gpus, self.handles, strict=True):
+            energy_mj = self._try(lambda h=h: nvml.nvmlDeviceGetTotalEnergyConsumption(h)) if self.has_counter[gpu] else None
+            power_mw = self._instant_mw(h) if self.has_instant[gpu] else self._try(lambda h=h: nvml.nvmlDeviceGetPowerUsage(h))
+            extra = {}
+            util = self._try(lambda h=h: nvml.nvmlDeviceGetUtilizationRates(h))
+            if util is not None:
+                extra["util_pct"] = float(util.gpu)
+            mem = self._try(lambda h=h: nvml.nvmlDeviceGetMemoryInfo(h))
+            if mem is not None:
+                extra["mem_used_mib"] = mem.used / 2**20
+            clock = self._try(lambda h=h: nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_SM))
+            if clock is not None:
+                extra["sm_clock_mhz"] = float(clock)
+            temp = self._try(lambda h=h: nvml.nvmlDeviceGetTemperature(h, nvml.NVML_TEMPERATURE_GPU))
+            if temp is not None:
+                extra["temp_c"] = float(temp)
+            out.append(Reading(
+                f"gpu{gpu}",
+                energy_j=None if energy_mj is None else energy_mj / 1e3,
+                power_w=None if power_mw is None else power_mw / 1e3,
+                extra=extra,
+            ))
+        return out
+
+    def close(self) -> None:
+        if self.nvml is not None:
+            self._try(self.nvml.nvmlShutdown)

@@ -1,0 +1,131 @@
+"""The sampling process: reads every source each interval during a window, writes the samples.
+
+It runs in its own process (spawned), so a source that hangs or crashes cannot take the run with
+it: the parent gets a file with what was sampled and each source's status, or a recorded error.
+The loop's sleep subtracts the time the reads took, so samples stay on the interval grid.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cpu import CpuSource
+from .nvml import NvmlSource
+from .rapl import RaplSource
+from .source import PowerSource, SourceUnavailable
+
+
+@dataclass(frozen=True)
+class SamplerConfig:
+    """What to sample, how often, when, and where the samples go."""
+
+    interval_s: float
+    start_wall: float
+    end_wall: float
+    out_path: str
+    gpus: tuple[int, ...] = ()
+    powercap_root: str = "/sys/class/powercap"
+    cpu_groups: dict[str, list[int]] = field(default_factory=dict)
+
+
+def _sources(cfg: SamplerConfig) -> list[PowerSource]:
+    return [NvmlSource(cfg.gpus), RaplSource(Path(cfg.powercap_root)), CpuSource(cfg.cpu_groups)]
+
+
+def sample(cfg: SamplerConfig, ready: Any = None) -> dict[str, Any]:
+    """Open the sources, sample them over the window, write and return the samples document."""
+    status: dict[str, str] = {}
+    opened: list[PowerSource] = []
+    for source in _sources(cfg):
+        try:
+            source.open()
+            status[source.name] = "ok"
+            opened.append(source)
+        except SourceUnavailable as exc:
+            status[source.name] = f"unavailable: {exc}"
+        except Exception as exc:  # a source that fails in an unexpected way is recorded, not fatal
+            status[source.name] = f"error: {type(exc).__name__}: {exc}"
+    if ready is not None:
+        ready.set()
+    series: dict[str, dict[str, list[float | None]]] = {}
+    delay = cfg.start_wall - time.time()
+    if delay > 0:
+        time.sleep(delay)
+    next_t = time.time()
+    while True:
+        now = time.time()
+        for source in list(opened):
+            try:
+                readings = source.read()
+            except Exception as exc:
+                status[source.name] = f"error: {type(exc).__name__}: {exc}"
+                opened.remove(source)
+                continue
+            for r in readings:
+                s = series.setdefault(r.channel, {"t": [], "energy_j": [], "power_w": []})
+                s["t"].append(now)
+                s["energy_j"].append(r.energy_j)
+                s["power_w"].append(r.power_w)
+                for key, value in r.extra.items():
+                    s.setdefault(key, []).append(value)
+        if now >= cfg.end_wall:
+            break
+        next_t += cfg.interval_s
+        time.sleep(max(0.0, min(next_t, cfg.end_wall) - time.time()))
+    for source in opened:
+        source.close()
+    doc = {"config": asdict(cfg), "status": status, "series": series}
+    tmp = f"{cfg.out_path}.tmp"
+    Path(tmp).write_text(json.dumps(doc))
+    os.replace(tmp, cfg.out_path)
+    return doc
+
+
+def _sampler_process(cfg: SamplerConfig, ready: Any) -> None:
+    try:
+        import setproctitle
+
+        setproctitle.setproctitle(f"clipper-bench sampler -> {Path(cfg.out_path).name}")
+    except ImportError:  # pragma: no cover
+        pass
+    sample(cfg, ready)
+
+
+class PowerMonitor:
+    """Runs :func:`sample` in a spawned process; :meth:`result` never raises for the sampler's faults."""
+
+    def __init__(self, cfg: SamplerConfig) -> None:
+        self.cfg = cfg
+        ctx = mp.get_context("spawn")
+        self._ready = ctx.Event()
+        self._process = ctx.Process(target=_sampler_process, args=(cfg, self._ready), daemon=True)
+
+    def start(self, ready_timeout_s: float = 30.0) -> None:
+        self._process.start()
+        self._ready.wait(ready_timeout_s)
+
+    def result(self, timeout_s: float = 10.0) -> dict[str, Any]:
+        """The samples document, or ``{"error": ...}`` when the sampler did not deliver one."""
+        remaining = max(self.cfg.end_wall - time.time(), 0.0) + timeout_s
+        self._process.join(remaining)
+        if self._process.is_alive():
+            self.stop()
+            return {"error": f"power sampler did not finish within {timeout_s:.0f} s of the window's end"}
+        if self._process.exitcode != 0 or not Path(self.cfg.out_path).exists():
+            return {"error": f"power sampler failed (exit code {self._process.exitcode})"}
+        return json.loads(Path(self.cfg.out_path).read_text())
+
+    def stop(self) -> None:
+        """Stop the sampler now (on errors and interrupts); reaps it."""
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(5)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()

@@ -1,0 +1,45 @@
+"""The interface every power source implements, and what it reports.
+
+A source is probed once; it is either usable or ``unavailable: <reason>``, and the reason (with the
+fix, where there is one) goes into the results. Unknown is never reported as zero.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+
+
+class SourceUnavailable(Exception):
+    """The source cannot be read here; the message says why and, where possible, how to fix it."""
+
+
+@dataclass
+class Reading:
+    """One sample of one channel (a GPU, a RAPL domain, a set of cores).
+
+    ``energy_j`` is a cumulative counter (already unwrapped) when the hardware has one; ``power_w``
+    an instantaneous power; ``extra`` anything else worth a time series (utilisation, clocks...).
+    """
+
+    channel: str
+    energy_j: float | None = None
+    power_w: float | None = None
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class PowerSource(ABC):
+    """A family of channels read together (all GPUs of a run, all RAPL domains, some cores)."""
+
+    name: str
+
+    @abstractmethod
+    def open(self) -> None:
+        """Prepare to read; raise SourceUnavailable with the reason when the source cannot be read."""
+
+    @abstractmethod
+    def read(self) -> list[Reading]:
+        """One reading per channel, now."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most sources hold nothing
+        """Release what open() took."""

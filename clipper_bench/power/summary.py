@@ -1,0 +1,98 @@
+"""Energy arithmetic: from a samples document to a record's ``power`` block.
+
+* Energy of a channel with a counter (RAPL, NVML's total energy) is the counter's difference over
+  the window; with only power samples it is their trapezoidal integral. Where both exist, both are
+  recorded with their relative difference.
+* Average watts = joules / window; peak watts = the largest sampled (or per-interval) power.
+* Energy per completed query, total and above idle (idle watts x window subtracted).
+* A source that could not be read is reported with its reason and contributes nothing: its numbers
+  are null, never zero, and the totals say which sources they cover.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+ENERGY_PREFIXES = ("gpu", "package-", "dram-")
+
+
+def _clean(values: list) -> np.ndarray:
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def channel_energy(series: dict[str, list]) -> dict[str, Any]:
+    """Joules, average and peak watts of one channel's series."""
+    t = np.asarray(series["t"], dtype=float)
+    energy = _clean(series["energy_j"])
+    power = _clean(series["power_w"])
+    out: dict[str, Any] = {"samples": int(t.size)}
+    duration = float(t[-1] - t[0]) if t.size >= 2 else 0.0
+    out["duration_s"] = duration
+    counter = integrated = None
+    if t.size >= 2 and not np.isnan(energy).any():
+        counter = float(energy[-1] - energy[0])
+        steps = np.diff(energy) / np.maximum(np.diff(t), 1e-9)
+        out["peak_w"] = float(steps.max())
+    if t.size >= 2 and not np.isnan(power).any():
+        integrated = float(np.trapezoid(power, t)) if hasattr(np, "trapezoid") else float(np.trapz(power, t))
+        out["peak_w"] = float(power.max())
+    out["joules_counter"] = counter
+    out["joules_integrated"] = integrated
+    out["counter_vs_integrated_rel_diff"] = (
+        (integrated - counter) / counter if counter and integrated is not None else None
+    )
+    joules = counter if counter is not None else integrated
+    out["joules"] = joules
+    out["avg_w"] = joules / duration if joules is not None and duration > 0 else None
+    out.setdefault("peak_w", None)
+    for key, values in series.items():
+        if key not in ("t", "energy_j", "power_w"):
+            arr = _clean(values)
+            if arr.size and not np.isnan(arr).all():
+                out[f"{key}_avg"] = float(np.nanmean(arr))
+                out[f"{key}_max"] = float(np.nanmax(arr))
+    return out
+
+
+def summarize_power(
+    doc: dict[str, Any], num_completed: int | None, idle_w: dict[str, float] | None = None
+) -> dict[str, Any]:
+    """The ``power`` block of a record."""
+    if "error" in doc:
+        return {"status": doc["error"], "sources": {}, "channels": {}, "joules": None,
+                "joules_per_query": None, "joules_per_query_above_idle": None}
+    channels = {name: channel_energy(s) for name, s in doc["series"].items()}
+    energy = {k: v for k, v in channels.items() if k.startswith(ENERGY_PREFIXES) and v["joules"] is not None}
+    joules = sum(v["joules"] for v in energy.values()) if energy else None
+    per_query = joules / num_completed if joules is not None and num_completed else None
+    above = None
+    if joules is not None and idle_w and all(k in idle_w for k in energy):
+        above_j = sum(v["joules"] - idle_w[k] * v["duration_s"] for k, v in energy.items())
+        above = above_j / num_completed if num_completed else None
+    return {
+        "status": "ok",
+        "interval_ms": doc["config"]["interval_s"] * 1000,
+        "sources": doc["status"],
+        "channels": channels,
+        "energy_channels": sorted(energy),
+        "joules": joules,
+        "avg_w": sum(v["avg_w"] for v in energy.values() if v["avg_w"] is not None) if energy else None,
+        "joules_per_query": per_query,
+        "idle_w": {k: idle_w[k] for k in energy if idle_w and k in idle_w} or None,
+        "joules_per_query_above_idle": above,
+    }
+
+
+def idle_watts(doc: dict[str, Any]) -> dict[str, float]:
+    """Average watts of every energy channel in an idle measurement."""
+    if "error" in doc:
+        return {}
+    out = {}
+    for name, series in doc["series"].items():
+        if name.startswith(ENERGY_PREFIXES):
+            c = channel_energy(series)
+            if c["avg_w"] is not None:
+                out[name] = c["avg_w"]
+    return out
