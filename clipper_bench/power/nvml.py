@@ -98,6 +98,9 @@ class NvmlSource(PowerSource):
             clock = self._try(lambda h=h: nvml.nvmlDeviceGetClockInfo(h, nvml.NVML_CLOCK_SM))
             if clock is not None:
                 extra["sm_clock_mhz"] = float(clock)
+            limit = self._try(lambda h=h: nvml.nvmlDeviceGetPowerManagementLimit(h))
+            if limit is not None:
+                extra["power_limit_w"] = limit / 1000
             temp = self._try(lambda h=h: nvml.nvmlDeviceGetTemperature(h, nvml.NVML_TEMPERATURE_GPU))
             if temp is not None:
                 extra["temp_c"] = float(temp)

@@ -46,6 +46,10 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="root of the powercap sysfs tree for RAPL (default /sys/class/powercap)")
     p.add_argument("--idle_s", type=float, default=5.0,
                    help="seconds of idle power measured before the first configuration (0 to skip; default 5)")
+    p.add_argument("--gpu_power_limits", type=float, nargs="+", default=[], metavar="W",
+                   help="sweep GPU power limits (watts); set before each configuration, restored after (needs root)")
+    p.add_argument("--gpu_clocks", type=int, nargs="+", default=[], metavar="MHZ",
+                   help="sweep locked GPU SM clocks (MHz); released after each configuration (needs root)")
     from ..cli import add_model_option_flags
 
     add_model_option_flags(p)
@@ -85,6 +89,8 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
         power_interval_ms=args.power_interval_ms,
         powercap_root=args.powercap_root,
         idle_s=args.idle_s,
+        gpu_power_limits_w=tuple(getattr(args, "gpu_power_limits", [])),
+        gpu_clocks_mhz=tuple(getattr(args, "gpu_clocks", [])),
     )
 
 

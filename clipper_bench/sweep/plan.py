@@ -47,10 +47,17 @@ class ConfigPoint:
     num_replicas: int
     cpus_per_replica: int
     batch_size: int
+    gpu_power_limit_w: float | None = None
+    gpu_clock_mhz: int | None = None
 
     @property
     def config_id(self) -> str:
-        return f"{self.model_name}-r{self.num_replicas}-c{self.cpus_per_replica}-b{self.batch_size}"
+        cid = f"{self.model_name}-r{self.num_replicas}-c{self.cpus_per_replica}-b{self.batch_size}"
+        if self.gpu_power_limit_w is not None:
+            cid += f"-pl{self.gpu_power_limit_w:g}"
+        if self.gpu_clock_mhz is not None:
+            cid += f"-clk{self.gpu_clock_mhz}"
+        return cid
 
 
 def usable_cpus() -> list[int]:
@@ -123,11 +130,14 @@ def _ranges(cpus: list[int]) -> str:
 
 
 def configurations(settings: RunSettings) -> list[ConfigPoint]:
-    """Every configuration, in the original's order: replicas, then cores per replica, then batch."""
+    """Every configuration, in the original's order: replicas, then cores per replica, then batch;
+    GPU power limits and clocks, when swept, vary outside the batch size."""
     return [
-        ConfigPoint(settings.model_name, r, c, b)
+        ConfigPoint(settings.model_name, r, c, b, pl, clk)
         for r in settings.num_replicas
         for c in settings.cpus_per_replica_nums
+        for pl in (settings.gpu_power_limits_w or (None,))
+        for clk in (settings.gpu_clocks_mhz or (None,))
         for b in settings.batch_sizes
     ]
 
@@ -206,6 +216,13 @@ def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) 
                 f"--model_gpus gives {len(settings.model_gpus)}; list one GPU per replica"
             )
     _check_framework(settings)
+    if settings.gpu_power_limits_w or settings.gpu_clocks_mhz:
+        from ..power.limits import LimitError, check_permission
+
+        try:
+            check_permission(settings.model_gpus, settings.gpu_power_limits_w, settings.gpu_clocks_mhz)
+        except LimitError as exc:
+            raise PlanError(str(exc)) from None
     plan = plan_cores(settings, available)
     points = configurations(settings)
     for point in points:

@@ -19,6 +19,7 @@ from ..engine.processes import free_ports
 from ..load.orchestrate import LoadError, run_clients
 from ..load.spec import LoadSpec
 from ..load.stats import summarize, window_metrics
+from ..power.limits import GpuLimits, LimitError
 from ..power.sampler import PowerMonitor, SamplerConfig
 from ..power.summary import idle_watts, summarize_power
 from ..results.store import ExperimentStore, host_info
@@ -177,13 +178,17 @@ class ExperimentRunner:
             "started_at": time.time(),
             "logs": str(self.store.logs_dir / point.config_id),
         }
+        record["settings"]["gpu_power_limit_w"] = point.gpu_power_limit_w
+        record["settings"]["gpu_clock_mhz"] = point.gpu_clock_mhz
         try:
-            self._measure(point, places, concurrency, record)
+            gpus = [p.gpu for p in places if p.gpu is not None]
+            with GpuLimits(gpus, point.gpu_power_limit_w, point.gpu_clock_mhz):
+                self._measure(point, places, concurrency, record)
             record["status"] = "ok"
         except KeyboardInterrupt as exc:
             record["status"] = "interrupted"
             record["error"] = f"interrupted ({exc or 'Ctrl-C'})"
-        except (ClipperException, LoadError, requests.RequestException, OSError) as exc:
+        except (ClipperException, LoadError, LimitError, requests.RequestException, OSError) as exc:
             record["error"] = f"{type(exc).__name__}: {exc}"
         raw = self.baselines.get((point.cpus_per_replica, device_of(places[0]), point.batch_size))
         record["baseline"] = raw
@@ -209,6 +214,8 @@ class ExperimentRunner:
             "num_replicas": point.num_replicas,
             "cpus_per_replica": point.cpus_per_replica,
             "gpus": record["node_configs"][0]["gpus"],
+            "gpu_power_limit_w": point.gpu_power_limit_w,
+            "gpu_clock_mhz": point.gpu_clock_mhz,
             "concurrency": record["settings"]["concurrency"],
             "duration_s": self.settings.duration_s,
             "num_completed": summary.get("num_completed"),

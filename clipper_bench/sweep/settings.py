@@ -41,6 +41,8 @@ class RunSettings:
     power_interval_ms: float = 100.0
     powercap_root: Path = Path("/sys/class/powercap")
     idle_s: float = 5.0
+    gpu_power_limits_w: tuple[float, ...] = ()
+    gpu_clocks_mhz: tuple[int, ...] = ()
 
     def model_options(self) -> dict[str, Any]:
         """The ModelOptions fields every replica and baseline of this experiment gets."""

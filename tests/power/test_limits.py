@@ -1,0 +1,111 @@
+"""GPU power and clock limits: set for a configuration, restored on every way out (fake NVML only)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from clipper_bench.power.limits import GpuLimits, LimitError, check_permission
+from tests.conftest import REPO, our_processes, wait_until_gone
+from tests.power import fake_pynvml
+
+DRIVER = REPO / "model_composition" / "image_driver_1" / "driver.py"
+GPU = {"watts": 200.0, "power_limit_w": 700.0, "min_limit_w": 200.0, "max_limit_w": 700.0, "locked_clock_mhz": None}
+
+
+@pytest.fixture
+def nvml_state(tmp_path, monkeypatch):
+    state = tmp_path / "nvml.json"
+    monkeypatch.setenv("CLIPPER_BENCH_NVML_MODULE", "tests.power.fake_pynvml")
+    monkeypatch.setenv("FAKE_NVML_STATE", str(state))
+    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    fake_pynvml.write_state(state, [dict(GPU), dict(GPU)])
+    return state
+
+
+def gpus(state):
+    return json.loads(state.read_text())["gpus"]
+
+
+def test_limits_are_set_inside_and_restored_after(nvml_state):
+    with GpuLimits([0, 1], power_limit_w=300, clock_mhz=1410):
+        assert [g["power_limit_w"] for g in gpus(nvml_state)] == [300, 300]
+        assert [g["locked_clock_mhz"] for g in gpus(nvml_state)] == [1410, 1410]
+    assert [g["power_limit_w"] for g in gpus(nvml_state)] == [700, 700]
+    assert [g["locked_clock_mhz"] for g in gpus(nvml_state)] == [None, None]
+
+
+@pytest.mark.parametrize("error", [RuntimeError("a replica crashed"), KeyboardInterrupt()])
+def test_limits_are_restored_when_the_configuration_fails_or_is_interrupted(nvml_state, error):
+    with pytest.raises(type(error)):
+        with GpuLimits([0], power_limit_w=250):
+            assert gpus(nvml_state)[0]["power_limit_w"] == 250
+            raise error
+    assert gpus(nvml_state)[0]["power_limit_w"] == 700
+
+
+def test_without_permission_the_error_comes_before_anything_runs(nvml_state):
+    fake_pynvml.write_state(nvml_state, [dict(GPU)], may_set=False)
+    with pytest.raises(LimitError, match="run the driver as root"):
+        check_permission([0], [300], [])
+    with pytest.raises(LimitError, match="from 200 to 700 W"):
+        fake_pynvml.write_state(nvml_state, [dict(GPU)])
+        check_permission([0], [150], [])
+    with pytest.raises(LimitError, match="need GPUs"):
+        check_permission([], [300], [])
+
+
+def run_driver(*args, results, timeout=180):
+    return subprocess.run([sys.executable, str(DRIVER), *args, "--results_dir", str(results)],
+                          capture_output=True, text=True, cwd=REPO, timeout=timeout)
+
+
+def test_power_limit_sweep_records_each_limit_and_restores(tmp_path, nvml_state, no_leftover_processes):
+    proc = run_driver("-m", "noop", "-g", "0", "-b", "2", "--gpu_power_limits", "250", "400", "-d", "1",
+                      "--warmup", "0.3", "--idle_s", "0", "--power_interval_ms", "50",
+                      "--powercap_root", str(tmp_path / "none"), results=tmp_path / "results")
+    assert proc.returncode == 0, proc.stderr
+    (exp,) = (tmp_path / "results").iterdir()
+    runs = [json.loads(line) for line in (exp / "runs.ndjson").read_text().splitlines()]
+    assert [r["config_id"] for r in runs] == ["noop-r1-c1-b2-pl250", "noop-r1-c1-b2-pl400"]
+    for run, limit in zip(runs, (250, 400), strict=True):
+        assert run["status"] == "ok" and run["gpu_power_limit_w"] == limit
+        record = json.loads((exp / "configs" / f"{run['config_id']}.json").read_text())
+        # what the GPU reported while the configuration was measured
+        assert record["power"]["channels"]["gpu0"]["power_limit_w_avg"] == limit
+    assert gpus(nvml_state)[0]["power_limit_w"] == 700
+
+
+def test_no_permission_stops_the_driver_before_it_starts(tmp_path, nvml_state, no_leftover_processes):
+    fake_pynvml.write_state(nvml_state, [dict(GPU)], may_set=False)
+    proc = run_driver("-m", "noop", "-g", "0", "--gpu_power_limits", "300", results=tmp_path / "results", timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0 and "run the driver as root" in proc.stderr
+    assert gpus(nvml_state)[0]["power_limit_w"] == 700
+
+
+def test_ctrl_c_during_a_limited_configuration_restores_the_limit(tmp_path, nvml_state):
+    before = our_processes()
+    results = tmp_path / "results"
+    proc = subprocess.Popen(
+        [sys.executable, str(DRIVER), "-m", "noop", "-g", "0", "-b", "2", "--gpu_power_limits", "300",
+         "--gpu_clocks", "1200", "-d", "20", "--warmup", "0", "--idle_s", "0",
+         "--powercap_root", str(tmp_path / "none"), "--results_dir", str(results)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (gpus(nvml_state)[0]["power_limit_w"], gpus(nvml_state)[0]["locked_clock_mhz"]) != (300, 1200):
+        time.sleep(0.05)
+    assert gpus(nvml_state)[0]["power_limit_w"] == 300 and gpus(nvml_state)[0]["locked_clock_mhz"] == 1200
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    assert gpus(nvml_state)[0]["power_limit_w"] == 700
+    assert gpus(nvml_state)[0]["locked_clock_mhz"] is None
+    assert not wait_until_gone(our_processes() - before, timeout_s=5)
