@@ -110,7 +110,10 @@ def nvmlDeviceGetTemperature(h: int, kind: int) -> int:
 
 
 def nvmlDeviceGetPowerManagementLimit(h: int) -> int:
-    return int(_gpu(h)["power_limit_w"] * 1000)
+    gpu = _gpu(h)
+    if "power_limit_w" not in gpu:
+        raise NVMLError_NotSupported("Not Supported")
+    return int(gpu["power_limit_w"] * 1000)
 
 
 def nvmlDeviceGetPowerManagementLimitConstraints(h: int) -> tuple[int, int]:
