@@ -32,6 +32,8 @@ class LoadSpec:
     pool_size: int = 1000
     seed: int = 0
     cpus: tuple[int, ...] = ()
+    rate_qps: float | None = None  # open loop at this rate (this client's share); None: closed loop
+    arrival: str = "constant"
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))

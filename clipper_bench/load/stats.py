@@ -19,12 +19,21 @@ WINDOW_COMPLETIONS = 50
 
 @dataclass
 class ClientData:
-    """One client's raw data, with times on the wall clock (ns since the epoch)."""
+    """One client's raw data, with times on the wall clock (ns since the epoch).
+
+    ``start_wall_ns`` is when each query was due: its scheduled time in open loop, its send time in
+    closed loop. Latency and window membership count from it.
+    """
 
     client_index: int
     send_wall_ns: np.ndarray
     done_wall_ns: np.ndarray  # -1 where unanswered
     status: np.ndarray
+    start_wall_ns: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.start_wall_ns is None:
+            self.start_wall_ns = self.send_wall_ns
 
     @classmethod
     def from_npz(cls, path: str) -> ClientData:
@@ -32,11 +41,12 @@ class ClientData:
             offset = int(data["anchor_wall_ns"]) - int(data["anchor_perf_ns"])
             send = data["send_ns"] + offset
             done = np.where(data["done_ns"] >= 0, data["done_ns"] + offset, -1)
-            return cls(int(data["client_index"]), send, done, data["status"].copy())
+            start = data["scheduled_ns"] + offset if "scheduled_ns" in data else send
+            return cls(int(data["client_index"]), send, done, data["status"].copy(), start)
 
     def measured(self, window: tuple[int, int]) -> np.ndarray:
-        """Mask of queries sent inside the measurement window."""
-        return (self.send_wall_ns >= window[0]) & (self.send_wall_ns < window[1])
+        """Mask of queries due inside the measurement window."""
+        return (self.start_wall_ns >= window[0]) & (self.start_wall_ns < window[1])
 
 
 def latency_stats_ms(latencies_ms: np.ndarray) -> dict[str, float | None]:
@@ -58,7 +68,7 @@ def summarize(clients: Sequence[ClientData], window: tuple[int, int]) -> dict:
         m = c.measured(window)
         status = c.status[m]
         ok = status == STATUS_OK
-        latencies.append((c.done_wall_ns[m][ok] - c.send_wall_ns[m][ok]) / 1e6)
+        latencies.append((c.done_wall_ns[m][ok] - c.start_wall_ns[m][ok]) / 1e6)
         statuses.append(status)
         answered = c.status == STATUS_OK
         done_ok.append(c.done_wall_ns[answered])
@@ -78,12 +88,31 @@ def summarize(clients: Sequence[ClientData], window: tuple[int, int]) -> dict:
     }
 
 
+def lateness_stats(clients: Sequence[ClientData], window: tuple[int, int]) -> dict:
+    """How late the generator itself sent (send - scheduled), over queries due in the window.
+
+    ``kept_up`` is False when more than 1% of queries left over 1 ms late: the offered load was
+    then lower than asked, and the record says so.
+    """
+    late = np.concatenate([(c.send_wall_ns - c.start_wall_ns)[c.measured(window)] for c in clients]) / 1e6
+    if late.size == 0:
+        return {"p50_ms": None, "p99_ms": None, "max_ms": None, "share_over_1ms": None, "kept_up": None}
+    share = float((late > 1.0).mean())
+    return {
+        "p50_ms": float(np.percentile(late, 50)),
+        "p99_ms": float(np.percentile(late, 99)),
+        "max_ms": float(late.max()),
+        "share_over_1ms": share,
+        "kept_up": share <= 0.01,
+    }
+
+
 def window_metrics(client: ClientData, window: tuple[int, int], every: int = WINDOW_COMPLETIONS) -> dict:
     """The original driver's per-client lists: every ``every`` completions, the throughput,
     p99 and mean latency (ms) of those completions."""
     m = client.measured(window) & (client.status == STATUS_OK)
     done = client.done_wall_ns[m]
-    lat = (done - client.send_wall_ns[m]) / 1e6
+    lat = (done - client.start_wall_ns[m]) / 1e6
     order = np.argsort(done, kind="stable")
     done, lat = done[order], lat[order]
     thrus, p99s, means = [], [], []

@@ -30,6 +30,13 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup", type=float, default=5.0, help="seconds of load before measuring (default 5)")
     p.add_argument("--concurrency", type=int, default=None,
                    help="outstanding queries in all (default 2 x replicas x batch size)")
+    p.add_argument("--rate", type=float, default=None, metavar="QPS",
+                   help="open loop: send at this total rate (split over the clients) instead of keeping "
+                        "--concurrency queries outstanding; latency then counts from each query's scheduled time")
+    p.add_argument("--arrival", choices=["constant", "poisson"], default="constant",
+                   help="open-loop arrival process (default constant)")
+    p.add_argument("--drain_timeout_s", type=float, default=10.0,
+                   help="after the window, how long to wait for answers still out (default 10)")
     p.add_argument("--transport", choices=["binary", "rest"], default="binary",
                    help="query path: binary (raw tensors over ZeroMQ, default) or rest (Clipper's JSON API)")
     p.add_argument("--slo_ms", type=float, default=500.0, help="application latency SLO in ms (default 500)")
@@ -91,6 +98,9 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
         idle_s=args.idle_s,
         gpu_power_limits_w=tuple(getattr(args, "gpu_power_limits", [])),
         gpu_clocks_mhz=tuple(getattr(args, "gpu_clocks", [])),
+        rate_qps=args.rate,
+        drain_timeout_s=args.drain_timeout_s,
+        arrival=args.arrival,
     )
 
 

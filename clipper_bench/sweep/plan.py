@@ -196,6 +196,13 @@ def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) 
         raise PlanError(f"--num_clients must be at least 1, got {settings.num_clients}")
     if settings.concurrency is not None and settings.concurrency < 1:
         raise PlanError(f"--concurrency must be at least 1, got {settings.concurrency}")
+    if settings.rate_qps is not None:
+        if settings.rate_qps <= 0:
+            raise PlanError(f"--rate must be a positive number of queries per second, got {settings.rate_qps:g}")
+        if settings.transport != "binary":
+            raise PlanError("--rate (open loop) runs over the binary path: drop --transport rest")
+        if settings.concurrency is not None:
+            raise PlanError("--rate (open loop) and --concurrency (closed loop) exclude each other: pass one")
     if settings.power_interval_ms <= 0:
         raise PlanError(f"--power_interval_ms must be positive, got {settings.power_interval_ms:g}")
     if settings.idle_s < 0:

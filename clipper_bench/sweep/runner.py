@@ -18,7 +18,7 @@ from ..engine.manager import IMAGE_PREFIX, LocalContainerManager, Placement
 from ..engine.processes import free_ports
 from ..load.orchestrate import LoadError, run_clients
 from ..load.spec import LoadSpec
-from ..load.stats import summarize, window_metrics
+from ..load.stats import lateness_stats, summarize, window_metrics
 from ..power.limits import GpuLimits, LimitError
 from ..power.sampler import PowerMonitor, SamplerConfig
 from ..power.summary import idle_watts, summarize_power
@@ -224,6 +224,7 @@ class ExperimentRunner:
             "throughput_qps": summary.get("throughput_qps"),
             "latency_ms": summary.get("latency_ms"),
             "serving_efficiency": record["serving_efficiency"],
+            "load": summary.get("load"),
             "power": _power_line(record.get("power")),
             "status": record["status"],
             "error": record["error"],
@@ -257,6 +258,7 @@ class ExperimentRunner:
                     drain_timeout_s=s.drain_timeout_s,
                     out_path=str(self.store.raw_path(point.config_id, i)),
                     pool_size=self.spec.pool_size(s.pool_size), seed=s.seed, cpus=self.plan.client_cpus,
+                    rate_qps=s.rate_qps / s.num_clients if s.rate_qps else None, arrival=s.arrival,
                 )
                 for i in range(s.num_clients)
             ]
@@ -280,6 +282,12 @@ class ExperimentRunner:
             window = (int((start_at + s.warmup_s) * 1e9), int((start_at + s.warmup_s + s.duration_s) * 1e9))
             record["window_wall_ns"] = list(window)
             record["summary"] = summarize(clients, window)
+            record["summary"]["load"] = {
+                "mode": "open" if s.rate_qps else "closed",
+                "rate_qps": s.rate_qps, "arrival": s.arrival if s.rate_qps else None,
+                "concurrency": None if s.rate_qps else concurrency,
+                "lateness": lateness_stats(clients, window) if s.rate_qps else None,
+            }
             record["power"] = summarize_power(power_doc, record["summary"]["num_completed"], self.idle_w)
             record["power_samples_file"] = samples_path.name if samples_path.exists() else None
             record["client_metrics"] = [window_metrics(c, window) for c in clients]
@@ -314,6 +322,12 @@ def describe_line(line: dict[str, Any]) -> str:
             f"{line['num_errors']} errors, {line['num_defaults']} SLO defaults")
     if line["serving_efficiency"] is not None:
         text += f", serving efficiency {line['serving_efficiency']:.2f}"
+    load = line.get("load") or {}
+    if load.get("mode") == "open" and load.get("lateness"):
+        late = load["lateness"]
+        text += f", offered {load['rate_qps']:g} q/s {load['arrival']}"
+        if not late["kept_up"]:
+            text += f" (generator could NOT keep up: {100 * late['share_over_1ms']:.1f}% sent >1 ms late)"
     power = line.get("power") or {}
     if power.get("avg_w") is not None:
         text += f", {power['avg_w']:.0f} W"

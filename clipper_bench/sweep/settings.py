@@ -43,6 +43,8 @@ class RunSettings:
     idle_s: float = 5.0
     gpu_power_limits_w: tuple[float, ...] = ()
     gpu_clocks_mhz: tuple[int, ...] = ()
+    rate_qps: float | None = None
+    arrival: str = "constant"
 
     def model_options(self) -> dict[str, Any]:
         """The ModelOptions fields every replica and baseline of this experiment gets."""

@@ -1,0 +1,64 @@
+"""Open-loop load: the rate is delivered, a slow server's backlog shows, arrivals are right."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from clipper_bench.load.arrivals import schedule_ns
+from clipper_bench.load.stats import ClientData
+from tests.conftest import REPO
+
+DRIVER = REPO / "model_composition" / "image_driver_1" / "driver.py"
+
+
+def run(tmp_path, *args):
+    proc = subprocess.run([sys.executable, str(DRIVER), *args, "--idle_s", "0", "--results_dir", str(tmp_path)],
+                          capture_output=True, text=True, cwd=REPO, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    exp = max(p for p in tmp_path.iterdir() if p.is_dir())
+    line = json.loads((exp / "runs.ndjson").read_text().splitlines()[-1])
+    record = json.loads((exp / "configs" / f"{line['config_id']}.json").read_text())
+    clients = [ClientData.from_npz(str(exp / "configs" / f)) for f in record["raw_files"]]
+    return line, record, clients
+
+
+def test_open_loop_delivers_the_rate_it_was_asked_for(tmp_path, no_leftover_processes):
+    line, record, _ = run(tmp_path, "-m", "sleep", "--sleep_ms", "5", "-b", "8", "--rate", "200",
+                          "-d", "3", "--warmup", "1")
+    assert line["throughput_qps"] == pytest.approx(200, rel=0.05)
+    load = record["summary"]["load"]
+    assert load["mode"] == "open" and load["rate_qps"] == 200 and load["arrival"] == "constant"
+    assert load["lateness"]["p50_ms"] < 1.0
+    assert line["latency_ms"]["p50"] >= 5.0  # never faster than the model
+
+
+def test_a_slow_server_backlog_shows_in_open_loop_latency_but_not_closed_loop(tmp_path, no_leftover_processes):
+    # capacity 1 / 20 ms = 50 q/s; offered 100 q/s: the queue grows by 50 queries every second
+    _, _, (open_client,) = run(tmp_path / "open", "-m", "sleep", "--sleep_ms", "20", "-b", "1", "--rate", "100",
+                               "-d", "3", "--warmup", "0", "--slo_ms", "100000", "--drain_timeout_s", "30")
+    ok = open_client.status == 0
+    t = (open_client.start_wall_ns[ok] - open_client.start_wall_ns[ok][0]) / 1e9
+    lat = (open_client.done_wall_ns[ok] - open_client.start_wall_ns[ok]) / 1e6
+    assert np.corrcoef(t, lat)[0, 1] > 0.9, "latency must grow with time as the backlog does"
+    first, last = lat[t < 0.5], lat[t > 2.5]
+    assert np.median(last) > np.median(first) + 1000  # about 50 q/s x 2 s of backlog x 20 ms
+    closed, _, _ = run(tmp_path / "closed", "-m", "sleep", "--sleep_ms", "20", "-b", "1", "-d", "3", "--warmup", "0",
+                       "--slo_ms", "100000")
+    assert closed["latency_ms"]["p99"] < 100  # the closed loop slows down with the server and hides it
+
+
+def test_poisson_gaps_have_the_right_mean_and_spread():
+    rate = 2000.0
+    gaps = np.diff(schedule_ns(rate, 20.0, "poisson", seed=4)) / 1e9
+    assert gaps.mean() == pytest.approx(1 / rate, rel=0.03)
+    assert gaps.std() == pytest.approx(1 / rate, rel=0.05)  # exponential: sd equals mean
+    assert (gaps > 0).all()
+    const = np.diff(schedule_ns(rate, 1.0, "constant")) / 1e9
+    assert np.allclose(const, 1 / rate, atol=1e-9)
+    with pytest.raises(ValueError, match="constant or poisson"):
+        schedule_ns(rate, 1.0, "bursty")
