@@ -74,18 +74,25 @@ def _wait_until(wall_time: float) -> None:
         time.sleep(delay)
 
 
+def binary_client_socket(address: str, recv_timeout_ms: int = -1):
+    """A DEALER connected to a binary query port, with unbounded queues and no linger."""
+    import zmq
+
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDHWM, 0)
+    sock.setsockopt(zmq.RCVHWM, 0)
+    sock.setsockopt(zmq.RCVTIMEO, recv_timeout_ms)
+    sock.connect(f"tcp://{address}")
+    return sock
+
+
 def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder) -> None:
     import zmq
 
     from ..protocol.binary import REQUEST_HEADER, RESPONSE_HEADER
 
-    ctx = zmq.Context.instance()
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.SNDHWM, 0)
-    sock.setsockopt(zmq.RCVHWM, 0)
-    sock.setsockopt(zmq.RCVTIMEO, 100)
-    sock.connect(f"tcp://{spec.address}")
+    sock = binary_client_socket(spec.address, recv_timeout_ms=100)
     app = spec.app.encode()
     pack = REQUEST_HEADER.pack
     status_at = RESPONSE_HEADER.size
@@ -161,11 +168,7 @@ def run_binary_open(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Rec
     assert spec.rate_qps
     offsets = schedule_ns(spec.rate_qps, spec.warmup_s + spec.duration_s, spec.arrival,
                           seed=spec.seed * 1000 + spec.client_index).tolist()
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.SNDHWM, 0)
-    sock.setsockopt(zmq.RCVHWM, 0)
-    sock.connect(f"tcp://{spec.address}")
+    sock = binary_client_socket(spec.address)
     app = spec.app.encode()
     pack = REQUEST_HEADER.pack
     status_at = RESPONSE_HEADER.size
