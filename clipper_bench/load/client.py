@@ -28,6 +28,8 @@ class Recorder:
     """Raw per-query data, appended as queries go out and filled in as answers come back."""
 
     def __init__(self) -> None:
+        self.stopped_ns = -1  # when a stop-when-stable client stopped sending early
+        self.stability = None  # the StabilityMonitor, when one ran
         self.scheduled_ns = array("q")  # open loop: when the query was due; closed loop: unused
         self.send_ns = array("q")
         self.done_ns = array("q")
@@ -55,6 +57,8 @@ class Recorder:
             anchor_wall_ns=np.int64(anchor_wall_ns),
             anchor_perf_ns=np.int64(anchor_perf_ns),
             client_index=np.int64(client_index),
+            stopped_ns=np.int64(self.stopped_ns),
+            stable_windows=np.asarray(self.stability.windows if self.stability else [], dtype=float).reshape(-1, 2),
         )
         os.replace(tmp, path)
 
@@ -72,6 +76,16 @@ def _wait_until(wall_time: float) -> None:
     delay = wall_time - time.time()
     if delay > 0:
         time.sleep(delay)
+
+
+def _monitor(spec: LoadSpec, rec: Recorder, begin_ns: int, start_array: array):
+    if spec.stable_window_s is None:
+        return None
+    from .stability import StabilityMonitor
+
+    rec.stability = StabilityMonitor(begin_ns + int(spec.warmup_s * 1e9), spec.stable_window_s,
+                                     spec.stable_tolerance, start_array, rec.done_ns, rec.status)
+    return rec.stability
 
 
 def binary_client_socket(address: str, recv_timeout_ms: int = -1):
@@ -124,7 +138,9 @@ def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder
         status[i] = head[status_at]
 
     _wait_until(spec.start_at_wall)
-    end_ns = clock() + int((spec.warmup_s + spec.duration_s) * 1e9)
+    begin = clock()
+    end_ns = begin + int((spec.warmup_s + spec.duration_s) * 1e9)
+    monitor = _monitor(spec, rec, begin, send_ns)
     outstanding = 0
     for _ in range(spec.concurrency):
         send_one()
@@ -137,7 +153,10 @@ def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder
                 break
             continue
         outstanding -= 1
-        if clock() < end_ns:
+        now = clock()
+        if monitor is not None and now < end_ns and monitor.stable(now):
+            end_ns = rec.stopped_ns = now
+        if now < end_ns:
             send_one()
             outstanding += 1
         elif outstanding == 0:
@@ -198,9 +217,14 @@ def run_binary_open(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Rec
     _wait_until(spec.start_at_wall)
     start = clock()
     total = len(offsets)
+    monitor = _monitor(spec, rec, start, sched)
     i = answered = 0
     while i < total:
         now = clock()
+        if monitor is not None and monitor.stable(now):
+            rec.stopped_ns = now
+            total = i
+            break
         due = start + offsets[i]
         if due <= now:
             zsend(pack(i, input_code, 0) + app, sndmore)

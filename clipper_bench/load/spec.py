@@ -34,6 +34,8 @@ class LoadSpec:
     cpus: tuple[int, ...] = ()
     rate_qps: float | None = None  # open loop at this rate (this client's share); None: closed loop
     arrival: str = "constant"
+    stable_window_s: float | None = None  # stop when stable (see load.stability); None: full duration
+    stable_tolerance: float = 0.1
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))

@@ -30,6 +30,8 @@ class ClientData:
     done_wall_ns: np.ndarray  # -1 where unanswered
     status: np.ndarray
     start_wall_ns: np.ndarray | None = None
+    stopped_wall_ns: int | None = None  # stop-when-stable: when this client stopped sending
+    stable_windows: list | None = None  # stop-when-stable: (queries/s, p99 ms) per window
 
     def __post_init__(self) -> None:
         if self.start_wall_ns is None:
@@ -42,7 +44,10 @@ class ClientData:
             send = data["send_ns"] + offset
             done = np.where(data["done_ns"] >= 0, data["done_ns"] + offset, -1)
             start = data["scheduled_ns"] + offset if "scheduled_ns" in data else send
-            return cls(int(data["client_index"]), send, done, data["status"].copy(), start)
+            stopped = int(data["stopped_ns"]) if "stopped_ns" in data else -1
+            windows = data["stable_windows"].tolist() if "stable_windows" in data else None
+            return cls(int(data["client_index"]), send, done, data["status"].copy(), start,
+                       stopped + offset if stopped >= 0 else None, windows)
 
     def measured(self, window: tuple[int, int]) -> np.ndarray:
         """Mask of queries due inside the measurement window."""

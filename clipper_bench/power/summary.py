@@ -96,3 +96,14 @@ def idle_watts(doc: dict[str, Any]) -> dict[str, float]:
             if c["avg_w"] is not None:
                 out[name] = c["avg_w"]
     return out
+
+
+def trim(doc: dict[str, Any], end_wall_s: float) -> dict[str, Any]:
+    """The samples document cut at ``end_wall_s`` (a measurement that stopped early when stable)."""
+    if "error" in doc:
+        return doc
+    series = {}
+    for name, s in doc["series"].items():
+        keep = [i for i, t in enumerate(s["t"]) if t <= end_wall_s]
+        series[name] = {k: [v[i] for i in keep] for k, v in s.items()}
+    return {**doc, "series": series}

@@ -35,6 +35,12 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                         "--concurrency queries outstanding; latency then counts from each query's scheduled time")
     p.add_argument("--arrival", choices=["constant", "poisson"], default="constant",
                    help="open-loop arrival process (default constant)")
+    p.add_argument("--stable", action="store_true",
+                   help="stop measuring once the last three windows agree on throughput and p99 "
+                        "(--duration is then the maximum)")
+    p.add_argument("--stable_window_s", type=float, default=5.0, help="window of --stable (default 5 s)")
+    p.add_argument("--stable_tolerance", type=float, default=0.1,
+                   help="how far (max/min - 1) three windows may differ and still agree (default 0.1)")
     p.add_argument("--drain_timeout_s", type=float, default=10.0,
                    help="after the window, how long to wait for answers still out (default 10)")
     p.add_argument("--transport", choices=["binary", "rest"], default="binary",
@@ -100,6 +106,9 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
         gpu_clocks_mhz=tuple(getattr(args, "gpu_clocks", [])),
         rate_qps=args.rate,
         drain_timeout_s=args.drain_timeout_s,
+        stable=args.stable,
+        stable_window_s=args.stable_window_s,
+        stable_tolerance=args.stable_tolerance,
         arrival=args.arrival,
     )
 

@@ -203,6 +203,8 @@ def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) 
             raise PlanError("--rate (open loop) runs over the binary path: drop --transport rest")
         if settings.concurrency is not None:
             raise PlanError("--rate (open loop) and --concurrency (closed loop) exclude each other: pass one")
+    if settings.stable and (settings.stable_window_s <= 0 or settings.stable_tolerance <= 0):
+        raise PlanError("--stable_window_s and --stable_tolerance must be positive")
     if settings.power_interval_ms <= 0:
         raise PlanError(f"--power_interval_ms must be positive, got {settings.power_interval_ms:g}")
     if settings.idle_s < 0:

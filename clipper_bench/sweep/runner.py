@@ -21,7 +21,7 @@ from ..load.spec import LoadSpec
 from ..load.stats import lateness_stats, summarize, window_metrics
 from ..power.limits import GpuLimits, LimitError
 from ..power.sampler import PowerMonitor, SamplerConfig
-from ..power.summary import idle_watts, summarize_power
+from ..power.summary import idle_watts, summarize_power, trim
 from ..results.store import ExperimentStore, host_info
 from .baseline import BASELINES_FILE, device_of, run_baseline, serving_efficiency
 from .plan import ConfigPoint, detect_gpus, placements, usable_cpus, validate
@@ -225,6 +225,9 @@ class ExperimentRunner:
             "latency_ms": summary.get("latency_ms"),
             "serving_efficiency": record["serving_efficiency"],
             "load": summary.get("load"),
+            "stability": summary.get("stability") and {
+                k: summary["stability"][k] for k in ("stable", "measured_s", "max_duration_s")
+            },
             "power": _power_line(record.get("power")),
             "status": record["status"],
             "error": record["error"],
@@ -259,6 +262,7 @@ class ExperimentRunner:
                     out_path=str(self.store.raw_path(point.config_id, i)),
                     pool_size=self.spec.pool_size(s.pool_size), seed=s.seed, cpus=self.plan.client_cpus,
                     rate_qps=s.rate_qps / s.num_clients if s.rate_qps else None, arrival=s.arrival,
+                    stable_window_s=s.stable_window_s if s.stable else None, stable_tolerance=s.stable_tolerance,
                 )
                 for i in range(s.num_clients)
             ]
@@ -280,6 +284,18 @@ class ExperimentRunner:
                 for m in monitors:
                     m.stop()
             window = (int((start_at + s.warmup_s) * 1e9), int((start_at + s.warmup_s + s.duration_s) * 1e9))
+            stability = None
+            if s.stable:
+                stops = [c.stopped_wall_ns for c in clients]
+                became_stable = all(t is not None for t in stops)
+                if became_stable:  # every client agreed: the window ends when the first one stopped
+                    window = (window[0], min(stops))
+                    power_doc = trim(power_doc, window[1] / 1e9)
+                stability = {
+                    "stable": became_stable, "window_s": s.stable_window_s, "tolerance": s.stable_tolerance,
+                    "measured_s": (window[1] - window[0]) / 1e9, "max_duration_s": s.duration_s,
+                    "windows": [c.stable_windows for c in clients],
+                }
             record["window_wall_ns"] = list(window)
             record["summary"] = summarize(clients, window)
             record["summary"]["load"] = {
@@ -288,6 +304,7 @@ class ExperimentRunner:
                 "concurrency": None if s.rate_qps else concurrency,
                 "lateness": lateness_stats(clients, window) if s.rate_qps else None,
             }
+            record["summary"]["stability"] = stability
             record["power"] = summarize_power(power_doc, record["summary"]["num_completed"], self.idle_w)
             record["power_samples_file"] = samples_path.name if samples_path.exists() else None
             record["client_metrics"] = [window_metrics(c, window) for c in clients]
@@ -328,6 +345,10 @@ def describe_line(line: dict[str, Any]) -> str:
         text += f", offered {load['rate_qps']:g} q/s {load['arrival']}"
         if not late["kept_up"]:
             text += f" (generator could NOT keep up: {100 * late['share_over_1ms']:.1f}% sent >1 ms late)"
+    stability = line.get("stability")
+    if stability:
+        text += (f", stable after {stability['measured_s']:.0f} s" if stability["stable"]
+                 else f", NOT stable within {stability['max_duration_s']:g} s")
     power = line.get("power") or {}
     if power.get("avg_w") is not None:
         text += f", {power['avg_w']:.0f} W"

@@ -45,6 +45,9 @@ class RunSettings:
     gpu_clocks_mhz: tuple[int, ...] = ()
     rate_qps: float | None = None
     arrival: str = "constant"
+    stable: bool = False
+    stable_window_s: float = 5.0
+    stable_tolerance: float = 0.1
 
     def model_options(self) -> dict[str, Any]:
         """The ModelOptions fields every replica and baseline of this experiment gets."""

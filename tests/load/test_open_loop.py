@@ -62,3 +62,30 @@ def test_poisson_gaps_have_the_right_mean_and_spread():
     assert np.allclose(const, 1 / rate, atol=1e-9)
     with pytest.raises(ValueError, match="constant or poisson"):
         schedule_ns(rate, 1.0, "bursty")
+
+
+def test_stop_when_stable_ends_early_once_three_windows_agree(tmp_path, no_leftover_processes):
+    line, record, _ = run(tmp_path, "-m", "sleep", "--sleep_ms", "10", "-b", "4", "-d", "40", "--warmup", "1",
+                          "--stable", "--stable_window_s", "1", "--stable_tolerance", "0.2")
+    stability = record["summary"]["stability"]
+    assert stability["stable"] is True and line["stability"]["stable"] is True
+    assert 3 <= stability["measured_s"] < 40
+    assert record["summary"]["duration_s"] == pytest.approx(stability["measured_s"])
+    assert len(stability["windows"][0]) >= 3
+
+
+def test_a_growing_backlog_never_becomes_stable_and_runs_to_the_bound(tmp_path, no_leftover_processes):
+    line, record, _ = run(tmp_path, "-m", "sleep", "--sleep_ms", "20", "-b", "1", "--rate", "100", "-d", "4",
+                          "--warmup", "0", "--slo_ms", "100000", "--stable", "--stable_window_s", "1")
+    stability = record["summary"]["stability"]
+    assert stability["stable"] is False and stability["measured_s"] == pytest.approx(4.0)
+    assert line["stability"] == {"stable": False, "measured_s": pytest.approx(4.0), "max_duration_s": 4.0}
+
+
+def test_windows_agree_only_within_tolerance():
+    from clipper_bench.load.stability import agree
+
+    assert agree([(100, 10), (105, 10.5), (98, 9.9)], 0.1)
+    assert not agree([(100, 10), (130, 10), (100, 10)], 0.1)
+    assert not agree([(100, 10), (100, 10)], 0.1)
+    assert not agree([(0, 10), (0, 10), (0, 10)], 0.1)
