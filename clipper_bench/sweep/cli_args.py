@@ -41,6 +41,9 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stable_window_s", type=float, default=5.0, help="window of --stable (default 5 s)")
     p.add_argument("--stable_tolerance", type=float, default=0.1,
                    help="how far (max/min - 1) three windows may differ and still agree (default 0.1)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the latest experiment in --results_dir run with the same settings: "
+                        "configurations recorded ok are skipped, the rest (failed, interrupted, missing) run")
     p.add_argument("--drain_timeout_s", type=float, default=10.0,
                    help="after the window, how long to wait for answers still out (default 10)")
     p.add_argument("--transport", choices=["binary", "rest"], default="binary",
@@ -107,6 +110,7 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
         rate_qps=args.rate,
         drain_timeout_s=args.drain_timeout_s,
         stable=args.stable,
+        resume=getattr(args, "resume", False),
         stable_window_s=args.stable_window_s,
         stable_tolerance=args.stable_tolerance,
         arrival=args.arrival,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import time
@@ -24,7 +25,7 @@ from ..power.sampler import PowerMonitor, SamplerConfig
 from ..power.summary import idle_watts, summarize_power, trim
 from ..results.store import ExperimentStore, host_info
 from .baseline import BASELINES_FILE, device_of, run_baseline, serving_efficiency
-from .plan import ConfigPoint, detect_gpus, placements, usable_cpus, validate
+from .plan import ConfigPoint, PlanError, detect_gpus, placements, usable_cpus, validate
 from .settings import RunSettings
 
 MODEL_VERSION = "1"
@@ -54,9 +55,25 @@ class ExperimentRunner:
         self.spec = get_model_spec(settings.model_name)
         self.gpu_names = detect_gpus() if settings.model_gpus else []
         self.plan, self.points = validate(settings, usable_cpus(), self.gpu_names)
-        self.store = ExperimentStore(settings.results_dir)
+        self.resumed = find_resumable(settings) if settings.resume else None
+        self.store = ExperimentStore(settings.results_dir, self.resumed)
         self.baselines: dict[tuple[int, str, int], dict[str, Any]] = {}
         self.idle_w: dict[str, float] = {}
+
+    def _load_previous(self) -> set[str]:
+        """What a resumed experiment already has: configurations recorded ok, idle power, baselines."""
+        experiment = json.loads((self.store.path / "experiment.json").read_text())
+        self.idle_w = (experiment.get("idle_power") or {}).get("watts") or {}
+        baselines = self.store.path / BASELINES_FILE
+        if baselines.exists():
+            for line in baselines.read_text().splitlines():
+                rec = json.loads(line)
+                self.baselines[(rec["cpus_per_replica"], rec["device"], rec["batch_size"])] = rec
+        last: dict[str, str] = {}
+        for line in self.store.runs():
+            last[line["config_id"]] = line["status"]
+        self.store.update_experiment({"resumed_at": [*experiment.get("resumed_at", []), time.time()]})
+        return {cid for cid, status in last.items() if status == "ok"}
 
     def _prepare_models(self) -> None:
         if self.spec.needs_build:
@@ -111,24 +128,32 @@ class ExperimentRunner:
     def run(self, baseline_only: bool = False) -> Path:
         """Run the sweep (or only the baselines); return the experiment directory."""
         s = self.settings
-        self.store.create({
-            "experiment_id": self.store.experiment_id,
-            "command_line": self.command_line,
-            "settings": s.to_json(),
-            "core_plan": self.plan.to_json(),
-            "configurations": [p.config_id for p in self.points],
-            "host": host_info(self.gpu_names or detect_gpus()),
-            "started_at": time.time(),
-        })
-        self.say(f"experiment {self.store.path}: {len(self.points)} configurations; {self.plan.note}")
+        done: set[str] = set()
+        if self.resumed:
+            done = self._load_previous()
+        else:
+            self.store.create({
+                "experiment_id": self.store.experiment_id,
+                "command_line": self.command_line,
+                "settings": s.to_json(),
+                "core_plan": self.plan.to_json(),
+                "configurations": [p.config_id for p in self.points],
+                "host": host_info(self.gpu_names or detect_gpus()),
+                "started_at": time.time(),
+            })
+        self.say(f"experiment {self.store.path}: {len(self.points)} configurations; {self.plan.note}"
+                 + (f"; resuming, {len(done)} already measured" if self.resumed else ""))
         previous = signal.signal(signal.SIGTERM, _raise_interrupted)
         try:
             self._prepare_models()
-            if s.idle_s > 0 and not baseline_only:
+            if s.idle_s > 0 and not baseline_only and not self.idle_w:
                 self._measure_idle()
-            if s.baseline:
+            if s.baseline and not self.baselines:
                 self._run_baselines()
             for k, point in enumerate([] if baseline_only else self.points, 1):
+                if point.config_id in done:
+                    self.say(f"[{k}/{len(self.points)}] {point.config_id}: already measured, skipped")
+                    continue
                 self.say(f"[{k}/{len(self.points)}] {point.config_id} ...")
                 line = self._run_point(point)
                 if line["status"] == "ok":
@@ -312,6 +337,22 @@ class ExperimentRunner:
             record["clipper_metrics"] = requests.get(f"http://{manager.get_query_addr()}/metrics", timeout=10).json()
         finally:
             manager.stop_all()
+
+
+def find_resumable(settings: RunSettings) -> str:
+    """The latest experiment in the results directory run with the same settings."""
+    wanted = json.loads(json.dumps(settings.to_json()))  # as stored: tuples become lists
+    candidates = sorted(Path(settings.results_dir).glob("*/experiment.json"), key=lambda p: p.stat().st_mtime)
+    for path in reversed(candidates):
+        try:
+            if json.loads(path.read_text()).get("settings") == wanted:
+                return path.parent.name
+        except (OSError, ValueError):
+            continue
+    raise PlanError(
+        f"--resume found no experiment in {settings.results_dir} run with these settings; "
+        "run the same command without --resume to start one"
+    )
 
 
 def _power_line(power: dict[str, Any] | None) -> dict[str, Any] | None:

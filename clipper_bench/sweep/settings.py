@@ -46,6 +46,7 @@ class RunSettings:
     rate_qps: float | None = None
     arrival: str = "constant"
     stable: bool = False
+    resume: bool = False
     stable_window_s: float = 5.0
     stable_tolerance: float = 0.1
 
@@ -70,6 +71,7 @@ class RunSettings:
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["resume"]  # how a run was started, not what it measures
         data["results_dir"] = str(self.results_dir)
         data["models_dir"] = str(self.models_dir)
         data["powercap_root"] = str(self.powercap_root)

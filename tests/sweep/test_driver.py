@@ -176,3 +176,34 @@ def test_baseline_gives_each_record_its_serving_efficiency(tmp_path, no_leftover
         raw = baselines[run["batch_size"]]["throughput_qps"]
         assert run["serving_efficiency"] == pytest.approx(run["throughput_qps"] / raw)
         assert run["precision"] == "fp32"
+
+
+def test_resume_runs_only_what_is_missing(tmp_path, no_leftover_processes):
+    args = [sys.executable, str(DRIVER), "-m", "noop", "-b", "1", "2", "4", "-d", "3", "--warmup", "0",
+            "--idle_s", "0", "--results_dir", str(tmp_path)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        exps = [p for p in tmp_path.iterdir() if p.is_dir()]
+        if exps and list((exps[0] / "logs" / "noop-r1-c1-b2").glob("client*.log")):
+            break
+        time.sleep(0.1)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 130
+    resumed = subprocess.run([*args, "--resume"], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "noop-r1-c1-b1: already measured, skipped" in resumed.stdout
+    exp = only_experiment(tmp_path)
+    runs = [json.loads(line) for line in (exp / "runs.ndjson").read_text().splitlines()]
+    assert [(r["config_id"], r["status"]) for r in runs] == [
+        ("noop-r1-c1-b1", "ok"), ("noop-r1-c1-b2", "interrupted"), ("noop-r1-c1-b2", "ok"), ("noop-r1-c1-b4", "ok"),
+    ]
+    assert len(json.loads((exp / "experiment.json").read_text())["resumed_at"]) == 1
+
+
+def test_resume_without_a_matching_experiment_says_so(tmp_path, no_leftover_processes):
+    proc = run_driver("-m", "noop", "--resume", results=tmp_path, timeout=60)
+    assert proc.returncode == 2
+    assert "--resume found no experiment" in proc.stderr
