@@ -132,6 +132,18 @@ def _text(frame: Buffer, what: str) -> str:
         raise RpcError(f"{what}: not valid UTF-8") from exc
 
 
+def _check_frames(what: str, item: str, count: int, sizes: Sequence[int], frames: Sequence[Buffer]) -> None:
+    """The header's count and byte sizes must match the frames that follow it."""
+    if count != len(sizes) or count != len(frames):
+        raise RpcError(
+            f"{what}: header announces {count} {item}s with {len(sizes)} "
+            f"{'lengths' if item == 'output' else 'sizes'}, message carries {len(frames)}"
+        )
+    for i, (size, frame) in enumerate(zip(sizes, frames, strict=True)):
+        if size != len(frame):
+            raise RpcError(f"{what}: {item} {i} is {len(frame)} bytes, header says {size}")
+
+
 def _delimited(frames: Sequence[Buffer]) -> Sequence[Buffer]:
     if not frames:
         raise RpcError("empty message")
@@ -181,16 +193,8 @@ def decode_from_container(
         header = _u64_array(body[3], _u64(body[2], "response header length"), "response header")
         if not header:
             raise RpcError("response: empty header")
-        num_outputs, lengths = header[0], header[1:]
         outputs = body[4:]
-        if num_outputs != len(lengths) or num_outputs != len(outputs):
-            raise RpcError(
-                f"response: header announces {num_outputs} outputs with {len(lengths)} lengths, "
-                f"message carries {len(outputs)}"
-            )
-        for i, (length, out) in enumerate(zip(lengths, outputs, strict=True)):
-            if length != len(out):
-                raise RpcError(f"response: output {i} is {len(out)} bytes, header says {length}")
+        _check_frames("response", "output", header[0], header[1:], outputs)
         return PredictResponse(msg_id, outputs)
     if msg_type == MessageType.HEARTBEAT:
         if len(body) != 1:
@@ -269,15 +273,7 @@ def decode_from_frontend(frames: Sequence[Buffer]) -> Heartbeat | PredictRequest
             input_type = InputType(header[0])
         except ValueError as exc:
             raise RpcError(f"request: unknown input type code {header[0]}") from exc
-        num_inputs, sizes = header[1], header[2:]
         inputs = body[6:]
-        if num_inputs != len(sizes) or num_inputs != len(inputs):
-            raise RpcError(
-                f"request: header announces {num_inputs} inputs with {len(sizes)} sizes, "
-                f"message carries {len(inputs)}"
-            )
-        for i, (size, item) in enumerate(zip(sizes, inputs, strict=True)):
-            if size != len(item):
-                raise RpcError(f"request: input {i} is {len(item)} bytes, header says {size}")
+        _check_frames("request", "input", header[1], header[2:], inputs)
         return PredictRequest(msg_id, input_type, inputs, request_type)
     raise RpcError(f"unknown message type {msg_type}")

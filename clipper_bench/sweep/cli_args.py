@@ -149,13 +149,18 @@ def check_results_dir(path: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    _run_experiment(settings_from_args(args), baseline_only=False)
+    return 0
+
+
+def _run_experiment(settings: RunSettings, baseline_only: bool) -> None:
+    """Validate, then run; every problem a user can fix becomes one UsageError line."""
     from ..cli import UsageError
     from ..containers.models import UnknownModelError
     from .baseline import BaselineError
     from .plan import PlanError
     from .runner import ExperimentRunner
 
-    settings = settings_from_args(args)
     check_results_dir(settings.results_dir)
     quiet_cluster_logs()
     try:
@@ -163,10 +168,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (UnknownModelError, PlanError) as exc:
         raise UsageError(str(exc)) from None
     try:
-        runner.run()
+        runner.run(baseline_only=baseline_only)
     except BaselineError as exc:
         raise UsageError(str(exc)) from None
-    return 0
 
 
 def add_serve_parser(sub: argparse._SubParsersAction) -> None:
@@ -255,25 +259,9 @@ def add_baseline_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from ..cli import UsageError
-    from ..containers.models import UnknownModelError
-    from .baseline import BaselineError
-    from .plan import PlanError
-    from .runner import ExperimentRunner
-
     args.baseline = True
     args.baseline_s = args.duration
-    settings = settings_from_args(args)
-    check_results_dir(settings.results_dir)
-    quiet_cluster_logs()
-    try:
-        runner = ExperimentRunner(settings, ["clipper-bench", *sys.argv[1:]])
-    except (UnknownModelError, PlanError) as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        runner.run(baseline_only=True)
-    except BaselineError as exc:
-        raise UsageError(str(exc)) from None
+    _run_experiment(settings_from_args(args), baseline_only=True)
     return 0
 
 
