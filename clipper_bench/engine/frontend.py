@@ -414,6 +414,8 @@ class Frontend:
     async def _handle_bench_admin(self, request: web.Request) -> web.Response:
         """clipper-bench's own calls, used by LocalContainerManager (not part of Clipper's API)."""
         call = request.match_info["call"]
+        if call in ("set_batch_size", "reset_metrics"):
+            return await self._handle_bench_setting(call, request)
         try:
             body = await request.json()
             identity = str(body["identity"]).encode()
@@ -435,6 +437,26 @@ class Frontend:
             replica = self.dispatcher.remove_replica(identity, reason)
             return web.json_response({"found": replica is not None})
         return web.Response(status=400, text=f"Error: unknown call '{call}'")
+
+    async def _handle_bench_setting(self, call: str, request: web.Request) -> web.Response:
+        """Between configurations of a sweep: a new batch size for a deployed model, fresh metrics."""
+        if call == "reset_metrics":
+            self.metrics.reset()
+            return web.Response(text="Success!")
+        try:
+            body = await request.json()
+            key = (str(body["model_name"]), str(body["model_version"]))
+            batch_size = body["batch_size"]
+        except (ValueError, KeyError, TypeError) as exc:
+            return web.Response(status=400, text=f"Error: body needs model_name, model_version, batch_size: {exc}")
+        model = self.registry.models.get(key)
+        if model is None:
+            return web.Response(status=400, text=f"Error: no model {key[0]}:{key[1]}")
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or (batch_size != -1 and batch_size < 1):
+            return web.Response(status=400, text="Error: batch_size must be -1 (adaptive) or a positive integer")
+        model.batch_size = batch_size
+        self.dispatcher.set_batch_size(key, batch_size)
+        return web.Response(text="Success!")
 
 
 def parse_args(argv: list[str] | None = None) -> FrontendSettings:

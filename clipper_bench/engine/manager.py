@@ -261,6 +261,20 @@ class LocalContainerManager(ContainerManager):
                 self.logger.warning("could not drain %s: %s", replica.identity, exc)
         reap([replica.process])
 
+    def set_batch_size(self, name: str, version: str, batch_size: int) -> None:
+        """Change a deployed model's batch size; its replicas keep running (clipper-bench's own call)."""
+        r = requests.post(f"http://{self.get_admin_addr()}/admin/clipper_bench/set_batch_size",
+                          json={"model_name": name, "model_version": str(version), "batch_size": batch_size},
+                          timeout=10)
+        if r.status_code != 200:
+            raise ClipperException(f"setting batch size {batch_size} of {name}:{version} failed: {r.text}")
+
+    def reset_metrics(self) -> None:
+        """Clear the frontend's ``/metrics`` so they cover only what follows."""
+        r = requests.post(f"http://{self.get_admin_addr()}/admin/clipper_bench/reset_metrics", json={}, timeout=10)
+        if r.status_code != 200:
+            raise ClipperException(f"resetting the frontend's metrics failed: {r.text}")
+
     def get_logs(self, logging_dir) -> list[str]:
         """Copy every process's log file into ``logging_dir``; return the copies' paths."""
         out = Path(logging_dir)

@@ -140,6 +140,11 @@ class MetricsRegistry:
             self.counters[name] = Counter()
         return self.counters[name]
 
+    def reset(self) -> None:
+        """Forget every metric (a sweep calls this between configurations sharing one frontend)."""
+        for metrics in (self.histograms, self.meters, self.ratios, self.counters):
+            metrics.clear()
+
     def to_json(self) -> dict[str, list[dict[str, dict[str, str]]]]:
         """The body of ``GET /metrics``."""
         return {

@@ -38,6 +38,25 @@ def _sources(cfg: SamplerConfig) -> list[PowerSource]:
     return [NvmlSource(cfg.gpus), RaplSource(Path(cfg.powercap_root)), CpuSource(cfg.cpu_groups)]
 
 
+def probe_energy_sources(cfg: SamplerConfig) -> dict[str, str]:
+    """Open and close the GPU and RAPL sources: ``{name: "ok" | "unavailable: <reason>"}``."""
+    status = {}
+    for source in _sources(cfg)[:2]:
+        try:
+            source.open()
+            status[source.name] = "ok"
+        except SourceUnavailable as exc:
+            status[source.name] = f"unavailable: {exc}"
+        except Exception as exc:  # noqa: BLE001 - reported, like the sampler does
+            status[source.name] = f"error: {type(exc).__name__}: {exc}"
+        finally:
+            try:
+                source.close()
+            except Exception:  # noqa: BLE001 - a source that failed to open may fail to close
+                pass
+    return status
+
+
 def sample(cfg: SamplerConfig, ready: Any = None) -> dict[str, Any]:
     """Open the sources, sample them over the window, write and return the samples document."""
     status: dict[str, str] = {}

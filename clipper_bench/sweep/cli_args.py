@@ -44,6 +44,12 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the latest experiment in --results_dir run with the same settings: "
                         "configurations recorded ok are skipped, the rest (failed, interrupted, missing) run")
+    p.add_argument("--warmup_reused", type=float, default=1.0,
+                   help="warm-up of a configuration that reuses the running replicas, which have already "
+                        "run every batch size of the sweep (default 1 s; at most --warmup)")
+    p.add_argument("--fresh_deployments", action="store_true",
+                   help="restart the frontend and replicas for every configuration, as the original driver "
+                        "did (default: keep them while only the batch size changes)")
     p.add_argument("--drain_timeout_s", type=float, default=10.0,
                    help="after the window, how long to wait for answers still out (default 10)")
     p.add_argument("--transport", choices=["binary", "rest"], default="binary",
@@ -88,6 +94,7 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
         engine=args.engine,
         results_dir=args.results_dir,
         warmup_s=args.warmup,
+        warmup_reused_s=getattr(args, "warmup_reused", 1.0),
         concurrency=args.concurrency,
         transport=args.transport,
         slo_ms=args.slo_ms,
@@ -111,6 +118,7 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
         drain_timeout_s=args.drain_timeout_s,
         stable=args.stable,
         resume=getattr(args, "resume", False),
+        fresh_deployments=getattr(args, "fresh_deployments", False),
         stable_window_s=args.stable_window_s,
         stable_tolerance=args.stable_tolerance,
         arrival=args.arrival,
@@ -149,12 +157,14 @@ def check_results_dir(path: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    _run_experiment(settings_from_args(args), baseline_only=False)
-    return 0
+    """Exit 0 when every configuration was measured, 1 when some failed (their records say why)."""
+    failed = _run_experiment(settings_from_args(args), baseline_only=False)
+    return 1 if failed else 0
 
 
-def _run_experiment(settings: RunSettings, baseline_only: bool) -> None:
-    """Validate, then run; every problem a user can fix becomes one UsageError line."""
+def _run_experiment(settings: RunSettings, baseline_only: bool) -> list[str]:
+    """Validate, then run; every problem a user can fix becomes one UsageError line.
+    Returns the ids of configurations that failed."""
     from ..cli import UsageError
     from ..containers.models import UnknownModelError
     from .baseline import BaselineError
@@ -171,6 +181,7 @@ def _run_experiment(settings: RunSettings, baseline_only: bool) -> None:
         runner.run(baseline_only=baseline_only)
     except BaselineError as exc:
         raise UsageError(str(exc)) from None
+    return runner.failed
 
 
 def add_serve_parser(sub: argparse._SubParsersAction) -> None:

@@ -192,6 +192,8 @@ def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) 
         raise PlanError(f"--duration must be positive seconds, got {settings.duration_s:g}")
     if settings.warmup_s < 0:
         raise PlanError(f"--warmup must be 0 or more seconds, got {settings.warmup_s:g}")
+    if settings.warmup_reused_s < 0:
+        raise PlanError(f"--warmup_reused must be 0 or more seconds, got {settings.warmup_reused_s:g}")
     if settings.num_clients < 1:
         raise PlanError(f"--num_clients must be at least 1, got {settings.num_clients}")
     if settings.concurrency is not None and settings.concurrency < 1:

@@ -11,25 +11,21 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from clipper_admin import ClipperConnection
 from clipper_admin.exceptions import ClipperException
 
 from ..containers.models import get_model_spec
-from ..engine.manager import IMAGE_PREFIX, LocalContainerManager, Placement
-from ..engine.processes import free_ports
+from ..engine.manager import IMAGE_PREFIX, Placement
 from ..load.orchestrate import LoadError, run_clients
 from ..load.spec import LoadSpec
 from ..load.stats import lateness_stats, summarize, window_metrics
 from ..power.limits import GpuLimits, LimitError
-from ..power.sampler import PowerMonitor, SamplerConfig
+from ..power.sampler import PowerMonitor, SamplerConfig, probe_energy_sources
 from ..power.summary import idle_watts, summarize_power, trim
 from ..results.store import ExperimentStore, host_info
 from .baseline import BASELINES_FILE, device_of, run_baseline, serving_efficiency
+from .deployment import Deployment
 from .plan import ConfigPoint, PlanError, detect_gpus, placements, usable_cpus, validate
 from .settings import RunSettings
-
-MODEL_VERSION = "1"
-DEFAULT_OUTPUT = "TIMEOUT"
 
 
 class Interrupted(KeyboardInterrupt):
@@ -59,6 +55,8 @@ class ExperimentRunner:
         self.store = ExperimentStore(settings.results_dir, self.resumed)
         self.baselines: dict[tuple[int, str, int], dict[str, Any]] = {}
         self.idle_w: dict[str, float] = {}
+        self.deployment: Deployment | None = None
+        self.failed: list[str] = []
 
     def _load_previous(self) -> set[str]:
         """What a resumed experiment already has: configurations recorded ok, idle power, baselines."""
@@ -94,9 +92,17 @@ class ExperimentRunner:
         """Idle power of the sources this experiment uses, once, before anything is deployed."""
         s = self.settings
         gpus = sorted(set(s.model_gpus))
+        cfg = self._sampler_config(time.time() + 0.5, s.idle_s, self.store.path / "idle_power_samples.json",
+                                   gpus, {"all": usable_cpus()})
+        sources = probe_energy_sources(cfg)
+        if not any(v == "ok" for v in sources.values()):
+            reason = "; ".join(f"{k}: {v}" for k, v in sources.items())
+            self.store.update_experiment({"idle_power": {"duration_s": 0, "watts": {}, "sources": sources,
+                                                         "skipped": "no GPU or RAPL energy source"}})
+            self.say(f"idle power: skipped, nothing here measures watts ({reason})")
+            return
         self.say(f"measuring idle power for {s.idle_s:g} s ...")
-        monitor = PowerMonitor(self._sampler_config(time.time() + 0.5, s.idle_s, self.store.path / "idle_power_samples.json",
-                                                    gpus, {"all": usable_cpus()}))
+        monitor = PowerMonitor(cfg)
         try:
             monitor.start()
             doc = monitor.result()
@@ -160,10 +166,16 @@ class ExperimentRunner:
                     self.say(f"[{k}/{len(self.points)}] {point.config_id}: {describe_line(line)}")
                 else:
                     self.say(f"[{k}/{len(self.points)}] {point.config_id}: {line['status']}: {line['error']}")
+                    if line["status"] == "failed":
+                        self.failed.append(point.config_id)
                 if line["status"] == "interrupted":
                     raise KeyboardInterrupt
         finally:
+            self._stop_deployment()
             signal.signal(signal.SIGTERM, previous)
+        if self.failed:
+            self.say(f"{len(self.failed)} of {len(self.points)} configurations failed ({', '.join(self.failed)}); "
+                     f"their errors are in {self.store.configs_dir}/<id>.json, rerun them with --resume")
         self.say(f"results in {self.store.path}")
         return self.store.path
 
@@ -215,6 +227,9 @@ class ExperimentRunner:
             record["error"] = f"interrupted ({exc or 'Ctrl-C'})"
         except (ClipperException, LoadError, LimitError, requests.RequestException, OSError) as exc:
             record["error"] = f"{type(exc).__name__}: {exc}"
+        finally:
+            if record["status"] != "ok":  # the next configuration starts on a fresh engine
+                self._stop_deployment()
         raw = self.baselines.get((point.cpus_per_replica, device_of(places[0]), point.batch_size))
         record["baseline"] = raw
         record["serving_efficiency"] = serving_efficiency(
@@ -258,85 +273,97 @@ class ExperimentRunner:
             "error": record["error"],
         }
 
+    def _stop_deployment(self) -> None:
+        if self.deployment is not None:
+            deployment, self.deployment = self.deployment, None
+            deployment.stop()
+
+    def _deployment_for(self, point: ConfigPoint, places: list[Placement]) -> Deployment:
+        """The running deployment when ``point`` differs from the last only in batch size, else a new one."""
+        s = self.settings
+        if self.deployment is not None and not s.fresh_deployments and self.deployment.serves(point):
+            self.deployment.reuse_for(point)
+            return self.deployment
+        self._stop_deployment()
+        self.deployment = Deployment.start(
+            point, places, input_type=self.spec.input_type.api_name, slo_ms=s.slo_ms, host=s.host,
+            log_dir=self.store.logs_dir / point.config_id,
+            # replicas warm up every batch size they may be asked for while they stay deployed
+            container_args=[*s.container_args(), "--warm_batch_size",
+                            str(point.batch_size if s.fresh_deployments else max(s.batch_sizes))],
+            frontend_cpus=self.plan.frontend_cpus, batches_in_flight=s.batches_in_flight,
+        )
+        return self.deployment
+
     def _measure(self, point: ConfigPoint, places: list[Placement], concurrency: int, record: dict) -> None:
         s = self.settings
         log_dir = self.store.logs_dir / point.config_id
-        query, admin, rpc, binary = free_ports(4, "127.0.0.1" if s.host in ("0.0.0.0", "") else s.host)
-        manager = LocalContainerManager(
-            host=s.host, query_port=query, admin_port=admin, rpc_port=rpc, binary_port=binary,
-            log_dir=log_dir, placements=places,
-            container_args=[*s.container_args(), "--warm_batch_size", str(point.batch_size)],
-            frontend_cpus=self.plan.frontend_cpus,
-            batches_in_flight=s.batches_in_flight,
-        )
-        conn = ClipperConnection(manager)
+        deployment = self._deployment_for(point, places)
+        record["deployment"] = deployment.describe(point)
+        manager = deployment.manager
+        # a reused deployment has run every batch size already: its warm-up only refills the queue
+        warmup = min(s.warmup_s, s.warmup_reused_s) if record["deployment"]["reused"] else s.warmup_s
+        record["settings"]["warmup_s"] = warmup
+        name = point.model_name
+        address = manager.get_binary_addr() if s.transport == "binary" else manager.get_query_addr()
+        per_client = math.ceil(concurrency / s.num_clients)
+        specs = [
+            LoadSpec(
+                client_index=i, transport=s.transport, address=address, app=name, model_name=name,
+                concurrency=per_client, start_at_wall=0.0, warmup_s=warmup, duration_s=s.duration_s,
+                drain_timeout_s=s.drain_timeout_s,
+                out_path=str(self.store.raw_path(point.config_id, i)),
+                pool_size=self.spec.pool_size(s.pool_size), seed=s.seed, cpus=self.plan.client_cpus,
+                rate_qps=s.rate_qps / s.num_clients if s.rate_qps else None, arrival=s.arrival,
+                stable_window_s=s.stable_window_s if s.stable else None, stable_tolerance=s.stable_tolerance,
+            )
+            for i in range(s.num_clients)
+        ]
+        groups = {f"replica{i + 1}": list(p.cpus) for i, p in enumerate(places)}
+        groups["frontend"] = list(self.plan.frontend_cpus) or usable_cpus()
+        samples_path = self.store.configs_dir / f"{point.config_id}.power_samples.json"
+        monitors: list[PowerMonitor] = []
+
+        def start_power(start_at: float) -> None:
+            gpus = [p.gpu for p in places if p.gpu is not None]
+            cfg = self._sampler_config(start_at + warmup, s.duration_s, samples_path, gpus, groups)
+            monitors.append(PowerMonitor(cfg))
+            monitors[0].start()
+
         try:
-            conn.start_clipper()
-            name = point.model_name
-            conn.register_application(name, self.spec.input_type.api_name, DEFAULT_OUTPUT, int(s.slo_ms * 1000))
-            conn.deploy_model(name, MODEL_VERSION, self.spec.input_type.api_name, f"{IMAGE_PREFIX}{name}",
-                              num_replicas=point.num_replicas, batch_size=point.batch_size)
-            conn.link_model_to_app(name, name)
-            address = manager.get_binary_addr() if s.transport == "binary" else manager.get_query_addr()
-            per_client = math.ceil(concurrency / s.num_clients)
-            specs = [
-                LoadSpec(
-                    client_index=i, transport=s.transport, address=address, app=name, model_name=name,
-                    concurrency=per_client, start_at_wall=0.0, warmup_s=s.warmup_s, duration_s=s.duration_s,
-                    drain_timeout_s=s.drain_timeout_s,
-                    out_path=str(self.store.raw_path(point.config_id, i)),
-                    pool_size=self.spec.pool_size(s.pool_size), seed=s.seed, cpus=self.plan.client_cpus,
-                    rate_qps=s.rate_qps / s.num_clients if s.rate_qps else None, arrival=s.arrival,
-                    stable_window_s=s.stable_window_s if s.stable else None, stable_tolerance=s.stable_tolerance,
-                )
-                for i in range(s.num_clients)
-            ]
-            groups = {f"replica{i + 1}": list(p.cpus) for i, p in enumerate(places)}
-            groups["frontend"] = list(self.plan.frontend_cpus) or usable_cpus()
-            samples_path = self.store.configs_dir / f"{point.config_id}.power_samples.json"
-            monitors: list[PowerMonitor] = []
-
-            def start_power(start_at: float) -> None:
-                gpus = [p.gpu for p in places if p.gpu is not None]
-                cfg = self._sampler_config(start_at + s.warmup_s, s.duration_s, samples_path, gpus, groups)
-                monitors.append(PowerMonitor(cfg))
-                monitors[0].start()
-
-            try:
-                start_at, clients = run_clients(specs, log_dir, on_start=start_power)
-                power_doc = monitors[0].result() if monitors else {"error": "power sampler never started"}
-            finally:
-                for m in monitors:
-                    m.stop()
-            window = (int((start_at + s.warmup_s) * 1e9), int((start_at + s.warmup_s + s.duration_s) * 1e9))
-            stability = None
-            if s.stable:
-                stops = [c.stopped_wall_ns for c in clients]
-                became_stable = all(t is not None for t in stops)
-                if became_stable:  # every client agreed: the window ends when the first one stopped
-                    window = (window[0], min(stops))
-                    power_doc = trim(power_doc, window[1] / 1e9)
-                stability = {
-                    "stable": became_stable, "window_s": s.stable_window_s, "tolerance": s.stable_tolerance,
-                    "measured_s": (window[1] - window[0]) / 1e9, "max_duration_s": s.duration_s,
-                    "windows": [c.stable_windows for c in clients],
-                }
-            record["window_wall_ns"] = list(window)
-            record["summary"] = summarize(clients, window)
-            record["summary"]["load"] = {
-                "mode": "open" if s.rate_qps else "closed",
-                "rate_qps": s.rate_qps, "arrival": s.arrival if s.rate_qps else None,
-                "concurrency": None if s.rate_qps else concurrency,
-                "lateness": lateness_stats(clients, window) if s.rate_qps else None,
-            }
-            record["summary"]["stability"] = stability
-            record["power"] = summarize_power(power_doc, record["summary"]["num_completed"], self.idle_w)
-            record["power_samples_file"] = samples_path.name if samples_path.exists() else None
-            record["client_metrics"] = [window_metrics(c, window) for c in clients]
-            record["raw_files"] = [Path(sp.out_path).name for sp in specs]
-            record["clipper_metrics"] = requests.get(f"http://{manager.get_query_addr()}/metrics", timeout=10).json()
+            start_at, clients = run_clients(specs, log_dir, on_start=start_power)
+            power_doc = monitors[0].result() if monitors else {"error": "power sampler never started"}
         finally:
-            manager.stop_all()
+            for m in monitors:
+                m.stop()
+        deployment.check_frontend()
+        window = (int((start_at + warmup) * 1e9), int((start_at + warmup + s.duration_s) * 1e9))
+        stability = None
+        if s.stable:
+            stops = [c.stopped_wall_ns for c in clients]
+            became_stable = all(t is not None for t in stops)
+            if became_stable:  # every client agreed: the window ends when the first one stopped
+                window = (window[0], min(stops))
+                power_doc = trim(power_doc, window[1] / 1e9)
+            stability = {
+                "stable": became_stable, "window_s": s.stable_window_s, "tolerance": s.stable_tolerance,
+                "measured_s": (window[1] - window[0]) / 1e9, "max_duration_s": s.duration_s,
+                "windows": [c.stable_windows for c in clients],
+            }
+        record["window_wall_ns"] = list(window)
+        record["summary"] = summarize(clients, window)
+        record["summary"]["load"] = {
+            "mode": "open" if s.rate_qps else "closed",
+            "rate_qps": s.rate_qps, "arrival": s.arrival if s.rate_qps else None,
+            "concurrency": None if s.rate_qps else concurrency,
+            "lateness": lateness_stats(clients, window) if s.rate_qps else None,
+        }
+        record["summary"]["stability"] = stability
+        record["power"] = summarize_power(power_doc, record["summary"]["num_completed"], self.idle_w)
+        record["power_samples_file"] = samples_path.name if samples_path.exists() else None
+        record["client_metrics"] = [window_metrics(c, window) for c in clients]
+        record["raw_files"] = [Path(sp.out_path).name for sp in specs]
+        record["clipper_metrics"] = requests.get(f"http://{manager.get_query_addr()}/metrics", timeout=10).json()
 
 
 def find_resumable(settings: RunSettings) -> str:

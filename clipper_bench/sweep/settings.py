@@ -22,6 +22,7 @@ class RunSettings:
     engine: str = "local"
     results_dir: Path = Path("results")
     warmup_s: float = 5.0
+    warmup_reused_s: float = 1.0
     concurrency: int | None = None
     transport: str = "binary"
     slo_ms: float = 500.0
@@ -47,6 +48,7 @@ class RunSettings:
     arrival: str = "constant"
     stable: bool = False
     resume: bool = False
+    fresh_deployments: bool = False
     stable_window_s: float = 5.0
     stable_tolerance: float = 0.1
 

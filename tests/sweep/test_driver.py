@@ -31,6 +31,17 @@ def only_experiment(results: Path) -> Path:
     return exp
 
 
+def wait_until_measuring(results: Path, config_id: str, settle_s: float = 1.0) -> None:
+    """Wait until the load clients of ``config_id`` have started, then ``settle_s`` more."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        exps = [p for p in results.iterdir() if p.is_dir()]
+        if exps and list((exps[0] / "logs" / config_id).glob("client*.log")):
+            break
+        time.sleep(0.1)
+    time.sleep(settle_s)
+
+
 def test_noop_sweep_writes_four_ok_records(tmp_path, no_leftover_processes):
     proc = run_driver("-m", "noop", "-r", "1", "2", "-b", "1", "4", "-d", "1", "--warmup", "0.5", results=tmp_path)
     assert proc.returncode == 0, proc.stderr
@@ -182,13 +193,7 @@ def test_resume_runs_only_what_is_missing(tmp_path, no_leftover_processes):
     args = [sys.executable, str(DRIVER), "-m", "noop", "-b", "1", "2", "4", "-d", "3", "--warmup", "0",
             "--idle_s", "0", "--results_dir", str(tmp_path)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        exps = [p for p in tmp_path.iterdir() if p.is_dir()]
-        if exps and list((exps[0] / "logs" / "noop-r1-c1-b2").glob("client*.log")):
-            break
-        time.sleep(0.1)
-    time.sleep(1.0)
+    wait_until_measuring(tmp_path, "noop-r1-c1-b2")
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=30)
     assert proc.returncode == 130
@@ -207,3 +212,68 @@ def test_resume_without_a_matching_experiment_says_so(tmp_path, no_leftover_proc
     proc = run_driver("-m", "noop", "--resume", results=tmp_path, timeout=60)
     assert proc.returncode == 2
     assert "--resume found no experiment" in proc.stderr
+
+
+def _records(exp: Path) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in (exp / "configs").glob("*.json")
+            if not p.name.endswith(".power_samples.json")}
+
+
+def _histogram(record: dict, name: str) -> dict:
+    return next(h[name] for h in record["clipper_metrics"]["histograms"] if name in h)
+
+
+def test_batch_size_changes_keep_the_replicas_running(tmp_path, no_leftover_processes):
+    proc = run_driver("-m", "sleep", "--sleep_ms", "5", "-r", "1", "2", "-b", "1", "4", "-d", "1.5",
+                      "--warmup", "0.5", "--idle_s", "0", "--oversubscribe", results=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rec = _records(only_experiment(tmp_path))
+    r1b1, r1b4 = rec["sleep-r1-c1-b1"]["deployment"], rec["sleep-r1-c1-b4"]["deployment"]
+    r2b1, r2b4 = rec["sleep-r2-c1-b1"]["deployment"], rec["sleep-r2-c1-b4"]["deployment"]
+    assert not r1b1["reused"] and r1b4["reused"] and r1b4["started_for"] == "sleep-r1-c1-b1"
+    assert r1b4["replica_pids"] == r1b1["replica_pids"] and len(r1b1["replica_pids"]) == 1
+    assert not r2b1["reused"] and r2b4["replica_pids"] == r2b1["replica_pids"] and len(r2b1["replica_pids"]) == 2
+    assert set(r2b1["replica_pids"]).isdisjoint(r1b1["replica_pids"])
+    # the reused frontend really batches at the new size, and its metrics cover only this configuration
+    assert float(_histogram(rec["sleep-r1-c1-b1"], "model:sleep:1:batch_size")["max"]) == 1
+    assert float(_histogram(rec["sleep-r1-c1-b4"], "model:sleep:1:batch_size")["max"]) == 4
+    counted = next(c["app:sleep:num_predictions"]["count"] for c in rec["sleep-r1-c1-b4"]["clipper_metrics"]["counters"]
+                   if "app:sleep:num_predictions" in c)
+    assert int(counted) < rec["sleep-r1-c1-b4"]["summary"]["num_completed"] * 3
+
+
+def test_fresh_deployments_restart_every_configuration(tmp_path, no_leftover_processes):
+    proc = run_driver("-m", "noop", "-b", "1", "2", "-d", "0.5", "--warmup", "0", "--idle_s", "0",
+                      "--fresh_deployments", results=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    rec = _records(only_experiment(tmp_path))
+    assert not rec["noop-r1-c1-b2"]["deployment"]["reused"]
+    assert rec["noop-r1-c1-b2"]["deployment"]["replica_pids"] != rec["noop-r1-c1-b1"]["deployment"]["replica_pids"]
+
+
+def test_a_failing_configuration_is_recorded_and_the_sweep_goes_on(tmp_path, no_leftover_processes):
+    """The frontend is killed while the second configuration is measured: that one is recorded
+    failed with its error and logs, the third runs on a fresh engine, and the exit status says so."""
+    import psutil
+
+    args = [sys.executable, str(DRIVER), "-m", "noop", "-b", "1", "2", "4", "-d", "3", "--warmup", "0",
+            "--idle_s", "0", "--drain_timeout_s", "1", "--results_dir", str(tmp_path)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    wait_until_measuring(tmp_path, "noop-r1-c1-b2")
+    frontends = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                 if " ".join(p.cmdline()).startswith("clipper-bench frontend")]
+    assert len(frontends) == 1
+    frontends[0].kill()
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 1, err
+    assert "1 of 3 configurations failed (noop-r1-c1-b2)" in out
+    exp = only_experiment(tmp_path)
+    runs = [json.loads(line) for line in (exp / "runs.ndjson").read_text().splitlines()]
+    assert [(r["config_id"], r["status"]) for r in runs] == [
+        ("noop-r1-c1-b1", "ok"), ("noop-r1-c1-b2", "failed"), ("noop-r1-c1-b4", "ok"),
+    ]
+    failed = json.loads((exp / "configs" / "noop-r1-c1-b2.json").read_text())
+    assert "frontend was killed by signal 9" in failed["error"]
+    assert Path(failed["logs"]).is_dir()
+    fresh = json.loads((exp / "configs" / "noop-r1-c1-b4.json").read_text())
+    assert not fresh["deployment"]["reused"] and fresh["summary"]["num_completed"] > 0

@@ -1,0 +1,122 @@
+"""One deployment of a model: a frontend and its replicas, kept while only the batch size changes.
+
+The original driver restarted Clipper for every configuration. Restarting costs seconds per
+configuration (model loads, warm-up compiles) and measures nothing, so a sweep keeps the deployment
+while the next configuration differs from the last only in batch size: the frontend is told the new
+batch size and clears its metrics, and the replicas stay. ``--fresh_deployments`` restores the
+original behaviour.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from clipper_admin import ClipperConnection
+from clipper_admin.exceptions import ClipperException
+
+from ..engine.manager import IMAGE_PREFIX, LocalContainerManager, Placement
+from ..engine.processes import free_ports
+from .plan import ConfigPoint
+
+MODEL_VERSION = "1"
+DEFAULT_OUTPUT = "TIMEOUT"
+
+
+def deployment_key(point: ConfigPoint) -> tuple:
+    """What must match for two configurations to share a deployment: all but the batch size."""
+    return (point.model_name, point.num_replicas, point.cpus_per_replica,
+            point.gpu_power_limit_w, point.gpu_clock_mhz)
+
+
+@dataclass
+class Deployment:
+    """A running frontend with one model deployed on its replicas."""
+
+    key: tuple
+    manager: LocalContainerManager
+    connection: ClipperConnection
+    started_for: str
+    log_dir: Path
+    batch_size: int
+    startup_s: float
+    configs: list[str] = field(default_factory=list)
+
+    @classmethod
+    def start(
+        cls,
+        point: ConfigPoint,
+        places: list[Placement],
+        *,
+        input_type: str,
+        slo_ms: float,
+        host: str,
+        log_dir: Path,
+        container_args: list[str],
+        frontend_cpus: tuple[int, ...],
+        batches_in_flight: int,
+    ) -> Deployment:
+        """Start a frontend, register the model's application and deploy its replicas."""
+        t0 = time.monotonic()
+        query, admin, rpc, binary = free_ports(4, "127.0.0.1" if host in ("0.0.0.0", "") else host)
+        manager = LocalContainerManager(
+            host=host, query_port=query, admin_port=admin, rpc_port=rpc, binary_port=binary,
+            log_dir=log_dir, placements=places, container_args=container_args,
+            frontend_cpus=frontend_cpus, batches_in_flight=batches_in_flight,
+        )
+        conn = ClipperConnection(manager)
+        try:
+            conn.start_clipper()
+            name = point.model_name
+            conn.register_application(name, input_type, DEFAULT_OUTPUT, int(slo_ms * 1000))
+            conn.deploy_model(name, MODEL_VERSION, input_type, f"{IMAGE_PREFIX}{name}",
+                              num_replicas=point.num_replicas, batch_size=point.batch_size)
+            conn.link_model_to_app(name, name)
+        except BaseException:
+            manager.stop_all()
+            raise
+        return cls(deployment_key(point), manager, conn, point.config_id, log_dir, point.batch_size,
+                   time.monotonic() - t0, [point.config_id])
+
+    def serves(self, point: ConfigPoint) -> bool:
+        """Whether ``point`` can run on this deployment, with at most a new batch size."""
+        return self.key == deployment_key(point) and self.manager.frontend is not None \
+            and self.manager.frontend.alive() \
+            and self.manager.get_num_replicas(point.model_name, MODEL_VERSION) == point.num_replicas
+
+    def reuse_for(self, point: ConfigPoint) -> None:
+        """Switch to ``point``'s batch size and clear the frontend's metrics."""
+        if point.batch_size != self.batch_size:
+            self.manager.set_batch_size(point.model_name, MODEL_VERSION, point.batch_size)
+            self.batch_size = point.batch_size
+        self.manager.reset_metrics()
+        self.configs.append(point.config_id)
+
+    def check_frontend(self) -> None:
+        """Raise ClipperException if the frontend is gone: what was measured is then not trusted."""
+        frontend = self.manager.frontend
+        if frontend is None or not frontend.alive():
+            code = frontend.popen.returncode if frontend is not None else None
+            how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+            raise ClipperException(
+                f"the frontend {how} during the measurement; see {self.log_dir / 'frontend.log'}"
+            )
+
+    def replica_pids(self) -> list[int]:
+        """PIDs of the model's live replicas, by slot."""
+        return [r.process.pid for reps in self.manager.replicas.values() for r in reps if r.process.alive()]
+
+    def describe(self, point: ConfigPoint) -> dict:
+        """The record's ``deployment`` block."""
+        return {
+            "started_for": self.started_for,
+            "reused": self.started_for != point.config_id,
+            "startup_s": round(self.startup_s, 3),
+            "replica_pids": self.replica_pids(),
+            "logs": str(self.log_dir),
+        }
+
+    def stop(self) -> None:
+        """Stop the frontend and every replica."""
+        self.manager.stop_all()
