@@ -158,6 +158,8 @@ class Frontend:
         ratio.denominator += 1
         if status is Status.DEFAULT:
             ratio.numerator += 1
+        elif status is Status.ERROR:  # not in Clipper's metrics: the driver's live display reads it
+            m.counter(f"{prefix}:num_errors").count += 1
 
     async def _sweep_deadlines(self) -> None:
         """Answer queries whose app SLO has passed with the app's default output."""

@@ -38,6 +38,34 @@ def _sources(cfg: SamplerConfig) -> list[PowerSource]:
     return [NvmlSource(cfg.gpus), RaplSource(Path(cfg.powercap_root)), CpuSource(cfg.cpu_groups)]
 
 
+LIVE_EVERY_S = 1.0
+
+
+def _write_live(path: Path, now: float, series: dict[str, dict[str, list]]) -> None:
+    """Watts per channel over the last second, for the driver's live display (``<out>.live.json``)."""
+    watts = {}
+    for channel, s in series.items():
+        if s["power_w"] and s["power_w"][-1] is not None:
+            watts[channel] = s["power_w"][-1]
+            continue
+        t, e = s["t"], s["energy_j"]
+        k = next((i for i in range(len(t) - 1, -1, -1) if t[-1] - t[i] >= LIVE_EVERY_S), 0)
+        if e and e[-1] is not None and e[k] is not None and t[-1] > t[k]:
+            watts[channel] = (e[-1] - e[k]) / (t[-1] - t[k])
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"t": now, "watts": watts}))
+    os.replace(tmp, path)
+
+
+def read_live_watts(out_path: str | Path) -> float | None:
+    """Total watts of the GPU and RAPL channels the running sampler saw last, or None."""
+    try:
+        watts = json.loads(Path(f"{out_path}.live.json").read_text())["watts"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return sum(watts.values()) if watts else None
+
+
 def probe_energy_sources(cfg: SamplerConfig) -> dict[str, str]:
     """Open and close the GPU and RAPL sources: ``{name: "ok" | "unavailable: <reason>"}``."""
     status = {}
@@ -77,6 +105,7 @@ def sample(cfg: SamplerConfig, ready: Any = None) -> dict[str, Any]:
     if delay > 0:
         time.sleep(delay)
     next_t = time.time()
+    live_path, live_at = Path(f"{cfg.out_path}.live.json"), 0.0
     while True:
         now = time.time()
         for source in list(opened):
@@ -93,12 +122,16 @@ def sample(cfg: SamplerConfig, ready: Any = None) -> dict[str, Any]:
                 s["power_w"].append(r.power_w)
                 for key, value in r.extra.items():
                     s.setdefault(key, []).append(value)
+        if now - live_at >= LIVE_EVERY_S:
+            live_at = now
+            _write_live(live_path, now, series)
         if now >= cfg.end_wall:
             break
         next_t += cfg.interval_s
         time.sleep(max(0.0, min(next_t, cfg.end_wall) - time.time()))
     for source in opened:
         source.close()
+    live_path.unlink(missing_ok=True)
     doc = {"config": asdict(cfg), "status": status, "series": series}
     tmp = f"{cfg.out_path}.tmp"
     Path(tmp).write_text(json.dumps(doc))

@@ -169,18 +169,24 @@ def _run_experiment(settings: RunSettings, baseline_only: bool) -> list[str]:
     from ..containers.models import UnknownModelError
     from .baseline import BaselineError
     from .plan import PlanError
+    from .progress import make_progress
     from .runner import ExperimentRunner
 
     check_results_dir(settings.results_dir)
     quiet_cluster_logs()
+    progress = make_progress()
     try:
-        runner = ExperimentRunner(settings, ["clipper-bench", *sys.argv[1:]])
-    except (UnknownModelError, PlanError) as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        runner.run(baseline_only=baseline_only)
-    except BaselineError as exc:
-        raise UsageError(str(exc)) from None
+        try:
+            runner = ExperimentRunner(settings, ["clipper-bench", *sys.argv[1:]], say=progress.message,
+                                      progress=progress)
+        except (UnknownModelError, PlanError) as exc:
+            raise UsageError(str(exc)) from None
+        try:
+            runner.run(baseline_only=baseline_only)
+        except BaselineError as exc:
+            raise UsageError(str(exc)) from None
+    finally:
+        progress.close()
     return runner.failed
 
 

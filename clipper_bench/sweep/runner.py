@@ -19,12 +19,13 @@ from ..load.orchestrate import LoadError, run_clients
 from ..load.spec import LoadSpec
 from ..load.stats import lateness_stats, summarize, window_metrics
 from ..power.limits import GpuLimits, LimitError
-from ..power.sampler import PowerMonitor, SamplerConfig, probe_energy_sources
+from ..power.sampler import PowerMonitor, SamplerConfig, probe_energy_sources, read_live_watts
 from ..power.summary import idle_watts, summarize_power, trim
 from ..results.store import ExperimentStore, host_info
 from .baseline import BASELINES_FILE, device_of, run_baseline, serving_efficiency
 from .deployment import Deployment
 from .plan import ConfigPoint, PlanError, detect_gpus, placements, usable_cpus, validate
+from .progress import LivePoller, LiveStats, Progress
 from .settings import RunSettings
 
 
@@ -44,10 +45,12 @@ class ExperimentRunner:
         settings: RunSettings,
         command_line: list[str],
         say: Callable[[str], None] = lambda s: print(s, flush=True),
+        progress: Progress | None = None,
     ) -> None:
         self.settings = settings
         self.command_line = command_line
         self.say = say
+        self.progress = progress or Progress()
         self.spec = get_model_spec(settings.model_name)
         self.gpu_names = detect_gpus() if settings.model_gpus else []
         self.plan, self.points = validate(settings, usable_cpus(), self.gpu_names)
@@ -156,12 +159,15 @@ class ExperimentRunner:
                 self._measure_idle()
             if s.baseline and not self.baselines:
                 self._run_baselines()
+            self.progress.begin([0.0 if p.config_id in done else s.warmup_s + s.duration_s for p in self.points])
             for k, point in enumerate([] if baseline_only else self.points, 1):
                 if point.config_id in done:
                     self.say(f"[{k}/{len(self.points)}] {point.config_id}: already measured, skipped")
                     continue
                 self.say(f"[{k}/{len(self.points)}] {point.config_id} ...")
+                self.progress.config_started(k, point.config_id)
                 line = self._run_point(point)
+                self.progress.config_ended(line["status"] == "ok")
                 if line["status"] == "ok":
                     self.say(f"[{k}/{len(self.points)}] {point.config_id}: {describe_line(line)}")
                 else:
@@ -298,6 +304,7 @@ class ExperimentRunner:
     def _measure(self, point: ConfigPoint, places: list[Placement], concurrency: int, record: dict) -> None:
         s = self.settings
         log_dir = self.store.logs_dir / point.config_id
+        self.progress.update(LiveStats("deploying"))
         deployment = self._deployment_for(point, places)
         record["deployment"] = deployment.describe(point)
         manager = deployment.manager
@@ -324,16 +331,31 @@ class ExperimentRunner:
         samples_path = self.store.configs_dir / f"{point.config_id}.power_samples.json"
         monitors: list[PowerMonitor] = []
 
+        pollers: list[LivePoller] = []
+
+        def phase(start_at: float) -> str:
+            now = time.time()
+            if now < start_at + warmup:
+                return "warming up"
+            return "measuring" if now < start_at + warmup + s.duration_s else "draining"
+
         def start_power(start_at: float) -> None:
             gpus = [p.gpu for p in places if p.gpu is not None]
             cfg = self._sampler_config(start_at + warmup, s.duration_s, samples_path, gpus, groups)
             monitors.append(PowerMonitor(cfg))
             monitors[0].start()
+            pollers.append(LivePoller(
+                f"http://{manager.get_query_addr()}/metrics", name, lambda: read_live_watts(samples_path),
+                lambda: phase(start_at), self.progress.update,
+            ).start())
 
+        self.progress.update(LiveStats("starting load clients"))
         try:
             start_at, clients = run_clients(specs, log_dir, on_start=start_power)
             power_doc = monitors[0].result() if monitors else {"error": "power sampler never started"}
         finally:
+            for poller in pollers:
+                poller.stop()
             for m in monitors:
                 m.stop()
         deployment.check_frontend()
