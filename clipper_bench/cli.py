@@ -123,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"clipper-bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    from .report.cli_args import add_report_parser
     from .sweep.cli_args import (
         add_baseline_parser,
         add_build_parser,
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_baseline_parser(sub)
     add_build_parser(sub)
     add_serve_parser(sub)
+    add_report_parser(sub)
     _container_parser(sub)
     return parser
 

@@ -1,0 +1,57 @@
+"""The ``report`` subcommand."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_report_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="summarise saved experiments: a table, Markdown, PNG plots and one PDF",
+        description="Build a report from saved experiments (no engine needed). Several experiment or results "
+                    "directories merge into one comparison.",
+    )
+    p.add_argument("dirs", nargs="+", type=Path, metavar="DIR",
+                   help="experiment directories (results/<experiment_id>) or results directories holding them")
+    p.add_argument("--out", type=Path, default=None,
+                   help="where the report goes (default: DIR/report for one experiment, ./report for several)")
+    p.add_argument("--slo_ms", type=float, default=None,
+                   help="name, per model, the configuration with the highest throughput and the one with the "
+                        "fewest joules per query whose p99 stays under this many ms")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..cli import UsageError
+    from ..results.frame import ResultsError, experiment_dirs
+    from .build import build_report
+    from .table import to_markdown
+
+    if args.slo_ms is not None and args.slo_ms <= 0:
+        raise UsageError(f"--slo_ms must be a positive number of milliseconds, got {args.slo_ms:g}")
+    try:
+        dirs = experiment_dirs(args.dirs)
+        out = args.out or (dirs[0] / "report" if len(dirs) == 1 else Path("report"))
+        report = build_report(dirs, out, args.slo_ms)
+    except (ResultsError, ValueError) as exc:
+        raise UsageError(str(exc)) from None
+    except PermissionError as exc:
+        raise UsageError(f"cannot write the report: {exc}; choose another --out") from None
+    console = Console()
+    if console.is_terminal:
+        table = Table(*report.columns, title=f"{len(report.rows)} configurations from {len(dirs)} experiment(s)")
+        for row in report.rows:
+            table.add_row(*row)
+        console.print(table)
+    else:  # a file or a pipe: the Markdown table, never cut to a terminal's width
+        print(to_markdown(report.columns, report.rows), end="")
+    for line in [*report.notes, *report.best]:
+        print(line)
+    names = ", ".join(f.name for f in report.files)
+    print(f"report in {report.out_dir}: {names}")
+    return 0

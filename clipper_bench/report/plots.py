@@ -1,0 +1,141 @@
+"""The report's figures, each a matplotlib Figure drawn from ``load_results`` rows measured ``ok``.
+
+One panel per model (and per series when experiments are merged, for the heatmap); one line per
+replica count (and cores per replica when that was swept, and series when merged).
+"""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+PANEL_W, PANEL_H = 5.2, 3.8
+
+
+def _panels(n: int, rows: int = 1) -> tuple[Figure, np.ndarray]:
+    cols = max(1, math.ceil(n / rows))
+    fig, axes = plt.subplots(rows, cols, figsize=(PANEL_W * cols, PANEL_H * rows), squeeze=False)
+    return fig, axes
+
+
+def _line_label(key: tuple, swept_cores: bool, merged: bool) -> str:
+    series, replicas, cores = key
+    label = f"{replicas} replica{'s' if replicas != 1 else ''}"
+    if swept_cores:
+        label += f" x {cores} cores"
+    return f"{series}: {label}" if merged and series else label
+
+
+def _lines(group: pd.DataFrame):
+    """Yield (label, rows sorted by batch size) per line of a panel."""
+    swept_cores = group["cpus_per_replica"].nunique() > 1
+    merged = group["series"].astype(bool).any()
+    for key, rows in group.groupby(["series", "num_replicas", "cpus_per_replica"], sort=True):
+        yield _line_label(key, swept_cores, merged), rows.sort_values("batch_size")
+
+
+def _batch_axis(ax) -> None:
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.set_xlabel("batch size")
+
+
+def _title(ax, model: str, what: str) -> None:
+    ax.set_title(f"{model}: {what}", fontsize=11)
+    ax.grid(True, alpha=0.3)
+
+
+def latency_vs_throughput(frame: pd.DataFrame) -> Figure:
+    """p99 latency against throughput, a line per replica count through its batch sizes (labelled)."""
+    models = sorted(frame["model_name"].unique())
+    fig, axes = _panels(len(models))
+    for ax, model in zip(axes.flat, models, strict=False):
+        for label, rows in _lines(frame[frame["model_name"] == model]):
+            ax.plot(rows["throughput_qps"], rows["p99_ms"], marker="o", label=label)
+            for _, r in rows.iterrows():
+                ax.annotate(f"b{r['batch_size']}", (r["throughput_qps"], r["p99_ms"]), fontsize=7,
+                            textcoords="offset points", xytext=(4, 3))
+        ax.set_xlabel("throughput (queries/s)")
+        ax.set_ylabel("p99 latency (ms)")
+        ax.set_ylim(bottom=0)
+        ax.set_xlim(left=0)
+        _title(ax, model, "p99 latency vs throughput")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def throughput_and_p99_vs_batch(frame: pd.DataFrame) -> Figure:
+    """Throughput (top row) and p99 latency (bottom row) against batch size."""
+    models = sorted(frame["model_name"].unique())
+    fig, axes = _panels(2 * len(models), rows=2)
+    for col, model in enumerate(models):
+        top, bottom = axes[0, col], axes[1, col]
+        for label, rows in _lines(frame[frame["model_name"] == model]):
+            top.plot(rows["batch_size"], rows["throughput_qps"], marker="o", label=label)
+            bottom.plot(rows["batch_size"], rows["p99_ms"], marker="o", label=label)
+        for ax, what, unit in ((top, "throughput", "queries/s"), (bottom, "p99 latency", "ms")):
+            _batch_axis(ax)
+            ax.set_ylabel(f"{what} ({unit})")
+            ax.set_ylim(bottom=0)
+            _title(ax, model, f"{what} vs batch size")
+        top.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def energy_vs_batch(frame: pd.DataFrame, no_energy_reason: str = "") -> Figure:
+    """Millijoules per query against batch size (total, and above idle dashed when known)."""
+    models = sorted(frame["model_name"].unique())
+    fig, axes = _panels(len(models))
+    for ax, model in zip(axes.flat, models, strict=False):
+        group = frame[frame["model_name"] == model]
+        _title(ax, model, "energy per query vs batch size")
+        if group["joules_per_query"].notna().sum() == 0:
+            ax.text(0.5, 0.5, "no energy measured\n" + no_energy_reason, ha="center", va="center",
+                    fontsize=9, wrap=True, transform=ax.transAxes)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        for label, rows in _lines(group):
+            line, = ax.plot(rows["batch_size"], 1000 * rows["joules_per_query"], marker="o", label=label)
+            if rows["joules_per_query_above_idle"].notna().any():
+                ax.plot(rows["batch_size"], 1000 * rows["joules_per_query_above_idle"], marker=".",
+                        linestyle="--", color=line.get_color(), label=f"{label}, above idle")
+        _batch_axis(ax)
+        ax.set_ylabel("energy per query (mJ)")
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def throughput_heatmap(frame: pd.DataFrame) -> Figure:
+    """Throughput per batch size x replica count, one heatmap per model (and series)."""
+    keys = sorted(frame.groupby(["model_name", "series"]).groups)
+    fig, axes = _panels(len(keys))
+    for ax, (model, series) in zip(axes.flat, keys, strict=False):
+        group = frame[(frame["model_name"] == model) & (frame["series"] == series)]
+        grid = group.pivot_table(index="num_replicas", columns="batch_size", values="throughput_qps", aggfunc="max")
+        image = ax.imshow(grid.values, cmap="viridis", aspect="auto", origin="lower")
+        ax.set_xticks(range(grid.shape[1]), [str(b) for b in grid.columns])
+        ax.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index])
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("replicas")
+        top = np.nanmax(grid.values) if np.isfinite(grid.values).any() else 0
+        for (i, j), value in np.ndenumerate(grid.values):
+            if np.isfinite(value):
+                ax.text(j, i, f"{value:,.0f}", ha="center", va="center", fontsize=8,
+                        color="black" if value > 0.6 * top else "white")
+        fig.colorbar(image, ax=ax, label="queries/s")
+        ax.set_title(f"{model}{f' ({series})' if series else ''}: throughput", fontsize=11)
+    fig.tight_layout()
+    return fig

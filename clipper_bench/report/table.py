@@ -1,0 +1,117 @@
+"""The summary table: which configurations ran and what they measured, and which one to pick."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+SERIES_CANDIDATES = ("engine", "hostname", "framework", "precision", "transport", "settings.batches_in_flight")
+
+
+def add_series(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add a ``series`` column naming what tells merged experiments apart (empty for one experiment).
+
+    It joins the settings that differ between experiments (engine, host, framework, ...); when none
+    do, it is the experiment id.
+    """
+    frame = frame.copy()
+    if frame.empty or frame["experiment"].nunique() <= 1:
+        frame["series"] = ""
+        return frame
+    differ = [c for c in SERIES_CANDIDATES if c in frame and frame[c].astype(str).nunique() > 1]
+    columns = differ or ["experiment"]
+    frame["series"] = frame[columns].astype(str).agg(" ".join, axis=1)
+    return frame
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def _fmt_count(value: Any) -> str:
+    return "-" if value is None or pd.isna(value) else f"{int(value):,}"
+
+
+def summary_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
+    """Header and formatted rows, one per configuration, sorted by series, model, replicas, batch."""
+    columns = ["series"] if frame["series"].astype(bool).any() else []
+    columns += ["model", "replicas", "cores/replica", "batch", "status", "queries/s", "p50 ms", "p99 ms",
+                "errors", "SLO defaults", "watts", "mJ/query"]
+    ordered = frame.sort_values(["series", "model_name", "num_replicas", "cpus_per_replica", "batch_size"])
+    rows = []
+    for _, r in ordered.iterrows():
+        row = [r["series"]] if columns[0] == "series" else []
+        jpq = r.get("joules_per_query")
+        row += [
+            str(r["model_name"]), str(r["num_replicas"]), str(r["cpus_per_replica"]), str(r["batch_size"]),
+            str(r["status"]), _fmt(r.get("throughput_qps")), _fmt(r.get("p50_ms"), 2), _fmt(r.get("p99_ms"), 2),
+            _fmt_count(r.get("num_errors")), _fmt_count(r.get("num_defaults")), _fmt(r.get("avg_w"), 0),
+            _fmt(None if jpq is None or pd.isna(jpq) else 1000 * jpq, 2),
+        ]
+        rows.append(row)
+    return columns, rows
+
+
+def to_markdown(columns: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured Markdown table; numbers right-aligned."""
+    numeric = {"replicas", "cores/replica", "batch", "queries/s", "p50 ms", "p99 ms", "errors", "SLO defaults",
+               "watts", "mJ/query"}
+    lines = ["| " + " | ".join(columns) + " |",
+             "| " + " | ".join("---:" if c in numeric else "---" for c in columns) + " |"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def best_under_slo(frame: pd.DataFrame, slo_ms: float) -> list[dict[str, Any]]:
+    """Per series and model: the configuration with the highest throughput, and the one with the
+    fewest joules per query, among those measured ``ok`` whose p99 stays under ``slo_ms``."""
+    out = []
+    for (series, model), group in frame.groupby(["series", "model_name"], sort=True):
+        ok = group[(group["status"] == "ok") & (group["p99_ms"] < slo_ms)]
+        entry: dict[str, Any] = {"series": series, "model": model, "slo_ms": slo_ms,
+                                 "candidates": len(ok), "of": len(group)}
+        if ok.empty:
+            entry["throughput"] = entry["energy"] = None
+            closest = group[group["status"] == "ok"].sort_values("p99_ms").head(1)
+            entry["closest"] = None if closest.empty else _pick(closest.iloc[0])
+        else:
+            entry["throughput"] = _pick(ok.loc[ok["throughput_qps"].idxmax()])
+            with_energy = ok.dropna(subset=["joules_per_query"])
+            entry["energy"] = None if with_energy.empty else _pick(with_energy.loc[with_energy["joules_per_query"].idxmin()])
+        out.append(entry)
+    return out
+
+
+def _pick(r: pd.Series) -> dict[str, Any]:
+    jpq = r.get("joules_per_query")
+    return {"config_id": r["config_id"], "experiment": r["experiment"], "throughput_qps": float(r["throughput_qps"]),
+            "p99_ms": float(r["p99_ms"]), "joules_per_query": None if pd.isna(jpq) else float(jpq)}
+
+
+def describe_best(best: list[dict[str, Any]]) -> list[str]:
+    """One sentence per series and model."""
+    lines = []
+    for b in best:
+        who = f"{b['model']}" + (f" ({b['series']})" if b["series"] else "")
+        if b["throughput"] is None:
+            closest = b.get("closest")
+            hint = (f"; the lowest p99 was {closest['p99_ms']:.2f} ms ({closest['config_id']})" if closest else "")
+            lines.append(f"{who}: no configuration keeps p99 under {b['slo_ms']:g} ms{hint}")
+            continue
+        t = b["throughput"]
+        text = (f"{who}: under p99 {b['slo_ms']:g} ms ({b['candidates']} of {b['of']} qualify), highest throughput "
+                f"{t['config_id']} at {t['throughput_qps']:,.0f} q/s (p99 {t['p99_ms']:.2f} ms)")
+        e = b["energy"]
+        if e is None:
+            text += "; no energy was measured, so no pick by joules per query"
+        else:
+            text += (f"; fewest joules per query {e['config_id']} at {1000 * e['joules_per_query']:.2f} mJ/query "
+                     f"({e['throughput_qps']:,.0f} q/s, p99 {e['p99_ms']:.2f} ms)")
+        lines.append(text)
+    return lines

@@ -1,0 +1,122 @@
+"""Reports, DataFrames and the example notebook, from experiments saved to disk (no engine running)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import clipper_bench
+from tests.conftest import REPO, our_processes
+
+FIGURES = ("latency_vs_throughput.png", "throughput_p99_vs_batch.png", "energy_vs_batch.png",
+           "throughput_heatmap.png")
+
+
+def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "clipper_bench", *args], capture_output=True, text=True,
+                          cwd=REPO, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def experiments(tmp_path_factory) -> tuple[Path, Path]:
+    """Two saved sweeps of the sleep model (binary and REST), 2 replica counts x 2 batch sizes each."""
+    results = tmp_path_factory.mktemp("results")
+    made = []
+    for transport in ("binary", "rest"):
+        before = set(results.iterdir())
+        proc = cli("run", "-m", "sleep", "--sleep_ms", "4", "-r", "1", "2", "-b", "1", "4", "-d", "1",
+                   "--warmup", "0.3", "--idle_s", "0", "--oversubscribe", "--transport", transport,
+                   "--results_dir", str(results))
+        assert proc.returncode == 0, proc.stderr
+        (exp,) = set(results.iterdir()) - before
+        made.append(exp)
+    return made[0], made[1]
+
+
+def test_load_results_gives_one_row_per_configuration(experiments):
+    binary, _ = experiments
+    df = clipper_bench.load_results(binary)
+    assert sorted(zip(df.num_replicas, df.batch_size, strict=True)) == [(1, 1), (1, 4), (2, 1), (2, 4)]
+    assert (df.status == "ok").all() and (df.throughput_qps > 0).all()
+    runs = {json.loads(line)["config_id"]: json.loads(line) for line in (binary / "runs.ndjson").read_text().splitlines()}
+    for row in df.itertuples():
+        assert row.p99_ms == runs[row.config_id]["latency_ms"]["p99"]
+        assert row.transport == "binary" and row.engine == "local"
+    assert "settings.concurrency" in df and "power.sources.rapl" in df and "deployment_reused" in df
+    # the sleep model's batch takes 4 ms: no answer can be faster
+    assert (df.p50_ms >= 4).all()
+
+
+def test_raw_queries_reproduce_the_recorded_percentiles(experiments):
+    df = clipper_bench.load_results(experiments[0])
+    row = df[df.config_id == "sleep-r2-c1-b4"].iloc[0]
+    queries = clipper_bench.load_queries(row)
+    counted = queries[queries.in_window & (queries.status == "ok")]
+    assert len(counted) == row.num_completed
+    assert np.percentile(counted.latency_ms, 99) == pytest.approx(row.p99_ms, rel=1e-9)
+    assert (queries.done_wall_ns[queries.status == "ok"] > queries.send_wall_ns[queries.status == "ok"]).all()
+
+
+def test_report_from_saved_experiments_with_no_engine_running(experiments, tmp_path):
+    assert not our_processes()
+    binary, rest = experiments
+    proc = cli("report", str(binary), "--slo_ms", "1000")
+    assert proc.returncode == 0, proc.stderr
+    out = binary / "report"
+    for name in ("report.md", "report.pdf", "summary.csv", *FIGURES):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
+    assert "| model | replicas |" in proc.stdout  # not a terminal: the Markdown table
+    md = (out / "report.md").read_text()
+    for name in FIGURES:
+        assert f"]({name})" in md
+    # the sleep model: 2 replicas x batch 4 has the highest throughput, and p99 stays far under 1 s
+    df = clipper_bench.load_results(binary)
+    best = df.loc[df.throughput_qps.idxmax()].config_id
+    assert f"highest throughput {best}" in proc.stdout
+    assert "no energy was measured" in proc.stdout
+
+    merged = cli("report", str(binary), str(rest), "--out", str(tmp_path / "cmp"), "--slo_ms", "1000")
+    assert merged.returncode == 0, merged.stderr
+    table = (tmp_path / "cmp" / "report.md").read_text()
+    assert "| series | model |" in table and "| binary | sleep |" in table and "| rest | sleep |" in table
+    assert merged.stdout.count("highest throughput") == 2  # one pick per series
+    assert not our_processes()
+
+
+def test_slo_that_nothing_meets_is_said_plainly(experiments, tmp_path):
+    proc = cli("report", str(experiments[0]), "--out", str(tmp_path / "r"), "--slo_ms", "0.5")
+    assert proc.returncode == 0, proc.stderr
+    assert "no configuration keeps p99 under 0.5 ms; the lowest p99 was" in proc.stdout
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["/nonexistent/exp"], "does not exist: pass an experiment directory"),
+    (["{tmp}"], "holds no experiment"),
+    (["{tmp}", "--slo_ms", "-1"], "--slo_ms must be a positive number"),
+])
+def test_report_bad_input_gets_one_line(tmp_path, args, fragment):
+    proc = cli("report", *[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert proc.returncode == 2
+    assert fragment in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_example_notebook_executes(experiments):
+    import nbclient
+    import nbformat
+
+    nb = nbformat.read(REPO / "examples" / "reading_results.ipynb", as_version=4)
+    os.environ["CLIPPER_BENCH_EXPERIMENT"] = str(experiments[0])
+    try:
+        nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                                resources={"metadata": {"path": str(REPO)}}).execute()
+    finally:
+        del os.environ["CLIPPER_BENCH_EXPERIMENT"]
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "queries, p99" in printed
