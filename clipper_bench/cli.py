@@ -142,12 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``clipper-bench`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
     # Ctrl-C must always stop a run cleanly, even when a shell started us with SIGINT ignored
     # (as non-interactive shells do for background jobs).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"clipper-bench: error: {exc}", file=sys.stderr)

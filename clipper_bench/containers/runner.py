@@ -117,7 +117,13 @@ class Container:
                 if message.request_type != rpc.RequestType.PREDICT:
                     sock.send_multipart(rpc.encode_response(message.msg_id, [b"ACK"]))
                     continue
-                outputs = self.model.predict(decode_inputs(message))
+                try:
+                    outputs = self.model.predict(decode_inputs(message))
+                except Exception:
+                    # As in Clipper, a model that raises takes its container down: the frontend
+                    # answers the batch's queries with an error and serves on with the other replicas.
+                    log.exception("the model raised on a batch of %d; this replica stops", len(message.inputs))
+                    raise
                 send_frames(sock, rpc.encode_response(message.msg_id, outputs))
                 self.batches += 1
         finally:

@@ -55,6 +55,7 @@ class FrontendSettings:
     max_body_bytes: int = 64 * 1024 * 1024
     max_inputs_per_request: int = 4096
     batches_in_flight: int = 1
+    replica_timeout_s: float = 30.0  # an idle replica silent this long is gone (busy: 10x)
 
 
 def _output_json(output: Buffer) -> Any:
@@ -118,10 +119,12 @@ class Frontend:
             await web.TCPSite(runner, s.host, port, reuse_address=True).start()
             self._runners.append(runner)
         self._sweeper = asyncio.create_task(self._sweep_deadlines())
+        self._watchdog = asyncio.create_task(self._watch_replicas())
 
     async def stop(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
+            self._watchdog.cancel()
         for runner in self._runners:
             await runner.cleanup()
         for reader in self._readers:
@@ -176,6 +179,20 @@ class Frontend:
                 if pending:
                     next_deadline = min(next_deadline, pending[0].deadline)
             await asyncio.sleep(max(next_deadline - time.perf_counter(), 0.0005))
+
+    async def _watch_replicas(self) -> None:
+        """Forget replicas that went silent: an idle container heartbeats every 5 s, so one silent for
+        ``replica_timeout_s`` is gone (a busy one computes silently, so it gets ten times as long).
+        Their queries are answered with an error. The local manager reports dead processes sooner."""
+        timeout = self.settings.replica_timeout_s
+        while True:
+            await asyncio.sleep(min(1.0, timeout / 4))
+            now = time.time()
+            for identity, replica in list(self.dispatcher.replicas.items()):
+                silent = now - replica.last_seen
+                if silent > (10 * timeout if replica.busy else timeout):
+                    log.warning("replica %r silent for %.0f s: removed", identity, silent)
+                    self.dispatcher.remove_replica(identity, f"replica silent for {silent:.0f} s")
 
     async def _handle_predict(self, request: web.Request) -> web.Response:
         app_name = request.match_info["app"]
@@ -471,6 +488,8 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
     parser.add_argument("--max_body_mb", type=float, default=64.0)
     parser.add_argument("--batches_in_flight", type=int, default=1,
                         help="batches a replica may be sent before it answers (Clipper: 1)")
+    parser.add_argument("--replica_timeout_s", type=float, default=30.0,
+                        help="forget an idle replica silent this long (busy: 10x; default 30)")
     parser.add_argument("--title", default="", help="process title shown by ps and htop")
     args = parser.parse_args(argv)
     from ..containers.pinning import pin_from_environment
@@ -486,6 +505,7 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
         binary_port=args.binary_port,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         batches_in_flight=args.batches_in_flight,
+        replica_timeout_s=args.replica_timeout_s,
     )
 
 

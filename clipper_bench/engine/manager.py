@@ -11,6 +11,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,8 @@ class Placement:
 class _Replica:
     slot: int
     process: ChildProcess
+    retiring: bool = False  # being stopped on purpose: its exit is not a fault
+    reported: bool = False
 
     @property
     def identity(self) -> str:
@@ -71,7 +74,9 @@ class LocalContainerManager(ContainerManager):
     container_args: list[str] = field(default_factory=list)
     frontend_cpus: tuple[int, ...] = ()
     batches_in_flight: int = 1
-    start_timeout_s: float = 60.0
+    start_timeout_s: float = 120.0
+    replica_timeout_s: float = 30.0
+    watch_interval_s: float = 0.2
     cluster_name: str = "local"
 
     def __post_init__(self) -> None:
@@ -81,6 +86,9 @@ class LocalContainerManager(ContainerManager):
         self.log_dir = Path(tempfile.mkdtemp(prefix="clipper-bench-logs-")) if self.log_dir is None else Path(self.log_dir)
         self.frontend: ChildProcess | None = None
         self.replicas: dict[tuple[str, str], list[_Replica]] = {}
+        self.faults: list[dict] = []
+        self._watch_stop = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     # -- addresses ----------------------------------------------------------------------------
 
@@ -124,6 +132,7 @@ class LocalContainerManager(ContainerManager):
             "--admin_port", str(self.admin_port), "--rpc_port", str(self.rpc_port),
             "--binary_port", str(self.binary_port), "--title", title,
             "--batches_in_flight", str(self.batches_in_flight),
+            "--replica_timeout_s", str(self.replica_timeout_s),
         )
         env = dict(os.environ)
         env.pop(CPUS_ENV, None)
@@ -137,6 +146,9 @@ class LocalContainerManager(ContainerManager):
                 self.frontend = None
                 raise ClipperException(f"the frontend exited at start-up: {tail.strip().splitlines()[-1] if tail.strip() else 'no output'}")
             if self._frontend_answers():
+                self._watch_stop.clear()
+                self._watcher = threading.Thread(target=self._watch, name="replica-watch", daemon=True)
+                self._watcher.start()
                 return
             time.sleep(0.05)
         self.stop_all()
@@ -253,7 +265,28 @@ class LocalContainerManager(ContainerManager):
                 )
             time.sleep(0.05)
 
+    def _watch(self) -> None:
+        """Tell the frontend at once when a replica process dies, so its queries fail fast."""
+        while not self._watch_stop.wait(self.watch_interval_s):
+            for (name, _version), reps in list(self.replicas.items()):
+                for r in list(reps):
+                    if r.retiring or r.reported or r.process.alive():
+                        continue
+                    r.reported = True
+                    code = r.process.popen.returncode
+                    how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+                    fault = {"replica": f"{name}#{r.slot + 1}", "pid": r.process.pid, "exit_code": code,
+                             "at": time.time(), "what": f"replica {name}#{r.slot + 1} (pid {r.process.pid}) {how}",
+                             "log": str(r.process.log_path)}
+                    self.faults.append(fault)
+                    self.logger.warning("%s; see %s", fault["what"], r.process.log_path)
+                    try:
+                        self._admin("clipper_bench/remove_replica", {"identity": r.identity, "reason": fault["what"]})
+                    except requests.RequestException:
+                        pass  # the frontend is gone too; whoever runs the measurement sees that
+
     def _remove_replica(self, replica: _Replica) -> None:
+        replica.retiring = True
         if replica.process.alive() and self.frontend is not None and self.frontend.alive():
             try:
                 self._admin("clipper_bench/drain_replica", {"identity": replica.identity, "timeout_s": 30})
@@ -292,12 +325,18 @@ class LocalContainerManager(ContainerManager):
                     self._remove_replica(replica)
 
     def stop_all_model_containers(self) -> None:
+        for reps in self.replicas.values():
+            for r in reps:
+                r.retiring = True
         processes = [r.process for reps in self.replicas.values() for r in reps]
         self.replicas.clear()
         reap(processes)
 
     def stop_all(self, graceful=True) -> None:
         """Stop every replica, then the frontend, and wait for all of them."""
+        self._watch_stop.set()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join(5)
         self.stop_all_model_containers()
         if self.frontend is not None:
             reap([self.frontend], timeout_s=5.0 if graceful else 0.5)

@@ -47,6 +47,12 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup_reused", type=float, default=1.0,
                    help="warm-up of a configuration that reuses the running replicas, which have already "
                         "run every batch size of the sweep (default 1 s; at most --warmup)")
+    p.add_argument("--replica_start_timeout_s", type=float, default=120.0,
+                   help="a replica that has not connected this long after it started fails its "
+                        "configuration (default 120)")
+    p.add_argument("--replica_timeout_s", type=float, default=30.0,
+                   help="the frontend forgets an idle replica silent this long, a busy one after 10x "
+                        "(default 30; dead local replicas are noticed within 0.2 s anyway)")
     p.add_argument("--fresh_deployments", action="store_true",
                    help="restart the frontend and replicas for every configuration, as the original driver "
                         "did (default: keep them while only the batch size changes)")
@@ -119,6 +125,8 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
         stable=args.stable,
         resume=getattr(args, "resume", False),
         fresh_deployments=getattr(args, "fresh_deployments", False),
+        replica_start_timeout_s=getattr(args, "replica_start_timeout_s", 120.0),
+        replica_timeout_s=getattr(args, "replica_timeout_s", 30.0),
         stable_window_s=args.stable_window_s,
         stable_tolerance=args.stable_tolerance,
         arrival=args.arrival,

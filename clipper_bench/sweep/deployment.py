@@ -56,6 +56,8 @@ class Deployment:
         container_args: list[str],
         frontend_cpus: tuple[int, ...],
         batches_in_flight: int,
+        start_timeout_s: float = 120.0,
+        replica_timeout_s: float = 30.0,
     ) -> Deployment:
         """Start a frontend, register the model's application and deploy its replicas."""
         t0 = time.monotonic()
@@ -64,6 +66,7 @@ class Deployment:
             host=host, query_port=query, admin_port=admin, rpc_port=rpc, binary_port=binary,
             log_dir=log_dir, placements=places, container_args=container_args,
             frontend_cpus=frontend_cpus, batches_in_flight=batches_in_flight,
+            start_timeout_s=start_timeout_s, replica_timeout_s=replica_timeout_s,
         )
         conn = ClipperConnection(manager)
         try:

@@ -275,6 +275,7 @@ class ExperimentRunner:
                 k: summary["stability"][k] for k in ("stable", "measured_s", "max_duration_s")
             },
             "power": _power_line(record.get("power")),
+            "faults": [f["what"] for f in record.get("faults") or []],
             "status": record["status"],
             "error": record["error"],
         }
@@ -298,6 +299,7 @@ class ExperimentRunner:
             container_args=[*s.container_args(), "--warm_batch_size",
                             str(point.batch_size if s.fresh_deployments else max(s.batch_sizes))],
             frontend_cpus=self.plan.frontend_cpus, batches_in_flight=s.batches_in_flight,
+            start_timeout_s=s.replica_start_timeout_s, replica_timeout_s=s.replica_timeout_s,
         )
         return self.deployment
 
@@ -359,6 +361,7 @@ class ExperimentRunner:
             for m in monitors:
                 m.stop()
         deployment.check_frontend()
+        record["faults"] = [f for f in manager.faults if f["at"] >= record["started_at"]]
         window = (int((start_at + warmup) * 1e9), int((start_at + warmup + s.duration_s) * 1e9))
         stability = None
         if s.stable:
@@ -444,6 +447,8 @@ def describe_line(line: dict[str, Any]) -> str:
         text += f", {power['avg_w']:.0f} W"
         if power.get("joules_per_query") is not None:
             text += f", {power['joules_per_query'] * 1000:.2f} mJ/query"
+    if line.get("faults"):
+        text += f"; FAULTS: {'; '.join(line['faults'])} (the run went on without it)"
     if line["num_defaults"] and not line["num_completed"]:
         text += " (every answer missed the SLO: raise --slo_ms for a model this slow here)"
     return text

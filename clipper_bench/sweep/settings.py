@@ -49,6 +49,8 @@ class RunSettings:
     stable: bool = False
     resume: bool = False
     fresh_deployments: bool = False
+    replica_start_timeout_s: float = 120.0
+    replica_timeout_s: float = 30.0
     stable_window_s: float = 5.0
     stable_tolerance: float = 0.1
 

@@ -11,7 +11,7 @@ from pathlib import Path
 # Runs from a checkout without installing, too.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from clipper_bench.cli import main  # noqa: E402
+from clipper_bench.entry import main  # noqa: E402
 
 if __name__ == "__main__":
     sys.exit(main(["run", *sys.argv[1:]]))

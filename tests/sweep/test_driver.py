@@ -277,3 +277,79 @@ def test_a_failing_configuration_is_recorded_and_the_sweep_goes_on(tmp_path, no_
     assert Path(failed["logs"]).is_dir()
     fresh = json.loads((exp / "configs" / "noop-r1-c1-b4.json").read_text())
     assert not fresh["deployment"]["reused"] and fresh["summary"]["num_completed"] > 0
+
+
+def test_a_replica_dying_mid_run_is_recorded_and_the_sweep_goes_on(tmp_path, no_leftover_processes):
+    import psutil
+
+    args = [sys.executable, str(DRIVER), "-m", "sleep", "--sleep_ms", "20", "-r", "2", "-b", "1", "2", "-d", "3",
+            "--warmup", "0", "--idle_s", "0", "--oversubscribe", "--results_dir", str(tmp_path)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    wait_until_measuring(tmp_path, "sleep-r2-c1-b1")
+    (victim,) = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                 if " ".join(p.cmdline()).startswith("clipper-bench replica sleep#2")]
+    victim.kill()
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    assert "FAULTS: replica sleep#2" in out and "killed by signal 9" in out
+    rec = _records(only_experiment(tmp_path))
+    hit, next_one = rec["sleep-r2-c1-b1"], rec["sleep-r2-c1-b2"]
+    assert hit["status"] == "ok" and len(hit["faults"]) == 1 and hit["faults"][0]["pid"] == victim.pid
+    assert hit["summary"]["num_unanswered"] == 0  # the dead replica's query was answered with an error
+    assert hit["summary"]["num_errors"] <= 1 and hit["summary"]["num_completed"] > 0
+    # the next configuration needs two replicas again: a fresh deployment, no faults
+    assert not next_one["deployment"]["reused"] and len(next_one["deployment"]["replica_pids"]) == 2
+    assert next_one["faults"] == [] and next_one["summary"]["num_errors"] == 0
+
+
+def _wait_for(predicate, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert predicate(), "the run never reached the moment to interrupt"
+
+
+@pytest.mark.parametrize("moment", ["starting", "deploying", "warming_up", "measuring_idle_power"])
+def test_interrupt_at_any_moment_is_prompt_and_leaves_nothing(tmp_path, moment):
+    before = our_processes()
+    idle = ["--idle_s", "3", "--powercap_root", str(tmp_path / "powercap")] if moment == "measuring_idle_power" else \
+        ["--idle_s", "0"]
+    if moment == "measuring_idle_power":  # a live RAPL tree, so that idle power is measured
+        from tests.power.fake_powercap import FakePowercap
+
+        fake = FakePowercap(tmp_path / "powercap").__enter__()
+    proc = subprocess.Popen(
+        [sys.executable, str(DRIVER), "-m", "noop", "-b", "1", "2", "-d", "3", "--warmup", "3", *idle,
+         "--results_dir", str(tmp_path / "results")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    logs = tmp_path / "results"
+
+    def first_config_logs(name: str) -> bool:
+        return any(logs.glob(f"*/logs/noop-r1-c1-b1/{name}"))
+
+    try:
+        if moment == "starting":
+            time.sleep(0.3)  # importing and validating
+        elif moment == "deploying":
+            _wait_for(lambda: first_config_logs("frontend.log"))
+        elif moment == "warming_up":
+            _wait_for(lambda: first_config_logs("client0.log"))
+            time.sleep(1.0)
+        else:
+            _wait_for(lambda: any(logs.glob("*/experiment.json")))
+            time.sleep(1.0)
+        start = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if moment == "measuring_idle_power":
+            fake.__exit__(None, None, None)
+    assert time.monotonic() - start < 15, "exit after an interrupt must be prompt"
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert not wait_until_gone(our_processes() - before, timeout_s=5)
+    if moment in ("deploying", "warming_up"):
+        exp = only_experiment(logs)
+        runs = [json.loads(line) for line in (exp / "runs.ndjson").read_text().splitlines()]
+        assert [(r["config_id"], r["status"]) for r in runs] == [("noop-r1-c1-b1", "interrupted")]

@@ -4,6 +4,9 @@
   measured is the engine, the transport and the load generator.
 * ``sleep`` takes ``sleep_ms`` per batch, whatever its size, so the ideal throughput of a
   configuration is known exactly: replicas x batch size / sleep time.
+* ``crash`` is ``noop`` except that an input whose first value is negative makes it raise, as a
+  model with a bug would: it shows what a model failing in service does to a run (the replica
+  exits, its queries are answered with errors, the rest carry on).
 """
 
 from __future__ import annotations
@@ -19,6 +22,18 @@ from .base import Model, ModelSpec, register
 
 class NoopModel(Model):
     def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
+        return [str(len(x)).encode() for x in inputs]
+
+
+class ModelCrash(RuntimeError):
+    """What the ``crash`` model raises."""
+
+
+class CrashModel(Model):
+    def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
+        for x in inputs:
+            if len(x) and x[0] < 0:
+                raise ModelCrash(f"crash model: input starting with {x[0]:g} is poison")
         return [str(len(x)).encode() for x in inputs]
 
 
@@ -62,5 +77,14 @@ register(
         input_shape=(8,),
         description="each batch takes --sleep_ms milliseconds, whatever its size",
         build=lambda opts: SleepModel(opts.sleep_ms),
+    )
+)
+register(
+    ModelSpec(
+        name="crash",
+        input_type=InputType.DOUBLES,
+        input_shape=(8,),
+        description="noop that raises on an input whose first value is negative (fault tests)",
+        build=lambda opts: CrashModel(),
     )
 )
