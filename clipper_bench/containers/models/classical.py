@@ -176,7 +176,14 @@ def _artifact(opts: ModelOptions, name: str) -> Path:
         raise ModelNotBuiltError(
             f"model '{name}' is not built in {opts.models_dir}: run clipper-bench build-models --models_dir {opts.models_dir}"
         )
-    return Path(opts.models_dir) / entry["artifact"]
+    path = Path(opts.models_dir) / entry["artifact"]
+    # joblib files are pickles: load only the exact bytes build-models wrote (never network data)
+    if not path.exists() or _sha256(path) != entry.get("sha256"):
+        raise ModelNotBuiltError(
+            f"{path} is missing or differs from what build-models wrote (sha256 in manifest.json): "
+            f"rebuild it with clipper-bench build-models --models_dir {opts.models_dir}"
+        )
+    return path
 
 
 class KpcaSvmModel(Model):
