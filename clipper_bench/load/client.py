@@ -14,6 +14,7 @@ import asyncio
 import base64
 import json
 import os
+import signal
 import sys
 import time
 from array import array
@@ -46,14 +47,18 @@ class Recorder:
         self.status[index] = status
 
     def save(self, path: str, anchor_wall_ns: int, anchor_perf_ns: int, client_index: int) -> None:
+        """Write the raw data (also after an interrupt, when the last query may be half-recorded)."""
+        n = min(len(self.send_ns), len(self.done_ns), len(self.status))
+        send = np.frombuffer(self.send_ns, dtype=np.int64)[:n]
+        scheduled = np.frombuffer(self.scheduled_ns, dtype=np.int64)[:n] if len(self.scheduled_ns) else send
+        n = min(n, len(scheduled))
         tmp = f"{path}.tmp.npz"
         np.savez(
             tmp,
-            send_ns=np.frombuffer(self.send_ns, dtype=np.int64),
-            scheduled_ns=(np.frombuffer(self.scheduled_ns, dtype=np.int64) if len(self.scheduled_ns)
-                          else np.frombuffer(self.send_ns, dtype=np.int64)),
-            done_ns=np.frombuffer(self.done_ns, dtype=np.int64),
-            status=np.frombuffer(self.status, dtype=np.int8),
+            send_ns=send[:n],
+            scheduled_ns=scheduled[:n],
+            done_ns=np.frombuffer(self.done_ns, dtype=np.int64)[:n],
+            status=np.frombuffer(self.status, dtype=np.int8)[:n],
             anchor_wall_ns=np.int64(anchor_wall_ns),
             anchor_perf_ns=np.int64(anchor_perf_ns),
             client_index=np.int64(client_index),
@@ -295,6 +300,13 @@ def run(spec: LoadSpec, spec_path: Path | None = None) -> None:
         spec = dataclasses.replace(spec, start_at_wall=wait_for_go(spec_path))
     rec = Recorder()
     anchor_wall_ns, anchor_perf_ns = time.time_ns(), time.perf_counter_ns()
+    try:
+        _generate(spec, model, arrays, rec)
+    finally:  # also when stopped (SIGTERM): what was measured is kept
+        rec.save(spec.out_path, anchor_wall_ns, anchor_perf_ns, spec.client_index)
+
+
+def _generate(spec: LoadSpec, model, arrays, rec: Recorder) -> None:
     if spec.transport == "binary" and spec.rate_qps:
         run_binary_open(spec, [a.tobytes() for a in arrays], int(model.input_type), rec)
     elif spec.transport == "binary":
@@ -311,7 +323,6 @@ def run(spec: LoadSpec, spec_path: Path | None = None) -> None:
         asyncio.run(_run_rest(spec, bodies, rec))
     else:
         raise ValueError(f"unknown transport {spec.transport!r}")
-    rec.save(spec.out_path, anchor_wall_ns, anchor_perf_ns, spec.client_index)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,8 +335,17 @@ def main(argv: list[str] | None = None) -> int:
     from ..engine.processes import become_child
 
     become_child(f"clipper-bench loadgen client#{spec.client_index} {spec.transport} -> {spec.app}")
-    run(spec, Path(argv[0]))
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        run(spec, Path(argv[0]))
+    except KeyboardInterrupt:
+        return 130
     return 0
+
+
+def _stop(signum: int, frame: object) -> None:
+    """SIGTERM (the driver was interrupted): stop sending; ``run`` still saves what was measured."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from ..containers.models import get_model_spec
 from ..engine.manager import IMAGE_PREFIX, Placement
 from ..load.orchestrate import LoadError, run_clients
 from ..load.spec import LoadSpec
-from ..load.stats import lateness_stats, summarize, window_metrics
+from ..load.stats import ClientData, lateness_stats, summarize, window_metrics
 from ..power.limits import GpuLimits, LimitError
 from ..power.sampler import PowerMonitor, SamplerConfig, probe_energy_sources, read_live_watts
 from ..power.summary import idle_watts, summarize_power, trim
@@ -276,6 +276,7 @@ class ExperimentRunner:
             },
             "power": _power_line(record.get("power")),
             "faults": [f["what"] for f in record.get("faults") or []],
+            "partial": record.get("partial"),
             "status": record["status"],
             "error": record["error"],
         }
@@ -341,7 +342,10 @@ class ExperimentRunner:
                 return "warming up"
             return "measuring" if now < start_at + warmup + s.duration_s else "draining"
 
+        started: list[float] = []
+
         def start_power(start_at: float) -> None:
+            started.append(start_at)
             gpus = [p.gpu for p in places if p.gpu is not None]
             cfg = self._sampler_config(start_at + warmup, s.duration_s, samples_path, gpus, groups)
             monitors.append(PowerMonitor(cfg))
@@ -355,6 +359,9 @@ class ExperimentRunner:
         try:
             start_at, clients = run_clients(specs, log_dir, on_start=start_power)
             power_doc = monitors[0].result() if monitors else {"error": "power sampler never started"}
+        except KeyboardInterrupt:
+            self._record_partial(record, specs, started[0] + warmup if started else None)
+            raise
         finally:
             for poller in pollers:
                 poller.stop()
@@ -389,6 +396,29 @@ class ExperimentRunner:
         record["client_metrics"] = [window_metrics(c, window) for c in clients]
         record["raw_files"] = [Path(sp.out_path).name for sp in specs]
         record["clipper_metrics"] = requests.get(f"http://{manager.get_query_addr()}/metrics", timeout=10).json()
+
+
+    @staticmethod
+    def _record_partial(record: dict, specs: list[LoadSpec], window_start: float | None) -> None:
+        """Interrupted: summarise what the clients measured up to now (they save on SIGTERM)."""
+        now = time.time()
+        if window_start is None or now <= window_start:
+            record["partial"] = "interrupted before the measurement window began"
+            return
+        window = (int(window_start * 1e9), int(now * 1e9))
+        clients = []
+        for spec in specs:
+            try:
+                clients.append(ClientData.from_npz(spec.out_path))
+            except (OSError, ValueError):
+                continue
+        if not clients:
+            record["partial"] = "interrupted; the clients saved no data"
+            return
+        record["window_wall_ns"] = list(window)
+        record["summary"] = summarize(clients, window)
+        record["raw_files"] = [Path(sp.out_path).name for sp in specs if Path(sp.out_path).exists()]
+        record["partial"] = f"interrupted after {(window[1] - window[0]) / 1e9:.1f} s of the measurement window"
 
 
 def find_resumable(settings: RunSettings) -> str:

@@ -169,6 +169,10 @@ def test_interrupt_reaps_everything_and_keeps_finished_results(tmp_path, sig):
     exp = only_experiment(tmp_path)
     runs = [json.loads(line) for line in (exp / "runs.ndjson").read_text().splitlines()]
     assert [r["status"] for r in runs] == ["ok", "interrupted"]
+    # what the interrupted configuration measured before the signal is kept
+    assert runs[1]["partial"].startswith("interrupted after") and runs[1]["num_completed"] > 0
+    record = json.loads((exp / "configs" / "noop-r1-c1-b2.json").read_text())
+    assert record["summary"]["throughput_qps"] > 0 and record["raw_files"]
 
 
 def test_baseline_gives_each_record_its_serving_efficiency(tmp_path, no_leftover_processes):
