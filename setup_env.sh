@@ -5,7 +5,9 @@
 #                             .venv/bin/pip install -e '.[torch]' and/or '.[keras]'
 #   ./setup_env.sh --test     plus what the test suite needs: both frameworks, with torch and
 #                             torchvision at the versions the suite is known to pass with (the CPU
-#                             tests run Keras on its torch backend)
+#                             tests run Keras on its torch backend); as root, also Docker's engine
+#                             and debootstrap from apt when missing, for the --engine docker tests
+#                             (best effort: without them those tests are skipped and say why)
 #
 # clipper_admin 0.4.1 pins cloudpickle==0.5.3, which cannot be imported on Python >= 3.8. It is
 # installed here without its dependencies; pyproject.toml lists them with ranges that work today
@@ -33,4 +35,15 @@ if [[ -n "$extras" ]]; then
   .venv/bin/python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
 fi
 .venv/bin/python -m pip install --quiet -e ".${extras}"
+if [[ -n "$extras" && "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+  missing=()
+  command -v dockerd >/dev/null || missing+=(docker.io)
+  command -v debootstrap >/dev/null || missing+=(debootstrap)
+  if [[ ${#missing[@]} -gt 0 ]]; then
+    echo "installing ${missing[*]} for the docker engine tests ..."
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null 2>&1; }; } \
+      || echo "could not install ${missing[*]}: the docker engine tests will be skipped"
+  fi
+fi
 .venv/bin/python -c "import clipper_admin, clipper_bench; print('clipper-bench', clipper_bench.__version__, 'with clipper_admin', clipper_admin.__version__, 'is ready in .venv')"

@@ -71,7 +71,9 @@ class Container:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVTIMEO, STOP_CHECK_MS)
         # A recognisable routing identity lets the local engine's manager name this replica.
-        sock.setsockopt(zmq.IDENTITY, f"cb-{os.getpid()}".encode())
+        # (In a Docker container every replica is pid 1: the manager then names it by the container's name.)
+        identity = os.environ.get("CLIPPER_BENCH_IDENTITY") or f"cb-{os.getpid()}"
+        sock.setsockopt(zmq.IDENTITY, identity.encode())
         sock.connect(f"tcp://{self.settings.clipper_ip}:{self.settings.clipper_port}")
         sock.send_multipart(rpc.encode_container_heartbeat())
         return sock

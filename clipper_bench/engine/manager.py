@@ -294,6 +294,19 @@ class LocalContainerManager(ContainerManager):
                 self.logger.warning("could not drain %s: %s", replica.identity, exc)
         reap([replica.process])
 
+    supports_live_batch_size = True
+
+    def frontend_alive(self) -> bool:
+        return self.frontend is not None and self.frontend.alive()
+
+    def frontend_exit(self) -> str:
+        code = self.frontend.popen.returncode if self.frontend is not None else None
+        return f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+
+    def replica_ids(self) -> list[str]:
+        """Identities (``cb-<pid>``) of the live replicas, by slot."""
+        return [r.identity for reps in self.replicas.values() for r in reps if r.process.alive()]
+
     def set_batch_size(self, name: str, version: str, batch_size: int) -> None:
         """Change a deployed model's batch size; its replicas keep running (clipper-bench's own call)."""
         r = requests.post(f"http://{self.get_admin_addr()}/admin/clipper_bench/set_batch_size",

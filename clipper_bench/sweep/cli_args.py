@@ -25,7 +25,17 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-g", "--model_gpus", type=int, nargs="+", default=[],
                    help="GPU indices; replica i gets the i-th (default: CPU only)")
     p.add_argument("-n", "--num_clients", type=int, default=1, help="load-generating client processes (default 1)")
-    p.add_argument("--engine", choices=["local"], default="local", help="serving engine (default local)")
+    p.add_argument("--engine", choices=["local", "docker"], default="local",
+                   help="serving engine: local processes (default) or Docker containers through clipper_admin's "
+                        "DockerContainerManager, each replica pinned (see --query_frontend_image)")
+    p.add_argument("--query_frontend_image", default="clipper/query_frontend:0.4.1",
+                   help="--engine docker: the query frontend image (default Clipper 0.4.1's; clipper-bench/frontend "
+                        "is clipper-bench's own, which needs no registry and serves the binary path)")
+    p.add_argument("--mgmt_frontend_image", default="clipper/management_frontend:0.4.1",
+                   help="--engine docker: the management frontend image (unused with clipper-bench/frontend)")
+    p.add_argument("--docker_host_network", action="store_true",
+                   help="--engine docker: run every container on the host's network (all traffic on 127.0.0.1) "
+                        "instead of a network of its own")
     p.add_argument("--results_dir", type=Path, default=Path("results"), help="where experiments go (default results/)")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds of load before measuring (default 5)")
     p.add_argument("--concurrency", type=int, default=None,
@@ -125,6 +135,9 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
         stable=args.stable,
         resume=getattr(args, "resume", False),
         fresh_deployments=getattr(args, "fresh_deployments", False),
+        docker_host_network=getattr(args, "docker_host_network", False),
+        query_frontend_image=getattr(args, "query_frontend_image", "clipper/query_frontend:0.4.1"),
+        mgmt_frontend_image=getattr(args, "mgmt_frontend_image", "clipper/management_frontend:0.4.1"),
         replica_start_timeout_s=getattr(args, "replica_start_timeout_s", 120.0),
         replica_timeout_s=getattr(args, "replica_timeout_s", 30.0),
         stable_window_s=args.stable_window_s,

@@ -14,14 +14,39 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from clipper_admin import ClipperConnection
+from clipper_admin.container_manager import ContainerManager
 from clipper_admin.exceptions import ClipperException
 
 from ..engine.manager import IMAGE_PREFIX, LocalContainerManager, Placement
 from ..engine.processes import free_ports
 from .plan import ConfigPoint
+from .settings import RunSettings
 
 MODEL_VERSION = "1"
 DEFAULT_OUTPUT = "TIMEOUT"
+
+
+def make_manager(settings: RunSettings, places: list[Placement], log_dir: Path, container_args: list[str],
+                 frontend_cpus: tuple[int, ...]):
+    """The ContainerManager of ``settings.engine`` (local processes or Docker containers), on free ports."""
+    s = settings
+    query, admin, rpc, binary = free_ports(4, "127.0.0.1" if s.host in ("0.0.0.0", "") else s.host)
+    if s.engine == "docker":
+        from ..engine.docker_manager import DockerEngineManager
+
+        return DockerEngineManager(
+            placements=places, frontend_cpus=frontend_cpus, log_dir=log_dir, query_port=query, admin_port=admin,
+            rpc_port=rpc, binary_port=binary, host_network=s.docker_host_network,
+            query_frontend_image=s.query_frontend_image, mgmt_frontend_image=s.mgmt_frontend_image,
+            container_args=container_args, batches_in_flight=s.batches_in_flight,
+            replica_timeout_s=s.replica_timeout_s, start_timeout_s=s.replica_start_timeout_s,
+        )
+    return LocalContainerManager(
+        host=s.host, query_port=query, admin_port=admin, rpc_port=rpc, binary_port=binary,
+        log_dir=log_dir, placements=places, container_args=container_args,
+        frontend_cpus=frontend_cpus, batches_in_flight=s.batches_in_flight,
+        start_timeout_s=s.replica_start_timeout_s, replica_timeout_s=s.replica_timeout_s,
+    )
 
 
 def deployment_key(point: ConfigPoint) -> tuple:
@@ -35,7 +60,7 @@ class Deployment:
     """A running frontend with one model deployed on its replicas."""
 
     key: tuple
-    manager: LocalContainerManager
+    manager: ContainerManager
     connection: ClipperConnection
     started_for: str
     log_dir: Path
@@ -48,26 +73,17 @@ class Deployment:
         cls,
         point: ConfigPoint,
         places: list[Placement],
+        settings: RunSettings,
         *,
         input_type: str,
-        slo_ms: float,
-        host: str,
         log_dir: Path,
         container_args: list[str],
         frontend_cpus: tuple[int, ...],
-        batches_in_flight: int,
-        start_timeout_s: float = 120.0,
-        replica_timeout_s: float = 30.0,
     ) -> Deployment:
         """Start a frontend, register the model's application and deploy its replicas."""
         t0 = time.monotonic()
-        query, admin, rpc, binary = free_ports(4, "127.0.0.1" if host in ("0.0.0.0", "") else host)
-        manager = LocalContainerManager(
-            host=host, query_port=query, admin_port=admin, rpc_port=rpc, binary_port=binary,
-            log_dir=log_dir, placements=places, container_args=container_args,
-            frontend_cpus=frontend_cpus, batches_in_flight=batches_in_flight,
-            start_timeout_s=start_timeout_s, replica_timeout_s=replica_timeout_s,
-        )
+        manager = make_manager(settings, places, log_dir, container_args, frontend_cpus)
+        slo_ms = settings.slo_ms
         conn = ClipperConnection(manager)
         try:
             conn.start_clipper()
@@ -84,8 +100,8 @@ class Deployment:
 
     def serves(self, point: ConfigPoint) -> bool:
         """Whether ``point`` can run on this deployment, with at most a new batch size."""
-        return self.key == deployment_key(point) and self.manager.frontend is not None \
-            and self.manager.frontend.alive() \
+        return self.key == deployment_key(point) and self.manager.supports_live_batch_size \
+            and self.manager.frontend_alive() \
             and self.manager.get_num_replicas(point.model_name, MODEL_VERSION) == point.num_replicas
 
     def reuse_for(self, point: ConfigPoint) -> None:
@@ -98,17 +114,14 @@ class Deployment:
 
     def check_frontend(self) -> None:
         """Raise ClipperException if the frontend is gone: what was measured is then not trusted."""
-        frontend = self.manager.frontend
-        if frontend is None or not frontend.alive():
-            code = frontend.popen.returncode if frontend is not None else None
-            how = f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
+        if not self.manager.frontend_alive():
             raise ClipperException(
-                f"the frontend {how} during the measurement; see {self.log_dir / 'frontend.log'}"
+                f"the frontend {self.manager.frontend_exit()} during the measurement; see {self.log_dir}"
             )
 
-    def replica_pids(self) -> list[int]:
-        """PIDs of the model's live replicas, by slot."""
-        return [r.process.pid for reps in self.manager.replicas.values() for r in reps if r.process.alive()]
+    def replica_ids(self) -> list[str]:
+        """The live replicas (local: ``cb-<pid>``; docker: container names), by slot."""
+        return self.manager.replica_ids()
 
     def describe(self, point: ConfigPoint) -> dict:
         """The record's ``deployment`` block."""
@@ -116,7 +129,7 @@ class Deployment:
             "started_for": self.started_for,
             "reused": self.started_for != point.config_id,
             "startup_s": round(self.startup_s, 3),
-            "replica_pids": self.replica_pids(),
+            "replicas": self.replica_ids(),
             "logs": str(self.log_dir),
         }
 

@@ -179,6 +179,32 @@ def _check_framework(settings: RunSettings) -> None:
         )
 
 
+def _check_docker(settings: RunSettings) -> None:
+    """--engine docker: an engine that answers, the images it needs, and a transport it has."""
+    from clipper_admin.exceptions import ClipperException
+
+    from ..engine.docker_manager import docker_client_or_error
+    from ..engine.manager import IMAGE_PREFIX
+
+    bench_frontend = settings.query_frontend_image.startswith(IMAGE_PREFIX)
+    if settings.transport == "binary" and not bench_frontend:
+        raise PlanError(f"{settings.query_frontend_image} (Clipper's query frontend) has no binary query path: "
+                        "pass --transport rest, or --query_frontend_image clipper-bench/frontend")
+    try:
+        client = docker_client_or_error()
+    except ClipperException as exc:
+        raise PlanError(f"--engine docker: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+    import docker
+
+    needed = [f"{IMAGE_PREFIX}{settings.model_name}"] + ([settings.query_frontend_image] if bench_frontend else [])
+    for image in needed:
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            raise PlanError(f"--engine docker: no image {image} here: build it with "
+                            f"bin/build_docker_images.sh {settings.model_name}") from None
+
+
 def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) -> tuple[CorePlan, list[ConfigPoint]]:
     """Check every setting against this machine before anything starts; raise PlanError if wrong."""
     for flag, values in (("--batch_sizes", settings.batch_sizes), ("--num_replicas", settings.num_replicas),
@@ -230,7 +256,10 @@ def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) 
                 f"{max(settings.num_replicas)} replicas need {max(settings.num_replicas)} GPUs, "
                 f"--model_gpus gives {len(settings.model_gpus)}; list one GPU per replica"
             )
-    _check_framework(settings)
+    if settings.engine == "docker":
+        _check_docker(settings)
+    else:
+        _check_framework(settings)
     if settings.gpu_power_limits_w or settings.gpu_clocks_mhz:
         from ..power.limits import LimitError, check_permission
 

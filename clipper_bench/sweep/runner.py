@@ -294,13 +294,12 @@ class ExperimentRunner:
             return self.deployment
         self._stop_deployment()
         self.deployment = Deployment.start(
-            point, places, input_type=self.spec.input_type.api_name, slo_ms=s.slo_ms, host=s.host,
+            point, places, s, input_type=self.spec.input_type.api_name,
             log_dir=self.store.logs_dir / point.config_id,
             # replicas warm up every batch size they may be asked for while they stay deployed
             container_args=[*s.container_args(), "--warm_batch_size",
                             str(point.batch_size if s.fresh_deployments else max(s.batch_sizes))],
-            frontend_cpus=self.plan.frontend_cpus, batches_in_flight=s.batches_in_flight,
-            start_timeout_s=s.replica_start_timeout_s, replica_timeout_s=s.replica_timeout_s,
+            frontend_cpus=self.plan.frontend_cpus,
         )
         return self.deployment
 

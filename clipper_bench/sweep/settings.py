@@ -49,6 +49,9 @@ class RunSettings:
     stable: bool = False
     resume: bool = False
     fresh_deployments: bool = False
+    docker_host_network: bool = False
+    query_frontend_image: str = "clipper/query_frontend:0.4.1"
+    mgmt_frontend_image: str = "clipper/management_frontend:0.4.1"
     replica_start_timeout_s: float = 120.0
     replica_timeout_s: float = 30.0
     stable_window_s: float = 5.0

@@ -235,9 +235,9 @@ def test_batch_size_changes_keep_the_replicas_running(tmp_path, no_leftover_proc
     r1b1, r1b4 = rec["sleep-r1-c1-b1"]["deployment"], rec["sleep-r1-c1-b4"]["deployment"]
     r2b1, r2b4 = rec["sleep-r2-c1-b1"]["deployment"], rec["sleep-r2-c1-b4"]["deployment"]
     assert not r1b1["reused"] and r1b4["reused"] and r1b4["started_for"] == "sleep-r1-c1-b1"
-    assert r1b4["replica_pids"] == r1b1["replica_pids"] and len(r1b1["replica_pids"]) == 1
-    assert not r2b1["reused"] and r2b4["replica_pids"] == r2b1["replica_pids"] and len(r2b1["replica_pids"]) == 2
-    assert set(r2b1["replica_pids"]).isdisjoint(r1b1["replica_pids"])
+    assert r1b4["replicas"] == r1b1["replicas"] and len(r1b1["replicas"]) == 1
+    assert not r2b1["reused"] and r2b4["replicas"] == r2b1["replicas"] and len(r2b1["replicas"]) == 2
+    assert set(r2b1["replicas"]).isdisjoint(r1b1["replicas"])
     # the reused frontend really batches at the new size, and its metrics cover only this configuration
     assert float(_histogram(rec["sleep-r1-c1-b1"], "model:sleep:1:batch_size")["max"]) == 1
     assert float(_histogram(rec["sleep-r1-c1-b4"], "model:sleep:1:batch_size")["max"]) == 4
@@ -252,7 +252,7 @@ def test_fresh_deployments_restart_every_configuration(tmp_path, no_leftover_pro
     assert proc.returncode == 0, proc.stderr
     rec = _records(only_experiment(tmp_path))
     assert not rec["noop-r1-c1-b2"]["deployment"]["reused"]
-    assert rec["noop-r1-c1-b2"]["deployment"]["replica_pids"] != rec["noop-r1-c1-b1"]["deployment"]["replica_pids"]
+    assert rec["noop-r1-c1-b2"]["deployment"]["replicas"] != rec["noop-r1-c1-b1"]["deployment"]["replicas"]
 
 
 def test_a_failing_configuration_is_recorded_and_the_sweep_goes_on(tmp_path, no_leftover_processes):
@@ -302,7 +302,7 @@ def test_a_replica_dying_mid_run_is_recorded_and_the_sweep_goes_on(tmp_path, no_
     assert hit["summary"]["num_unanswered"] == 0  # the dead replica's query was answered with an error
     assert hit["summary"]["num_errors"] <= 1 and hit["summary"]["num_completed"] > 0
     # the next configuration needs two replicas again: a fresh deployment, no faults
-    assert not next_one["deployment"]["reused"] and len(next_one["deployment"]["replica_pids"]) == 2
+    assert not next_one["deployment"]["reused"] and len(next_one["deployment"]["replicas"]) == 2
     assert next_one["faults"] == [] and next_one["summary"]["num_errors"] == 0
 
 

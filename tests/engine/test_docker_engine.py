@@ -1,0 +1,165 @@
+"""--engine docker against a real Docker engine: images built from this checkout, replicas pinned
+through the Docker API, and nothing left behind. Skipped, with the reason, where no engine answers
+and none can be started (starting one needs root and dockerd: apt-get install docker.io)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+# building the images on the vfs storage driver takes minutes; the first test pays for it
+pytestmark = pytest.mark.timeout(1800)
+
+DOCKERD_ROOT = Path("/var/lib/clipper-bench-test-docker")
+RUN_DIR = Path("/run/clipper-bench-test-docker")
+CLUSTER_LABEL = "ai.clipper.container.label"
+FRONTEND = ["--engine", "docker", "--docker_host_network", "--query_frontend_image", "clipper-bench/frontend"]
+
+
+def _docker_answers(env: dict) -> bool:
+    return shutil.which("docker") is not None and subprocess.run(
+        ["docker", "info"], env=env, capture_output=True, timeout=30).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def docker_env():
+    """An environment whose DOCKER_HOST answers: the one there is, or a dockerd started here."""
+    env = dict(os.environ)
+    if _docker_answers(env):
+        yield env
+        return
+    if os.geteuid() != 0:
+        pytest.skip("no Docker engine answers, and starting dockerd needs root")
+    if shutil.which("dockerd") is None:
+        pytest.skip("no Docker engine answers and dockerd is not installed (apt-get install docker.io)")
+    RUN_DIR.mkdir(parents=True, exist_ok=True)
+    sock = f"unix://{RUN_DIR}/docker.sock"
+    log = open(RUN_DIR / "dockerd.log", "w")  # noqa: SIM115 - closed below
+    dockerd = subprocess.Popen(
+        ["dockerd", "--storage-driver=vfs", "--iptables=false", "--bridge=none", f"--data-root={DOCKERD_ROOT}",
+         f"--exec-root={RUN_DIR}/exec", f"--pidfile={RUN_DIR}/dockerd.pid", "-H", sock],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    env["DOCKER_HOST"] = sock
+    try:
+        deadline = time.monotonic() + 60
+        while not _docker_answers(env):
+            if dockerd.poll() is not None or time.monotonic() > deadline:
+                tail = (RUN_DIR / "dockerd.log").read_text().strip().splitlines()[-1:]
+                pytest.skip(f"dockerd could not be started here: {tail}")
+            time.sleep(0.5)
+        yield env
+    finally:
+        dockerd.send_signal(signal.SIGTERM)
+        try:
+            dockerd.wait(30)
+        except subprocess.TimeoutExpired:
+            dockerd.kill()
+            dockerd.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def images(docker_env):
+    """clipper-bench/base, frontend, noop and lgbm, built from this checkout on a debootstrapped base."""
+    if shutil.which("debootstrap") is None and subprocess.run(
+            ["docker", "image", "inspect", "clipper-bench/debian:bookworm"], env=docker_env,
+            capture_output=True).returncode != 0:
+        pytest.skip("no base image and no debootstrap to make one (apt-get install debootstrap)")
+    proc = subprocess.run([str(REPO / "bin" / "build_docker_images.sh"), "--make_base", "noop", "lgbm"],
+                          env=docker_env, capture_output=True, text=True, timeout=1500, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return docker_env
+
+
+def _cluster_containers(env: dict) -> list[dict]:
+    out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={CLUSTER_LABEL}"], env=env,
+                         capture_output=True, text=True, check=True).stdout.split()
+    if not out:
+        return []
+    return json.loads(subprocess.run(["docker", "inspect", *out], env=env, capture_output=True, text=True,
+                                     check=True).stdout)
+
+
+@pytest.mark.parametrize("model", ["noop", "lgbm"])
+def test_a_two_replica_sweep_runs_pinned_in_docker_and_leaves_nothing(images, tmp_path, model):
+    env = images
+    assert _cluster_containers(env) == []
+    networks_before = subprocess.run(["docker", "network", "ls", "-q"], env=env, capture_output=True,
+                                     text=True).stdout.split()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clipper_bench", "run", "-m", model, *FRONTEND, "-r", "2", "-b", "1", "2",
+         "-d", "2", "--warmup", "0.5", "--idle_s", "0", "--results_dir", str(tmp_path)],
+        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    cpusets: dict[str, str] = {}
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline and len(cpusets) < 2:
+        for c in _cluster_containers(env):  # each replica's cpuset, as the Docker API reports it
+            if "ai.clipper.model_container.label" in c["Config"]["Labels"] and c["State"]["Running"]:
+                cpusets[c["Name"]] = c["HostConfig"]["CpusetCpus"]
+        time.sleep(0.2)
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out[-2000:] + err[-2000:]
+    assert sorted(cpusets.values()) == ["0", "1"], cpusets  # replica 1 on core 0, replica 2 on core 1
+
+    (exp,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    runs = [json.loads(line) for line in (exp / "runs.ndjson").read_text().splitlines()]
+    assert [(r["status"], r["engine"], r["num_replicas"]) for r in runs] == [("ok", "docker", 2)] * 2
+    assert all(r["num_completed"] > 0 and r["num_errors"] == 0 for r in runs)
+    record = json.loads((exp / "configs" / f"{model}-r2-c1-b2.json").read_text())
+    assert record["deployment"]["reused"] and len(record["deployment"]["replicas"]) == 2
+    # the containers' logs were kept, then every container and network of the run removed
+    assert list(Path(record["deployment"]["logs"]).glob("*.log"))
+    assert _cluster_containers(env) == []
+    assert subprocess.run(["docker", "network", "ls", "-q"], env=env, capture_output=True,
+                          text=True).stdout.split() == networks_before
+
+
+def test_a_missing_image_is_named_with_the_command_that_builds_it(images, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "clipper_bench", "run", "-m", "kpca-svm", *FRONTEND, "--results_dir", str(tmp_path)],
+        env=images, cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    if "kpca-svm" in subprocess.run(["docker", "images", "--format", "{{.Repository}}"], env=images,
+                                    capture_output=True, text=True).stdout:
+        pytest.skip("clipper-bench/kpca-svm exists on this engine")
+    assert proc.returncode == 2
+    assert "no image clipper-bench/kpca-svm here: build it with bin/build_docker_images.sh kpca-svm" in proc.stderr
+
+
+def test_clippers_own_frontend_needs_the_rest_transport(images, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "clipper_bench", "run", "-m", "noop", "--engine", "docker",
+         "--results_dir", str(tmp_path)], env=images, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "pass --transport rest" in proc.stderr
+
+
+def test_ctrl_c_removes_every_container(images, tmp_path):
+    env = images
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clipper_bench", "run", "-m", "noop", *FRONTEND, "-r", "2", "-b", "1", "-d", "30",
+         "--warmup", "0", "--idle_s", "0", "--results_dir", str(tmp_path)],
+        env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(tmp_path.glob("*/logs/*/client0.log")):
+        time.sleep(0.2)
+    assert len([c for c in _cluster_containers(env) if c["State"]["Running"]]) == 3  # frontend + 2 replicas
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err[-2000:]
+    assert _cluster_containers(env) == []
+    (exp,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    (line,) = [json.loads(x) for x in (exp / "runs.ndjson").read_text().splitlines()]
+    assert line["status"] == "interrupted"
