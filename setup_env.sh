@@ -2,7 +2,7 @@
 # Create .venv and install clipper-bench with everything it needs, from nothing.
 #
 #   ./setup_env.sh            the tool (and clipper_admin 0.4.1); add image-model frameworks with
-#                             .venv/bin/pip install -e '.[torch]' and/or '.[keras]'
+#                             .venv/bin/pip install -e '.[torch]' and/or '.[keras]', Ray Serve with '.[ray]'
 #   ./setup_env.sh --test     plus what the test suite needs: both frameworks, with torch and
 #                             torchvision at the versions the suite is known to pass with (the CPU
 #                             tests run Keras on its torch backend); as root, also Docker's engine
@@ -17,7 +17,7 @@ cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
 extras=""
-if [[ "${1:-}" == "--test" ]]; then extras="[test,torch,keras]"; fi
+if [[ "${1:-}" == "--test" ]]; then extras="[test,torch,keras,ray]"; fi
 
 "$PYTHON" - <<'PY'
 import sys

@@ -285,6 +285,35 @@ async def _run_rest(spec: LoadSpec, bodies: list[bytes], rec: Recorder) -> None:
         await asyncio.gather(*(worker() for _ in range(spec.concurrency)))
 
 
+async def _run_ray_handle(spec: LoadSpec, arrays: list, rec: Recorder) -> None:
+    """Closed loop through a Ray Serve deployment handle (this process joins the cluster as a driver)."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+    from ray import serve
+
+    ray.init(address=spec.address, logging_level="WARNING", log_to_driver=False)
+    try:
+        handle = serve.get_app_handle(spec.app)
+        clock = time.perf_counter_ns
+        n_pool = len(arrays)
+        await asyncio.sleep(max(spec.start_at_wall - time.time(), 0))
+        end_ns = clock() + int((spec.warmup_s + spec.duration_s) * 1e9)
+
+        async def worker() -> None:
+            while clock() < end_ns:
+                i = rec.sent(clock())
+                try:
+                    await handle.remote(arrays[i % n_pool])
+                    rec.answered(i, clock(), STATUS_OK)
+                except Exception:  # noqa: BLE001 - any failure of the call is this query's error
+                    rec.answered(i, clock(), STATUS_ERROR)
+
+        await asyncio.gather(*(worker() for _ in range(spec.concurrency)))
+    finally:
+        ray.shutdown()
+
+
 def run(spec: LoadSpec, spec_path: Path | None = None) -> None:
     """Generate the load a spec asks for and write the raw data file.
 
@@ -321,6 +350,8 @@ def _generate(spec: LoadSpec, model, arrays, rec: Recorder) -> None:
         else:
             bodies = [json.dumps({"input": a.tolist()}).encode() for a in arrays]
         asyncio.run(_run_rest(spec, bodies, rec))
+    elif spec.transport == "ray_handle":
+        asyncio.run(_run_ray_handle(spec, arrays, rec))
     else:
         raise ValueError(f"unknown transport {spec.transport!r}")
 

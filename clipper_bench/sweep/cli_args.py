@@ -25,7 +25,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("-g", "--model_gpus", type=int, nargs="+", default=[],
                    help="GPU indices; replica i gets the i-th (default: CPU only)")
     p.add_argument("-n", "--num_clients", type=int, default=1, help="load-generating client processes (default 1)")
-    p.add_argument("--engine", choices=["local", "docker"], default="local",
+    p.add_argument("--engine", choices=["local", "docker", "ray"], default="local",
                    help="serving engine: local processes (default) or Docker containers through clipper_admin's "
                         "DockerContainerManager, each replica pinned (see --query_frontend_image)")
     p.add_argument("--query_frontend_image", default="clipper/query_frontend:0.4.1",
@@ -33,6 +33,11 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                         "is clipper-bench's own, which needs no registry and serves the binary path)")
     p.add_argument("--mgmt_frontend_image", default="clipper/management_frontend:0.4.1",
                    help="--engine docker: the management frontend image (unused with clipper-bench/frontend)")
+    p.add_argument("--ray_address", default=None,
+                   help="--engine ray: join this existing Ray cluster (host:port of its head; default: start a "
+                        "local Ray on 127.0.0.1 for the run)")
+    p.add_argument("--ray_ingress", choices=["http", "handle"], default="http",
+                   help="--engine ray: load through Serve's HTTP proxy (Clipper's JSON) or deployment handles")
     p.add_argument("--docker_host_network", action="store_true",
                    help="--engine docker: run every container on the host's network (all traffic on 127.0.0.1) "
                         "instead of a network of its own")
@@ -112,7 +117,9 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
         warmup_s=args.warmup,
         warmup_reused_s=getattr(args, "warmup_reused", 1.0),
         concurrency=args.concurrency,
-        transport=args.transport,
+        # Ray Serve: Clipper's JSON through its HTTP proxy, or deployment handles
+        transport=({"http": "rest", "handle": "ray_handle"}[getattr(args, "ray_ingress", "http")]
+                   if getattr(args, "engine", "local") == "ray" else args.transport),
         slo_ms=args.slo_ms,
         sleep_ms=args.sleep_ms,
         host=args.host,
@@ -136,6 +143,8 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
         resume=getattr(args, "resume", False),
         fresh_deployments=getattr(args, "fresh_deployments", False),
         docker_host_network=getattr(args, "docker_host_network", False),
+        ray_address=getattr(args, "ray_address", None),
+        ray_ingress=getattr(args, "ray_ingress", "http"),
         query_frontend_image=getattr(args, "query_frontend_image", "clipper/query_frontend:0.4.1"),
         mgmt_frontend_image=getattr(args, "mgmt_frontend_image", "clipper/management_frontend:0.4.1"),
         replica_start_timeout_s=getattr(args, "replica_start_timeout_s", 120.0),

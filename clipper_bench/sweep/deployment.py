@@ -133,6 +133,12 @@ class Deployment:
             "logs": str(self.log_dir),
         }
 
+    def clipper_metrics(self) -> dict:
+        """The frontend's ``GET /metrics`` (Clipper's format)."""
+        import requests
+
+        return requests.get(f"http://{self.manager.get_query_addr()}/metrics", timeout=10).json()
+
     def stop(self) -> None:
         """Stop the frontend and every replica."""
         self.manager.stop_all()

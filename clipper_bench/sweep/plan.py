@@ -260,6 +260,12 @@ def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) 
         _check_docker(settings)
     else:
         _check_framework(settings)
+    if settings.engine == "ray":
+        from .ray_deployment import check_ray_installed
+
+        check_ray_installed()
+        if settings.rate_qps is not None:
+            raise PlanError("--rate (open loop) runs over the binary path, which Ray Serve lacks: drop --rate")
     if settings.gpu_power_limits_w or settings.gpu_clocks_mhz:
         from ..power.limits import LimitError, check_permission
 

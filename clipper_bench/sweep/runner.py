@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import signal
@@ -59,6 +60,7 @@ class ExperimentRunner:
         self.baselines: dict[tuple[int, str, int], dict[str, Any]] = {}
         self.idle_w: dict[str, float] = {}
         self.deployment: Deployment | None = None
+        self.ray_session = None  # --engine ray: one Ray connection for the whole experiment
         self.failed: list[str] = []
 
     def _load_previous(self) -> set[str]:
@@ -178,6 +180,9 @@ class ExperimentRunner:
                     raise KeyboardInterrupt
         finally:
             self._stop_deployment()
+            if self.ray_session is not None:
+                self.ray_session.shutdown()
+                self.ray_session = None
             signal.signal(signal.SIGTERM, previous)
         if self.failed:
             self.say(f"{len(self.failed)} of {len(self.points)} configurations failed ({', '.join(self.failed)}); "
@@ -293,6 +298,17 @@ class ExperimentRunner:
             self.deployment.reuse_for(point)
             return self.deployment
         self._stop_deployment()
+        if s.engine == "ray":
+            from .ray_deployment import RayDeployment, RaySession
+
+            if self.ray_session is None:
+                self.ray_session = RaySession(s, len(usable_cpus()), self.store.path)
+            # slots for the most replicas of the sweep: the deployment's arguments never change
+            widest = dataclasses.replace(point, num_replicas=max(s.num_replicas))
+            slots = placements(widest, self.plan, s.model_gpus, s.oversubscribe)
+            self.deployment = RayDeployment.start(point, slots, s, self.ray_session,
+                                                  self.store.logs_dir / point.config_id)
+            return self.deployment
         self.deployment = Deployment.start(
             point, places, s, input_type=self.spec.input_type.api_name,
             log_dir=self.store.logs_dir / point.config_id,
@@ -314,7 +330,8 @@ class ExperimentRunner:
         warmup = min(s.warmup_s, s.warmup_reused_s) if record["deployment"]["reused"] else s.warmup_s
         record["settings"]["warmup_s"] = warmup
         name = point.model_name
-        address = manager.get_binary_addr() if s.transport == "binary" else manager.get_query_addr()
+        address = {"binary": manager.get_binary_addr, "ray_handle": lambda: manager.get_handle_addr()}.get(
+            s.transport, manager.get_query_addr)()
         per_client = math.ceil(concurrency / s.num_clients)
         specs = [
             LoadSpec(
@@ -394,7 +411,7 @@ class ExperimentRunner:
         record["power_samples_file"] = samples_path.name if samples_path.exists() else None
         record["client_metrics"] = [window_metrics(c, window) for c in clients]
         record["raw_files"] = [Path(sp.out_path).name for sp in specs]
-        record["clipper_metrics"] = requests.get(f"http://{manager.get_query_addr()}/metrics", timeout=10).json()
+        record["clipper_metrics"] = deployment.clipper_metrics()
 
 
     @staticmethod

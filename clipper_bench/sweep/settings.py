@@ -50,6 +50,8 @@ class RunSettings:
     resume: bool = False
     fresh_deployments: bool = False
     docker_host_network: bool = False
+    ray_address: str | None = None
+    ray_ingress: str = "http"
     query_frontend_image: str = "clipper/query_frontend:0.4.1"
     mgmt_frontend_image: str = "clipper/management_frontend:0.4.1"
     replica_start_timeout_s: float = 120.0

@@ -1,0 +1,235 @@
+"""``--engine ray``: a model deployed on Ray Serve, kept while the sweep only changes batch size or
+replica count.
+
+With ``--ray_address`` the run joins an existing cluster (Ray schedules replicas and GPUs across
+its hosts) and leaves it running; without, it starts a local Ray for the experiment, bound to
+127.0.0.1, and stops it at the end. Batch size travels in the deployment's ``user_config`` (live in
+about a second, same replicas); a new replica count scales the same deployment in place (the
+replicas that stay keep running).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+from clipper_admin.exceptions import ClipperException
+
+from ..engine.manager import Placement
+from ..engine.processes import free_ports
+from .plan import ConfigPoint, PlanError
+from .settings import RunSettings
+
+# Before anything imports ray (find_spec("ray.serve") does): a local Ray then binds and connects on
+# 127.0.0.1 only (Linux otherwise uses the host's interface address), writes no auth token under
+# $HOME and sends no usage stats.
+for _name, _value in (("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"), ("RAY_AUTH_MODE", "disabled"),
+                      ("RAY_USAGE_STATS_ENABLED", "0")):
+    os.environ.setdefault(_name, _value)
+
+RAY_INSTALL_HINT = "--engine ray needs Ray Serve: run .venv/bin/pip install -e '.[ray]'"
+START_TIMEOUT_S = 180.0
+CODE_VERSION = "clipper-bench-1"
+
+
+def check_ray_installed() -> None:
+    """PlanError with the install command when Ray Serve is missing."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None or importlib.util.find_spec("ray.serve") is None:
+        raise PlanError(RAY_INSTALL_HINT)
+
+
+class RaySession:
+    """The Ray connection of one experiment: a local Ray started here, or an existing cluster."""
+
+    def __init__(self, settings: RunSettings, num_cpus: int, work_dir: Path) -> None:
+        import ray
+        from ray import serve
+
+        self.ray, self.serve = ray, serve
+        import logging
+
+        logging.getLogger("ray.serve").setLevel(logging.WARNING)
+        self.started_here = settings.ray_address is None
+        if self.started_here:
+            ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+                     logging_level="WARNING", log_to_driver=False,
+                     _temp_dir=str(Path(tempfile.gettempdir()) / "ray"))
+        else:
+            ray.init(address=settings.ray_address, logging_level="WARNING", log_to_driver=False)
+        self.gcs_address = ray.get_runtime_context().gcs_address
+        (port,) = free_ports(1)
+        serve.start(http_options={"host": "127.0.0.1" if self.started_here else "0.0.0.0", "port": port})
+        self.http_port = port
+        self.work_dir = work_dir
+
+    def shutdown(self) -> None:
+        """Stop Serve and Ray if this run started them; else only disconnect (the cluster runs on)."""
+        try:
+            if self.started_here:
+                self.serve.shutdown()
+        finally:
+            self.ray.shutdown()
+
+
+class RayManager:
+    """What the runner asks of an engine, answered by Ray Serve (see LocalContainerManager)."""
+
+    supports_live_batch_size = True
+
+    def __init__(self, session: RaySession, app: str) -> None:
+        self.session = session
+        self.app = app
+        self.faults: list[dict] = []
+
+    def get_query_addr(self) -> str:
+        return f"127.0.0.1:{self.session.http_port}"
+
+    def get_binary_addr(self) -> str:
+        raise ClipperException("Ray Serve has no binary query path: use --ray_ingress http or handle")
+
+    def get_handle_addr(self) -> str:
+        return self.session.gcs_address
+
+    def frontend_alive(self) -> bool:
+        try:
+            status = self.session.serve.status().applications.get(self.app)
+        except Exception:  # noqa: BLE001 - the controller is gone
+            return False
+        return status is not None and str(status.status).endswith("RUNNING")
+
+    def frontend_exit(self) -> str:
+        return "(Ray Serve application) stopped running"
+
+    def reset_metrics(self) -> None:
+        """Serve keeps no Clipper metrics to clear."""
+
+
+class RayDeployment:
+    """A model on Ray Serve, reused across configurations that differ in batch size or replicas."""
+
+    def __init__(self, point: ConfigPoint, settings: RunSettings, session: RaySession, places: list[Placement],
+                 log_dir: Path, startup_s: float) -> None:
+        self.key = (point.model_name, point.cpus_per_replica, point.gpu_power_limit_w, point.gpu_clock_mhz)
+        self.settings = settings
+        self.session = session
+        self.manager = RayManager(session, point.model_name)
+        self.started_for = point.config_id
+        self.log_dir = log_dir
+        self.batch_size = point.batch_size
+        self.num_replicas = point.num_replicas
+        self.startup_s = startup_s
+        self.places = places
+        self.report_dir = log_dir / "ray-replicas"
+        self.lock_dir = Path(tempfile.mkdtemp(prefix="clipper-bench-ray-slots-"))
+
+    @classmethod
+    def start(cls, point: ConfigPoint, places: list[Placement], settings: RunSettings, session: RaySession,
+              log_dir: Path) -> RayDeployment:
+        t0 = time.monotonic()
+        log_dir.mkdir(parents=True, exist_ok=True)
+        dep = cls(point, settings, session, places, log_dir, 0.0)
+        try:
+            dep._run(point)
+        except ClipperException:
+            dep.stop()
+            raise
+        except Exception as exc:  # Ray's own errors: this configuration fails, the sweep goes on
+            dep.stop()
+            raise ClipperException(f"Ray Serve: {type(exc).__name__}: {exc}") from exc
+        except BaseException:
+            dep.stop()
+            raise
+        dep.startup_s = time.monotonic() - t0
+        return dep
+
+    def _run(self, point: ConfigPoint) -> None:
+        """Deploy (or update in place) with ``point``'s replica count and batch size; wait until running."""
+        from ..engine.ray_serve import BenchModel
+
+        s = self.settings
+        gpus = 1 if s.model_gpus else 0
+        threads = str(point.cpus_per_replica)
+        app = BenchModel.options(
+            name=point.model_name,
+            num_replicas=point.num_replicas,
+            max_ongoing_requests=max(8, 2 * max(s.batch_sizes)),  # fixed for the sweep: Serve caps batches by it
+            user_config={"batch_size": point.batch_size},
+            ray_actor_options={
+                "num_cpus": point.cpus_per_replica, "num_gpus": gpus,
+                "runtime_env": {"env_vars": {"OMP_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads,
+                                             "MKL_NUM_THREADS": threads, "CLIPPER_BENCH_CPUS": ""}},
+            },
+        # A fixed code version: otherwise every serve.run gets a random one and replaces all replicas
+        # (Ray 2.60 removed the public `version` option; Serve's own internal flag still sets it).
+        ).options(version=CODE_VERSION, _internal=True).bind(point.model_name, s.model_options(), [list(p.cpus) for p in self.places],
+               str(self.lock_dir), str(self.report_dir))
+        self.session.serve.run(app, name=point.model_name, route_prefix=f"/{point.model_name}", blocking=False)
+        deadline = time.monotonic() + max(START_TIMEOUT_S, s.replica_start_timeout_s)
+        while True:
+            status = self.session.serve.status().applications.get(point.model_name)
+            state = str(status.status) if status else "missing"
+            if state.endswith("RUNNING") and len(self.live_replicas()) == point.num_replicas:
+                break
+            if state.endswith("DEPLOY_FAILED") or state.endswith("UNHEALTHY"):
+                raise ClipperException(f"Ray Serve could not deploy {point.model_name}: "
+                                       f"{status.message if status else ''}".strip())
+            if time.monotonic() > deadline:
+                raise ClipperException(f"Ray Serve did not bring up {point.num_replicas} replicas of "
+                                       f"{point.model_name} within {deadline:.0f} s (state {state})")
+            time.sleep(0.2)
+        self.batch_size, self.num_replicas = point.batch_size, point.num_replicas
+
+    def live_replicas(self) -> list[dict[str, Any]]:
+        """What each live replica reported at start: slot, pid, cores of every thread, GPU."""
+        out = []
+        for path in sorted(self.report_dir.glob("*.json")) if self.report_dir.exists() else []:
+            try:
+                info = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if psutil.pid_exists(info["pid"]):
+                out.append(info)
+        return sorted(out, key=lambda r: r["slot"])
+
+    def serves(self, point: ConfigPoint) -> bool:
+        key = (point.model_name, point.cpus_per_replica, point.gpu_power_limit_w, point.gpu_clock_mhz)
+        return key == self.key and self.manager.frontend_alive()
+
+    def reuse_for(self, point: ConfigPoint) -> None:
+        if (point.batch_size, point.num_replicas) != (self.batch_size, self.num_replicas):
+            self._run(point)
+
+    def check_frontend(self) -> None:
+        if not self.manager.frontend_alive():
+            raise ClipperException(f"the Ray Serve application {self.manager.app} stopped running during the measurement")
+
+    def replica_ids(self) -> list[str]:
+        return [f"ray-pid-{r['pid']}" for r in self.live_replicas()]
+
+    def describe(self, point: ConfigPoint) -> dict:
+        return {
+            "started_for": self.started_for,
+            "reused": self.started_for != point.config_id,
+            "startup_s": round(self.startup_s, 3),
+            "replicas": self.replica_ids(),
+            "ray_replicas": self.live_replicas(),
+            "logs": str(self.log_dir),
+        }
+
+    def clipper_metrics(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        try:
+            self.session.serve.delete(self.manager.app)
+        except Exception:  # noqa: BLE001 - the session may already be gone
+            pass
+        shutil.rmtree(self.lock_dir, ignore_errors=True)
