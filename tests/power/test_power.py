@@ -97,12 +97,18 @@ def test_root_only_counter_names_the_fix(tmp_path):
             f"try:\n    RaplSource(Path({str(root)!r})).open(); print('opened')\n"
             "except SourceUnavailable as e:\n    print('unavailable:', e)"
         )
+        # a copy of the package that user nobody can read (the checkout may sit in a 0700 directory)
+        pkg = root / "pkg"
+        shutil.copytree(REPO / "clipper_bench", pkg / "clipper_bench", ignore=shutil.ignore_patterns("__pycache__"))
+        for path in [pkg, *pkg.rglob("*")]:
+            os.chmod(path, 0o755 if path.is_dir() else 0o644)
         cmd = [sys.executable, "-c", code]
         if os.geteuid() == 0:  # root reads anything: drop to nobody, as a normal user would be
             if not shutil.which("setpriv"):
                 pytest.skip("running as root without setpriv to drop privileges")
             cmd = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *cmd]
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=root,
+                             env={**os.environ, "PYTHONPATH": str(pkg), "PYTHONDONTWRITEBYTECODE": "1"})
         assert "unavailable: permission denied" in out.stdout, out.stdout + out.stderr
         assert "chmod a+r" in out.stdout
     finally:
