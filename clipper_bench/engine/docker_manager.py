@@ -40,7 +40,7 @@ from clipper_admin.docker.docker_container_manager import DockerContainerManager
 from clipper_admin.exceptions import ClipperException
 
 from ..containers.pinning import CPUS_ENV, format_cpu_list
-from .manager import IMAGE_PREFIX, Placement
+from .manager import IMAGE_PREFIX, BenchFrontendCalls, Placement
 
 logger = logging.getLogger("clipper_bench.docker")
 
@@ -66,7 +66,7 @@ def docker_client_or_error():
         ) from None
 
 
-class DockerEngineManager(DockerContainerManager):
+class DockerEngineManager(BenchFrontendCalls, DockerContainerManager):
     """Runs the cluster's frontend and model replicas as Docker containers, each replica pinned."""
 
     def __init__(
@@ -281,8 +281,8 @@ class DockerEngineManager(DockerContainerManager):
             self._retiring.add(victim.name)
             if self.bench_frontend:
                 try:
-                    requests.post(f"http://{self.get_admin_addr()}/admin/clipper_bench/drain_replica",
-                                  json={"identity": victim.name, "timeout_s": 30}, timeout=40)
+                    self._admin("clipper_bench/drain_replica", {"identity": victim.name, "timeout_s": 30},
+                                timeout=40)
                 except requests.RequestException:
                     pass
             self._save_logs(victim)
@@ -305,11 +305,7 @@ class DockerEngineManager(DockerContainerManager):
                 if state["Status"] not in ("created", "running"):
                     raise ClipperException(f"replica container {n} exited while starting (exit code "
                                            f"{state.get('ExitCode')}): {self._logs_tail(n)}")
-            try:
-                joined = {c.get("identity") for c in requests.post(
-                    f"http://{self.get_admin_addr()}/admin/get_all_containers", json={"verbose": True}, timeout=5).json()}
-            except (requests.RequestException, ValueError):
-                joined = set()
+            joined = self._joined_identities()
             if names <= joined:
                 return
             if time.monotonic() > deadline:
@@ -375,22 +371,10 @@ class DockerEngineManager(DockerContainerManager):
                 logger.warning(what)
                 if self.bench_frontend:
                     try:
-                        requests.post(f"http://{self.get_admin_addr()}/admin/clipper_bench/remove_replica",
-                                      json={"identity": c.name, "reason": what}, timeout=5)
+                        self._admin("clipper_bench/remove_replica", {"identity": c.name, "reason": what},
+                                    timeout=5)
                     except requests.RequestException:
                         pass
-
-    # -- batch size and metrics (clipper-bench's frontend only) -----------------------------------
-
-    def set_batch_size(self, name: str, version: str, batch_size: int) -> None:
-        from .manager import LocalContainerManager
-
-        LocalContainerManager.set_batch_size(self, name, version, batch_size)  # same admin call
-
-    def reset_metrics(self) -> None:
-        from .manager import LocalContainerManager
-
-        LocalContainerManager.reset_metrics(self)
 
     # -- teardown -------------------------------------------------------------------------------
 

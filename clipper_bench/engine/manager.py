@@ -60,8 +60,36 @@ def model_for_image(image: str, clipper_model_name: str) -> str:
     return clipper_model_name
 
 
+class BenchFrontendCalls:
+    """Management calls to a clipper-bench frontend (Clipper's and our own), for any manager that
+    runs one and has ``get_admin_addr``: the local and the docker engine share them."""
+
+    def _admin(self, call: str, body: dict, timeout: float = 10.0) -> requests.Response:
+        return requests.post(f"http://{self.get_admin_addr()}/admin/{call}", json=body, timeout=timeout)
+
+    def _joined_identities(self) -> set[str]:
+        """Routing identities of the replicas connected to the frontend (empty while it cannot say)."""
+        try:
+            return {c.get("identity") for c in self._admin("get_all_containers", {"verbose": True}).json()}
+        except (requests.RequestException, ValueError):
+            return set()
+
+    def set_batch_size(self, name: str, version: str, batch_size: int) -> None:
+        """Change a deployed model's batch size; its replicas keep running (clipper-bench's own call)."""
+        r = self._admin("clipper_bench/set_batch_size",
+                        {"model_name": name, "model_version": str(version), "batch_size": batch_size})
+        if r.status_code != 200:
+            raise ClipperException(f"setting batch size {batch_size} of {name}:{version} failed: {r.text}")
+
+    def reset_metrics(self) -> None:
+        """Clear the frontend's ``/metrics`` so they cover only what follows."""
+        r = self._admin("clipper_bench/reset_metrics", {})
+        if r.status_code != 200:
+            raise ClipperException(f"resetting the frontend's metrics failed: {r.text}")
+
+
 @dataclass
-class LocalContainerManager(ContainerManager):
+class LocalContainerManager(BenchFrontendCalls, ContainerManager):
     """Runs the frontend and model replicas as local processes."""
 
     host: str = "127.0.0.1"
@@ -108,9 +136,6 @@ class LocalContainerManager(ContainerManager):
     def get_binary_addr(self) -> str:
         """Address of the binary query path (``tcp://`` + this)."""
         return f"{self._client_host}:{self.binary_port}"
-
-    def _admin(self, call: str, body: dict, timeout: float = 10.0) -> requests.Response:
-        return requests.post(f"http://{self.get_admin_addr()}/admin/{call}", json=body, timeout=timeout)
 
     # -- the frontend -------------------------------------------------------------------------
 
@@ -250,11 +275,7 @@ class LocalContainerManager(ContainerManager):
                         f"(exit code {r.process.popen.returncode}); see {r.process.log_path}: "
                         f"{r.process.log_tail(1).strip()}"
                     )
-            try:
-                containers = self._admin("get_all_containers", {"verbose": True}).json()
-                joined = {c.get("identity") for c in containers}
-            except (requests.RequestException, ValueError):
-                joined = set()
+            joined = self._joined_identities()
             if wanted <= joined:
                 return
             if time.monotonic() > deadline:
@@ -306,20 +327,6 @@ class LocalContainerManager(ContainerManager):
     def replica_ids(self) -> list[str]:
         """Identities (``cb-<pid>``) of the live replicas, by slot."""
         return [r.identity for reps in self.replicas.values() for r in reps if r.process.alive()]
-
-    def set_batch_size(self, name: str, version: str, batch_size: int) -> None:
-        """Change a deployed model's batch size; its replicas keep running (clipper-bench's own call)."""
-        r = requests.post(f"http://{self.get_admin_addr()}/admin/clipper_bench/set_batch_size",
-                          json={"model_name": name, "model_version": str(version), "batch_size": batch_size},
-                          timeout=10)
-        if r.status_code != 200:
-            raise ClipperException(f"setting batch size {batch_size} of {name}:{version} failed: {r.text}")
-
-    def reset_metrics(self) -> None:
-        """Clear the frontend's ``/metrics`` so they cover only what follows."""
-        r = requests.post(f"http://{self.get_admin_addr()}/admin/clipper_bench/reset_metrics", json={}, timeout=10)
-        if r.status_code != 200:
-            raise ClipperException(f"resetting the frontend's metrics failed: {r.text}")
 
     def get_logs(self, logging_dir) -> list[str]:
         """Copy every process's log file into ``logging_dir``; return the copies' paths."""

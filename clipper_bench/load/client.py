@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from array import array
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
@@ -254,6 +255,22 @@ def run_binary_open(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Rec
     sock.close(0)
 
 
+async def _closed_loop(spec: LoadSpec, rec: Recorder, query: Callable[[int], Awaitable[tuple[int, int]]]) -> None:
+    """``spec.concurrency`` workers, each sending query ``i`` as soon as its last one was answered,
+    from the start time until warm-up plus duration have passed. ``query(i)`` returns
+    (answer time in perf_counter ns, status)."""
+    clock = time.perf_counter_ns
+    await asyncio.sleep(max(spec.start_at_wall - time.time(), 0))
+    end_ns = clock() + int((spec.warmup_s + spec.duration_s) * 1e9)
+
+    async def worker() -> None:
+        while clock() < end_ns:
+            i = rec.sent(clock())
+            rec.answered(i, *await query(i))
+
+    await asyncio.gather(*(worker() for _ in range(spec.concurrency)))
+
+
 async def _run_rest(spec: LoadSpec, bodies: list[bytes], rec: Recorder) -> None:
     import aiohttp
 
@@ -264,31 +281,26 @@ async def _run_rest(spec: LoadSpec, bodies: list[bytes], rec: Recorder) -> None:
     connector = aiohttp.TCPConnector(limit=spec.concurrency)
     timeout = aiohttp.ClientTimeout(total=max(spec.drain_timeout_s, 1.0))
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await asyncio.sleep(max(spec.start_at_wall - time.time(), 0))
-        end_ns = clock() + int((spec.warmup_s + spec.duration_s) * 1e9)
 
-        async def worker() -> None:
-            while clock() < end_ns:
-                i = rec.sent(clock())
-                try:
-                    async with session.post(url, data=bodies[i % n_pool], headers=headers) as resp:
-                        body = await resp.read()
-                    t = clock()
-                    if resp.status != 200:
-                        rec.answered(i, t, STATUS_ERROR)
-                    else:
-                        default = json.loads(body).get("default", False)
-                        rec.answered(i, t, STATUS_DEFAULT if default else STATUS_OK)
-                except (TimeoutError, aiohttp.ClientError, ValueError):
-                    rec.answered(i, clock(), STATUS_ERROR)
+        async def query(i: int) -> tuple[int, int]:
+            try:
+                async with session.post(url, data=bodies[i % n_pool], headers=headers) as resp:
+                    body = await resp.read()
+                t = clock()
+                if resp.status != 200:
+                    return t, STATUS_ERROR
+                return t, STATUS_DEFAULT if json.loads(body).get("default", False) else STATUS_OK
+            except (TimeoutError, aiohttp.ClientError, ValueError):
+                return clock(), STATUS_ERROR
 
-        await asyncio.gather(*(worker() for _ in range(spec.concurrency)))
+        await _closed_loop(spec, rec, query)
 
 
 async def _run_ray_handle(spec: LoadSpec, arrays: list, rec: Recorder) -> None:
     """Closed loop through a Ray Serve deployment handle (this process joins the cluster as a driver)."""
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    from ..sweep.ray_deployment import use_loopback_ray_env
+
+    use_loopback_ray_env()
     import ray
     from ray import serve
 
@@ -297,19 +309,15 @@ async def _run_ray_handle(spec: LoadSpec, arrays: list, rec: Recorder) -> None:
         handle = serve.get_app_handle(spec.app)
         clock = time.perf_counter_ns
         n_pool = len(arrays)
-        await asyncio.sleep(max(spec.start_at_wall - time.time(), 0))
-        end_ns = clock() + int((spec.warmup_s + spec.duration_s) * 1e9)
 
-        async def worker() -> None:
-            while clock() < end_ns:
-                i = rec.sent(clock())
-                try:
-                    await handle.remote(arrays[i % n_pool])
-                    rec.answered(i, clock(), STATUS_OK)
-                except Exception:  # noqa: BLE001 - any failure of the call is this query's error
-                    rec.answered(i, clock(), STATUS_ERROR)
+        async def query(i: int) -> tuple[int, int]:
+            try:
+                await handle.remote(arrays[i % n_pool])
+                return clock(), STATUS_OK
+            except Exception:  # noqa: BLE001 - any failure of the call is this query's error
+                return clock(), STATUS_ERROR
 
-        await asyncio.gather(*(worker() for _ in range(spec.concurrency)))
+        await _closed_loop(spec, rec, query)
     finally:
         ray.shutdown()
 

@@ -55,8 +55,30 @@ def deployment_key(point: ConfigPoint) -> tuple:
             point.gpu_power_limit_w, point.gpu_clock_mhz)
 
 
+class DeploymentRecord:
+    """The record's ``deployment`` block, for any engine's deployment (needs ``started_for``,
+    ``startup_s``, ``log_dir`` and ``replica_ids()``)."""
+
+    started_for: str
+    startup_s: float
+    log_dir: Path
+
+    def replica_ids(self) -> list[str]:
+        raise NotImplementedError
+
+    def describe(self, point: ConfigPoint) -> dict:
+        """The record's ``deployment`` block."""
+        return {
+            "started_for": self.started_for,
+            "reused": self.started_for != point.config_id,
+            "startup_s": round(self.startup_s, 3),
+            "replicas": self.replica_ids(),
+            "logs": str(self.log_dir),
+        }
+
+
 @dataclass
-class Deployment:
+class Deployment(DeploymentRecord):
     """A running frontend with one model deployed on its replicas."""
 
     key: tuple
@@ -122,16 +144,6 @@ class Deployment:
     def replica_ids(self) -> list[str]:
         """The live replicas (local: ``cb-<pid>``; docker: container names), by slot."""
         return self.manager.replica_ids()
-
-    def describe(self, point: ConfigPoint) -> dict:
-        """The record's ``deployment`` block."""
-        return {
-            "started_for": self.started_for,
-            "reused": self.started_for != point.config_id,
-            "startup_s": round(self.startup_s, 3),
-            "replicas": self.replica_ids(),
-            "logs": str(self.log_dir),
-        }
 
     def clipper_metrics(self) -> dict:
         """The frontend's ``GET /metrics`` (Clipper's format)."""

@@ -23,15 +23,21 @@ from clipper_admin.exceptions import ClipperException
 
 from ..engine.manager import Placement
 from ..engine.processes import free_ports
+from .deployment import DeploymentRecord
 from .plan import ConfigPoint, PlanError
 from .settings import RunSettings
 
-# Before anything imports ray (find_spec("ray.serve") does): a local Ray then binds and connects on
-# 127.0.0.1 only (Linux otherwise uses the host's interface address), writes no auth token under
-# $HOME and sends no usage stats.
-for _name, _value in (("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"), ("RAY_AUTH_MODE", "disabled"),
-                      ("RAY_USAGE_STATS_ENABLED", "0")):
-    os.environ.setdefault(_name, _value)
+
+def use_loopback_ray_env() -> None:
+    """Call before anything imports ray (``find_spec("ray.serve")`` does): a local Ray then binds
+    and connects on 127.0.0.1 only (Linux otherwise uses the host's interface address), writes no
+    auth token under $HOME and sends no usage stats. Child processes inherit it."""
+    for name, value in (("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"), ("RAY_AUTH_MODE", "disabled"),
+                        ("RAY_USAGE_STATS_ENABLED", "0")):
+        os.environ.setdefault(name, value)
+
+
+use_loopback_ray_env()
 
 RAY_INSTALL_HINT = "--engine ray needs Ray Serve: run .venv/bin/pip install -e '.[ray]'"
 START_TIMEOUT_S = 180.0
@@ -112,7 +118,7 @@ class RayManager:
         """Serve keeps no Clipper metrics to clear."""
 
 
-class RayDeployment:
+class RayDeployment(DeploymentRecord):
     """A model on Ray Serve, reused across configurations that differ in batch size or replicas."""
 
     def __init__(self, point: ConfigPoint, settings: RunSettings, session: RaySession, places: list[Placement],
@@ -215,14 +221,7 @@ class RayDeployment:
         return [f"ray-pid-{r['pid']}" for r in self.live_replicas()]
 
     def describe(self, point: ConfigPoint) -> dict:
-        return {
-            "started_for": self.started_for,
-            "reused": self.started_for != point.config_id,
-            "startup_s": round(self.startup_s, 3),
-            "replicas": self.replica_ids(),
-            "ray_replicas": self.live_replicas(),
-            "logs": str(self.log_dir),
-        }
+        return {**super().describe(point), "ray_replicas": self.live_replicas()}
 
     def clipper_metrics(self) -> None:
         return None
