@@ -11,6 +11,13 @@ as Clipper's model queues drop tasks whose deadline has passed.
 
 The dispatcher knows nothing of sockets: it is handed a ``send(identity, frames)`` function, and it
 answers queries through each query's ``on_done`` callback.
+
+It also knows when a replica has lost its work. A replica that holds a batch far longer than this
+model's batches take is *hung* (:meth:`Dispatcher.hung_replicas`: the limit is ``HANG_FACTOR`` times
+the slowest time per query any replica of the model has taken, times the held batch's size, and
+never under ``hang_min_s``; before the model has answered any batch, ``hang_first_s``). A replica
+that heartbeats while it holds a batch sent over ``LOST_AFTER_S`` earlier has lost that batch: a
+container heartbeats only when it has waited for work (:meth:`Dispatcher.on_heartbeat`).
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from ..protocol.types import InputType
 from .metrics import MetricsRegistry
 
 ADAPTIVE_BATCH_CAP = 1024
+HANG_FACTOR = 10.0
+LOST_AFTER_S = 1.0
 
 ModelKey = tuple[str, str]
 Buffer = bytes | memoryview
@@ -106,6 +115,7 @@ class ModelQueue:
     queue: deque[Query] = None  # type: ignore[assignment]
     idle: deque[Replica] = None  # type: ignore[assignment]
     next_replica_id: int = 0
+    slowest_per_query_s: float = 0.0  # the slowest batch any replica answered, per query in it
 
     def __post_init__(self) -> None:
         self.queue = deque()
@@ -125,10 +135,14 @@ class Dispatcher:
         metrics: MetricsRegistry,
         clock: Callable[[], float] = time.perf_counter,
         batches_in_flight: int = 1,
+        hang_min_s: float = 3.0,
+        hang_first_s: float = 300.0,
     ) -> None:
         if batches_in_flight < 1:
             raise ValueError("batches_in_flight must be at least 1")
         self.batches_in_flight = batches_in_flight
+        self.hang_min_s = hang_min_s
+        self.hang_first_s = hang_first_s
         self._send = send
         self._metrics = metrics
         self._clock = clock
@@ -212,15 +226,60 @@ class Dispatcher:
         replica.last_seen = time.time()
         name, version = replica.key
         prefix = f"model:{name}:{version}"
-        latency_us = (self._clock() - sent_at) * 1e6
+        latency_s = self._clock() - sent_at
+        mq = self._queue(replica.key)
+        mq.slowest_per_query_s = max(mq.slowest_per_query_s, latency_s / len(batch))
+        latency_us = latency_s * 1e6
         self._metrics.histogram(f"{prefix}:prediction_latency", "microseconds").insert(latency_us)
         self._metrics.histogram(f"{prefix}:batch_size", "queries").insert(len(batch))
         self._metrics.meter(f"{prefix}:prediction_throughput").mark(len(batch))
         if not replica.draining:
-            mq = self._queue(replica.key)
             if len(replica.inflight) == self.batches_in_flight - 1:  # it was full: free again
                 mq.idle.append(replica)
             self._dispatch(mq)
+
+    # -- lost work ----------------------------------------------------------------------------
+
+    def hang_limit_s(self, key: ModelKey, batch_len: int) -> float:
+        """How long a replica of ``key`` may hold a batch of ``batch_len`` before it counts as hung."""
+        slowest = self._queue(key).slowest_per_query_s
+        if slowest <= 0:
+            return self.hang_first_s
+        return max(self.hang_min_s, HANG_FACTOR * slowest * batch_len)
+
+    def hung_replicas(self) -> list[tuple[Replica, float, float]]:
+        """Replicas holding a batch past its hang limit, with the batch's age and the limit (s)."""
+        now = self._clock()
+        out = []
+        for replica in self.replicas.values():
+            for sent_at, batch in replica.inflight.values():
+                age, limit = now - sent_at, self.hang_limit_s(replica.key, len(batch))
+                if age > limit:
+                    out.append((replica, age, limit))
+                    break
+        return out
+
+    def on_heartbeat(self, identity: bytes) -> int:
+        """A replica heartbeated: batches it was sent over ``LOST_AFTER_S`` ago are lost. They are
+        answered with an error and the replica takes work again. Returns how many batches were lost."""
+        replica = self.replicas.get(identity)
+        if replica is None or not replica.inflight:
+            return 0
+        now = self._clock()
+        lost = [msg_id for msg_id, (sent_at, _) in replica.inflight.items() if now - sent_at > LOST_AFTER_S]
+        if not lost:
+            return 0
+        message = (f"replica {replica.replica_id} of {replica.key[0]} lost its batch: it asked for work "
+                   "while holding it").encode()
+        for msg_id in lost:
+            for query in replica.inflight.pop(msg_id)[1]:
+                query.finish(Status.ERROR, message)
+        if not replica.draining:
+            mq = self._queue(replica.key)
+            if replica not in mq.idle:
+                mq.idle.append(replica)
+            self._dispatch(mq)
+        return len(lost)
 
     # -- replicas -----------------------------------------------------------------------------
 

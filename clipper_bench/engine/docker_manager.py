@@ -356,6 +356,8 @@ class DockerEngineManager(BenchFrontendCalls, DockerContainerManager):
         """Report replica containers that stopped on their own, and tell our frontend at once."""
         label = f"{CLIPPER_DOCKER_LABEL}={self.cluster_name}"
         while not self._watch_stop.wait(self.watch_interval_s):
+            if self.bench_frontend:
+                self.collect_frontend_faults()
             try:
                 stopped = self.docker_client.containers.list(all=True, filters={
                     "label": [label, CLIPPER_MODEL_CONTAINER_LABEL], "status": "exited"})

@@ -30,7 +30,7 @@ from aiohttp import web
 from ..protocol import binary, rpc
 from ..protocol.binary import Status
 from .dispatcher import Dispatcher, Query
-from .inputs import InputError, check_binary_input, encode_json_input
+from .inputs import InputError, check_binary_input, check_input_size, encode_json_input
 from .metrics import MetricsRegistry
 from .registry import AdminError, Application, Registry
 from .zmq_asyncio import ZmqReader, send_frames
@@ -56,6 +56,7 @@ class FrontendSettings:
     max_inputs_per_request: int = 4096
     batches_in_flight: int = 1
     replica_timeout_s: float = 30.0  # an idle replica silent this long is gone (busy: 10x)
+    hang_min_s: float = 3.0  # a replica holding a batch is hung after at least this long (see dispatcher)
 
 
 def _output_json(output: Buffer) -> Any:
@@ -84,7 +85,11 @@ class Frontend:
         self._runners: list[web.AppRunner] = []
         self._readers: list[ZmqReader] = []
         self._sweeper: asyncio.Task | None = None
-        self.dispatcher = Dispatcher(self._send_rpc, self.metrics, batches_in_flight=settings.batches_in_flight)
+        self.faults: list[dict[str, Any]] = []  # replicas this frontend dropped or found lost work
+        self.dispatcher = Dispatcher(
+            self._send_rpc, self.metrics, batches_in_flight=settings.batches_in_flight,
+            hang_min_s=settings.hang_min_s, hang_first_s=10 * settings.replica_timeout_s,
+        )
 
     # -- start and stop -----------------------------------------------------------------------
 
@@ -161,6 +166,7 @@ class Frontend:
         ratio.denominator += 1
         if status is Status.DEFAULT:
             ratio.numerator += 1
+            m.counter(f"{prefix}:num_defaults").count += 1  # not in Clipper's metrics: for the live display
         elif status is Status.ERROR:  # not in Clipper's metrics: the driver's live display reads it
             m.counter(f"{prefix}:num_errors").count += 1
 
@@ -180,19 +186,40 @@ class Frontend:
                     next_deadline = min(next_deadline, pending[0].deadline)
             await asyncio.sleep(max(next_deadline - time.perf_counter(), 0.0005))
 
+    def _fault(self, identity: bytes, kind: str, what: str) -> None:
+        """Remember a fault for the manager (``clipper_bench/faults``) and log it."""
+        log.warning("%s", what)
+        self.faults.append({"identity": identity.decode("utf-8", "replace"), "kind": kind, "what": what,
+                            "at": time.time()})
+
     async def _watch_replicas(self) -> None:
-        """Forget replicas that went silent: an idle container heartbeats every 5 s, so one silent for
-        ``replica_timeout_s`` is gone (a busy one computes silently, so it gets ten times as long).
-        Their queries are answered with an error. The local manager reports dead processes sooner."""
+        """Forget replicas that went silent or hung; their queries are answered with an error.
+
+        An idle container heartbeats every 5 s, so one silent for ``replica_timeout_s`` is gone; a
+        replica holding a batch past the dispatcher's hang limit is hung. Both are recorded as faults
+        (the manager kills a hung replica's process). The local manager reports dead processes sooner."""
         timeout = self.settings.replica_timeout_s
         while True:
-            await asyncio.sleep(min(1.0, timeout / 4))
+            await asyncio.sleep(min(0.5, timeout / 4))
             now = time.time()
+            for replica, age, limit in self.dispatcher.hung_replicas():
+                what = (f"replica {replica.key[0]}#{replica.replica_id + 1} ({replica.identity.decode('utf-8', 'replace')}) "
+                        f"hung: held a batch for {age:.1f} s, limit {limit:.1f} s")
+                self.dispatcher.remove_replica(replica.identity, what)
+                self._fault(replica.identity, "hung", what)
             for identity, replica in list(self.dispatcher.replicas.items()):
                 silent = now - replica.last_seen
-                if silent > (10 * timeout if replica.busy else timeout):
-                    log.warning("replica %r silent for %.0f s: removed", identity, silent)
-                    self.dispatcher.remove_replica(identity, f"replica silent for {silent:.0f} s")
+                if not replica.busy and silent > timeout:
+                    what = f"replica {identity.decode('utf-8', 'replace')} silent for {silent:.0f} s: dropped"
+                    self.dispatcher.remove_replica(identity, what)
+                    self._fault(identity, "silent", what)
+
+    def _check_sizes(self, app: Application, payloads: Sequence[Buffer]) -> None:
+        """Raise InputError unless every input has the size its model declared."""
+        model = self.registry.model_for_app(app)
+        if model is not None:
+            for payload in payloads:
+                check_input_size(payload, app.input_type, model.input_elements)
 
     async def _handle_predict(self, request: web.Request) -> web.Response:
         app_name = request.match_info["app"]
@@ -221,6 +248,7 @@ class Frontend:
                 )
         try:
             payloads = [encode_json_input(x, app.input_type) for x in raw_inputs]
+            self._check_sizes(app, payloads)
         except InputError as exc:
             return _error("Error parsing JSON", f"Invalid input for application {app_name}: {exc}")
 
@@ -273,6 +301,7 @@ class Frontend:
                 )
             for item in req.inputs:
                 check_binary_input(item, app.input_type)
+            self._check_sizes(app, req.inputs)
         except (binary.BinaryProtocolError, InputError) as exc:
             n = max(len(body) - 1, 1)
             self._reply_binary(
@@ -338,6 +367,10 @@ class Frontend:
         if isinstance(message, rpc.PredictResponse):
             self.dispatcher.on_response(identity, message)
         elif isinstance(message, rpc.Heartbeat):
+            if replica is not None and self.dispatcher.on_heartbeat(identity):
+                self._fault(identity, "lost_batch",
+                            f"replica {replica.key[0]}#{replica.replica_id + 1} ({identity.decode('utf-8', 'replace')}) "
+                            "asked for work while holding a batch: the batch was lost and failed")
             kind = (
                 rpc.HeartbeatType.KEEPALIVE
                 if replica is not None
@@ -433,8 +466,10 @@ class Frontend:
     async def _handle_bench_admin(self, request: web.Request) -> web.Response:
         """clipper-bench's own calls, used by LocalContainerManager (not part of Clipper's API)."""
         call = request.match_info["call"]
-        if call in ("set_batch_size", "reset_metrics"):
+        if call in ("set_batch_size", "reset_metrics", "set_input_size"):
             return await self._handle_bench_setting(call, request)
+        if call == "faults":
+            return web.json_response(self.faults)
         try:
             body = await request.json()
             identity = str(body["identity"]).encode()
@@ -462,15 +497,22 @@ class Frontend:
         if call == "reset_metrics":
             self.metrics.reset()
             return web.Response(text="Success!")
+        field = "input_elements" if call == "set_input_size" else "batch_size"
         try:
             body = await request.json()
             key = (str(body["model_name"]), str(body["model_version"]))
-            batch_size = body["batch_size"]
+            value = body[field]
         except (ValueError, KeyError, TypeError) as exc:
-            return web.Response(status=400, text=f"Error: body needs model_name, model_version, batch_size: {exc}")
+            return web.Response(status=400, text=f"Error: body needs model_name, model_version, {field}: {exc}")
         model = self.registry.models.get(key)
         if model is None:
             return web.Response(status=400, text=f"Error: no model {key[0]}:{key[1]}")
+        if call == "set_input_size":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                return web.Response(status=400, text="Error: input_elements must be a positive integer")
+            model.input_elements = value
+            return web.Response(text="Success!")
+        batch_size = value
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or (batch_size != -1 and batch_size < 1):
             return web.Response(status=400, text="Error: batch_size must be -1 (adaptive) or a positive integer")
         model.batch_size = batch_size
@@ -490,6 +532,9 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
                         help="batches a replica may be sent before it answers (Clipper: 1)")
     parser.add_argument("--replica_timeout_s", type=float, default=30.0,
                         help="forget an idle replica silent this long (busy: 10x; default 30)")
+    parser.add_argument("--hang_min_s", type=float, default=3.0,
+                        help="a replica holding a batch counts as hung after 10x its model's slowest batch "
+                             "time per query x the batch's size, and never sooner than this (default 3)")
     parser.add_argument("--title", default="", help="process title shown by ps and htop")
     args = parser.parse_args(argv)
     from ..containers.pinning import pin_from_environment
@@ -506,6 +551,7 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
         batches_in_flight=args.batches_in_flight,
         replica_timeout_s=args.replica_timeout_s,
+        hang_min_s=args.hang_min_s,
     )
 
 

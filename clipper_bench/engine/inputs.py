@@ -63,3 +63,14 @@ def check_binary_input(data: Buffer, input_type: InputType) -> None:
             f"input of {size} bytes is not a whole number of {input_type.api_name} "
             f"({itemsize} bytes each)"
         )
+
+
+def check_input_size(data: Buffer, input_type: InputType, expected_elements: int | None) -> None:
+    """Check that an encoded input holds the ``expected_elements`` its model declared (None: any)."""
+    if expected_elements is None:
+        return
+    itemsize = input_type.dtype.itemsize
+    got = len(data) // itemsize
+    if got != expected_elements:
+        unit = "bytes" if input_type is InputType.BYTES else input_type.api_name
+        raise InputError(f"input has {got} {unit}; the model takes {expected_elements} {unit} per input")

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import requests
 from clipper_admin.container_manager import ClusterAdapter, ContainerManager
 from clipper_admin.exceptions import ClipperException
@@ -53,6 +54,14 @@ class _Replica:
         return f"cb-{self.process.pid}"
 
 
+def _stopped(pid: int) -> bool:
+    """Whether process ``pid`` is stopped (SIGSTOP, or traced)."""
+    try:
+        return psutil.Process(pid).status() in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
+    except psutil.Error:
+        return False
+
+
 def model_for_image(image: str, clipper_model_name: str) -> str:
     """The registry model a container image names: ``clipper-bench/<model>[:tag]``, else the Clipper name."""
     if image.startswith(IMAGE_PREFIX):
@@ -63,6 +72,8 @@ def model_for_image(image: str, clipper_model_name: str) -> str:
 class BenchFrontendCalls:
     """Management calls to a clipper-bench frontend (Clipper's and our own), for any manager that
     runs one and has ``get_admin_addr``: the local and the docker engine share them."""
+
+    _faults_lock = threading.Lock()  # the watch thread and the runner both collect faults
 
     def _admin(self, call: str, body: dict, timeout: float = 10.0) -> requests.Response:
         return requests.post(f"http://{self.get_admin_addr()}/admin/{call}", json=body, timeout=timeout)
@@ -87,6 +98,42 @@ class BenchFrontendCalls:
         if r.status_code != 200:
             raise ClipperException(f"resetting the frontend's metrics failed: {r.text}")
 
+    def set_input_size(self, name: str, version: str, input_elements: int) -> None:
+        """Declare how many elements one input of a model holds; the frontend then answers inputs of
+        any other size with HTTP 400 (or status 2 on the binary path) instead of passing them on."""
+        r = self._admin("clipper_bench/set_input_size",
+                        {"model_name": name, "model_version": str(version), "input_elements": input_elements})
+        if r.status_code != 200:
+            raise ClipperException(f"declaring the input size of {name}:{version} failed: {r.text}")
+
+    def collect_frontend_faults(self) -> list[dict]:
+        """Faults the frontend found since the last call (hung replicas, lost batches, silent replicas),
+        appended to ``self.faults``; none when the frontend cannot say (Clipper's own has no such call)."""
+        with self._faults_lock:
+            try:
+                r = self._admin("clipper_bench/faults", {}, timeout=5)
+                found = r.json() if r.status_code == 200 else []
+            except (requests.RequestException, ValueError):
+                return []
+            seen = getattr(self, "_frontend_faults_seen", 0)
+            if not isinstance(found, list) or len(found) < seen:
+                return []  # another frontend (a restart): nothing to add
+            new = found[seen:]
+            self._frontend_faults_seen = len(found)
+            self.faults.extend(new)
+            return new
+
+    def unhealthy(self, name: str, version: str, num_replicas: int) -> str | None:
+        """Why this deployment cannot serve a next configuration as it stands, or None if it can."""
+        if not self.frontend_alive():
+            return f"the frontend {self.frontend_exit()}"
+        if self.get_num_replicas(name, version) != num_replicas:
+            return f"{self.get_num_replicas(name, version)} of {num_replicas} replicas are running"
+        missing = set(self.replica_ids()) - self._joined_identities()
+        if missing:
+            return f"replicas {', '.join(sorted(missing))} are not connected to the frontend"
+        return None
+
 
 @dataclass
 class LocalContainerManager(BenchFrontendCalls, ContainerManager):
@@ -104,6 +151,7 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
     batches_in_flight: int = 1
     start_timeout_s: float = 120.0
     replica_timeout_s: float = 30.0
+    hang_min_s: float = 3.0
     watch_interval_s: float = 0.2
     cluster_name: str = "local"
 
@@ -157,7 +205,7 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
             "--admin_port", str(self.admin_port), "--rpc_port", str(self.rpc_port),
             "--binary_port", str(self.binary_port), "--title", title,
             "--batches_in_flight", str(self.batches_in_flight),
-            "--replica_timeout_s", str(self.replica_timeout_s),
+            "--replica_timeout_s", str(self.replica_timeout_s), "--hang_min_s", str(self.hang_min_s),
         )
         env = dict(os.environ)
         env.pop(CPUS_ENV, None)
@@ -287,24 +335,48 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
             time.sleep(0.05)
 
     def _watch(self) -> None:
-        """Tell the frontend at once when a replica process dies, so its queries fail fast."""
+        """Tell the frontend at once when a replica process dies or is stopped (SIGSTOP), so its queries
+        fail fast; kill replicas the frontend found hung. A killed replica is replaced by the next
+        configuration's fresh deployment."""
+        rounds = 0
         while not self._watch_stop.wait(self.watch_interval_s):
+            rounds += 1
+            if rounds % 5 == 0:
+                self._kill_hung(self.collect_frontend_faults())
             for (name, _version), reps in list(self.replicas.items()):
                 for r in list(reps):
-                    if r.retiring or r.reported or r.process.alive():
+                    if r.retiring or r.reported:
+                        continue
+                    if r.process.alive():
+                        if _stopped(r.process.pid):
+                            r.reported = True
+                            r.process.popen.kill()
+                            self._replica_fault(name, r, "was stopped (SIGSTOP): killed")
                         continue
                     r.reported = True
                     code = r.process.popen.returncode
-                    how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
-                    fault = {"replica": f"{name}#{r.slot + 1}", "pid": r.process.pid, "exit_code": code,
-                             "at": time.time(), "what": f"replica {name}#{r.slot + 1} (pid {r.process.pid}) {how}",
-                             "log": str(r.process.log_path)}
-                    self.faults.append(fault)
-                    self.logger.warning("%s; see %s", fault["what"], r.process.log_path)
-                    try:
-                        self._admin("clipper_bench/remove_replica", {"identity": r.identity, "reason": fault["what"]})
-                    except requests.RequestException:
-                        pass  # the frontend is gone too; whoever runs the measurement sees that
+                    self._replica_fault(name, r, f"killed by signal {-code}" if code < 0 else f"exited with code {code}")
+
+    def _replica_fault(self, name: str, r: _Replica, how: str) -> None:
+        what = f"replica {name}#{r.slot + 1} (pid {r.process.pid}) {how}"
+        self.faults.append({"replica": f"{name}#{r.slot + 1}", "pid": r.process.pid,
+                            "exit_code": r.process.popen.returncode, "at": time.time(), "what": what,
+                            "log": str(r.process.log_path)})
+        self.logger.warning("%s; see %s", what, r.process.log_path)
+        try:
+            self._admin("clipper_bench/remove_replica", {"identity": r.identity, "reason": what})
+        except requests.RequestException:
+            pass  # the frontend is gone too; whoever runs the measurement sees that
+
+    def _kill_hung(self, faults: list[dict]) -> None:
+        """Kill the processes of replicas the frontend declared hung (it has already dropped them)."""
+        hung = {f.get("identity") for f in faults if f.get("kind") == "hung"}
+        for reps in list(self.replicas.values()):
+            for r in reps:
+                if r.identity in hung and not r.reported and r.process.alive():
+                    r.reported = True
+                    r.process.popen.kill()
+                    self.logger.warning("killed hung replica %s (pid %d)", r.identity, r.process.pid)
 
     def _remove_replica(self, replica: _Replica) -> None:
         replica.retiring = True

@@ -47,6 +47,7 @@ class ModelVersion:
     model_data_path: str
     batch_size: int
     is_current_version: bool = True
+    input_elements: int | None = None  # declared with clipper-bench's set_input_size call; None: unchecked
 
     @property
     def key(self) -> tuple[str, str]:
@@ -63,6 +64,7 @@ class ModelVersion:
             "container_name": self.container_name,
             "model_data_path": self.model_data_path,
             "batch_size": self.batch_size,
+            "input_elements": self.input_elements,
         }
 
 

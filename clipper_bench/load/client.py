@@ -1,9 +1,8 @@
 """A closed-loop load-generating client process.
 
 Run as ``python -m clipper_bench.load.client SPEC.json``. It waits until the spec's start time,
-keeps ``concurrency`` queries outstanding for warm-up plus duration, stops sending, waits up to
-``drain_timeout_s`` for the answers still out, and writes every query's raw timings to an ``.npz``
-file: ``send_ns`` and ``done_ns`` (``perf_counter_ns``, -1 when unanswered) and ``status``, with
+keeps ``concurrency`` queries outstanding for warm-up plus duration, stops sending, waits for the
+answers still out (see :class:`Drain`), and writes every query's raw timings to an ``.npz`` file: ``send_ns`` and ``done_ns`` (``perf_counter_ns``, -1 when unanswered) and ``status``, with
 ``anchor_wall_ns``/``anchor_perf_ns`` to turn them into wall-clock times. Latency runs from the
 moment a query is sent to the moment its answer arrives.
 """
@@ -25,12 +24,62 @@ import numpy as np
 
 from .spec import STATUS_DEFAULT, STATUS_ERROR, STATUS_NO_ANSWER, STATUS_OK, LoadSpec
 
+DRAIN_LATENCY_FACTOR = 2.0
+
+
+class Drain:
+    """When to stop waiting for answers after the last query went out.
+
+    The wait ends when every query is answered, or when no answer has come for the *silence
+    limit* (the larger of ``min_silence_s``, ``--drain_timeout_s``, and twice the longest latency
+    seen so far in this run, warm-up included, updated as answers arrive) and the last query sent
+    is past its SLO by a second (a Clipper frontend answers every query by its SLO, if only with
+    the default). So a configuration whose batches take 17 s is waited for as long as it needs;
+    ``max_s`` bounds the whole wait. Queries still out then are recorded as unanswered, never as
+    errors.
+    """
+
+    def __init__(self, rec: Recorder, min_silence_s: float, max_s: float, slo_s: float | None = None) -> None:
+        self.rec = rec
+        self.began_ns = self.last_answer_ns = time.perf_counter_ns()
+        send = np.array(rec.send_ns, dtype=np.int64)
+        last_sent = int(send.max()) if send.size else self.began_ns
+        self.slo_due_ns = last_sent + int(((slo_s or 0.0) + 1.0) * 1e9) if slo_s else 0
+        done = np.array(rec.done_ns, dtype=np.int64)[: send.size]
+        answered = done >= 0
+        self.longest_ns = int((done[answered] - send[answered]).max()) if answered.any() else 0
+        self.min_silence_ns = int(min_silence_s * 1e9)
+        self.max_ns = int(max_s * 1e9)
+
+    def answered(self, index: int) -> None:
+        """Query ``index`` was just answered (its ``done_ns`` is set)."""
+        t = self.rec.done_ns[index]
+        self.last_answer_ns = max(self.last_answer_ns, t)
+        self.longest_ns = max(self.longest_ns, t - self.rec.send_ns[index])
+
+    @property
+    def silence_limit_ns(self) -> int:
+        return max(self.min_silence_ns, int(DRAIN_LATENCY_FACTOR * self.longest_ns))
+
+    def over(self, now_ns: int) -> bool:
+        """Whether to give up on the answers still out."""
+        quiet = now_ns - self.last_answer_ns > self.silence_limit_ns and now_ns > self.slo_due_ns
+        return quiet or now_ns - self.began_ns > self.max_ns
+
+    def finish(self) -> None:
+        """Record how long the wait was and the silence limit that applied."""
+        self.rec.drain_ns = time.perf_counter_ns() - self.began_ns
+        self.rec.drain_silence_limit_ns = self.silence_limit_ns
+
 
 class Recorder:
     """Raw per-query data, appended as queries go out and filled in as answers come back."""
 
     def __init__(self) -> None:
         self.stopped_ns = -1  # when a stop-when-stable client stopped sending early
+        self.drain_ns = -1  # how long the drain waited (-1: it never began)
+        self.drain_silence_limit_ns = -1
+        self.drain: Drain | None = None  # set while draining: answers then extend the wait
         self.stability = None  # the StabilityMonitor, when one ran
         self.scheduled_ns = array("q")  # open loop: when the query was due; closed loop: unused
         self.send_ns = array("q")
@@ -46,6 +95,13 @@ class Recorder:
     def answered(self, index: int, t_ns: int, status: int) -> None:
         self.done_ns[index] = t_ns
         self.status[index] = status
+        if self.drain is not None:
+            self.drain.answered(index)
+
+    def start_drain(self, spec: LoadSpec) -> Drain:
+        """Sending has ended: start timing the wait for the answers still out."""
+        self.drain = Drain(self, spec.drain_timeout_s, spec.drain_max_s, spec.slo_s)
+        return self.drain
 
     def save(self, path: str, anchor_wall_ns: int, anchor_perf_ns: int, client_index: int) -> None:
         """Write the raw data (also after an interrupt, when the last query may be half-recorded)."""
@@ -64,6 +120,8 @@ class Recorder:
             anchor_perf_ns=np.int64(anchor_perf_ns),
             client_index=np.int64(client_index),
             stopped_ns=np.int64(self.stopped_ns),
+            drain_ns=np.int64(self.drain_ns),
+            drain_silence_limit_ns=np.int64(self.drain_silence_limit_ns),
             stable_windows=np.asarray(self.stability.windows if self.stability else [], dtype=float).reshape(-1, 2),
         )
         os.replace(tmp, path)
@@ -133,7 +191,7 @@ def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder
         status.append(STATUS_NO_ANSWER)
         zsend(pool[i % n_pool], 0, copy=False)
 
-    def receive() -> None:
+    def receive() -> int:
         frame = zrecv(0, copy=False)
         t = clock()
         head = frame.bytes
@@ -142,6 +200,7 @@ def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder
         i = int.from_bytes(head[:8], "little")
         done_ns[i] = t
         status[i] = head[status_at]
+        return i
 
     _wait_until(spec.start_at_wall)
     begin = clock()
@@ -167,13 +226,14 @@ def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder
             outstanding += 1
         elif outstanding == 0:
             break
-    drain_end = clock() + int(spec.drain_timeout_s * 1e9)
-    while outstanding > 0 and clock() < drain_end:
+    drain = rec.start_drain(spec)
+    while outstanding > 0 and not drain.over(clock()):
         try:
-            receive()
+            drain.answered(receive())
         except Again:
             continue
         outstanding -= 1
+    drain.finish()
     sock.close(0)
 
 
@@ -218,6 +278,8 @@ def run_binary_open(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Rec
             i = int.from_bytes(head[:8], "little")
             done_ns[i] = t
             status[i] = head[status_at]
+            if rec.drain is not None:
+                rec.drain.answered(i)
             got += 1
 
     _wait_until(spec.start_at_wall)
@@ -248,10 +310,11 @@ def run_binary_open(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Rec
                 answered += receive_ready()
         # else: wait actively (receive_ready above). Sleeps and poll timeouts overshoot by up to
         # several ms at p99 on VMs, so the last 2 ms before a send are waited out on the CPU.
-    drain_end = clock() + int(spec.drain_timeout_s * 1e9)
-    while answered < total and clock() < drain_end:
+    drain = rec.start_drain(spec)
+    while answered < total and not drain.over(clock()):
         if zpoll(50):
             answered += receive_ready()
+    drain.finish()
     sock.close(0)
 
 
@@ -268,7 +331,17 @@ async def _closed_loop(spec: LoadSpec, rec: Recorder, query: Callable[[int], Awa
             i = rec.sent(clock())
             rec.answered(i, *await query(i))
 
-    await asyncio.gather(*(worker() for _ in range(spec.concurrency)))
+    tasks = [asyncio.create_task(worker()) for _ in range(spec.concurrency)]
+    await asyncio.wait(tasks, timeout=max(end_ns - clock(), 0) / 1e9)
+    drain = rec.start_drain(spec)
+    pending = [t for t in tasks if not t.done()]
+    while pending and not drain.over(clock()):
+        _, still = await asyncio.wait(pending, timeout=0.05)
+        pending = list(still)
+    for task in pending:  # their queries stay unanswered
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    drain.finish()
 
 
 async def _run_rest(spec: LoadSpec, bodies: list[bytes], rec: Recorder) -> None:
@@ -279,7 +352,7 @@ async def _run_rest(spec: LoadSpec, bodies: list[bytes], rec: Recorder) -> None:
     n_pool = len(bodies)
     headers = {"Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(limit=spec.concurrency)
-    timeout = aiohttp.ClientTimeout(total=max(spec.drain_timeout_s, 1.0))
+    timeout = aiohttp.ClientTimeout(total=None)  # the drain decides when to stop waiting
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def query(i: int) -> tuple[int, int]:

@@ -67,7 +67,7 @@ def run_clients(
         if on_start is not None:
             on_start(start_at)
         spec0 = specs[0]
-        wait_s = START_MARGIN_S + spec0.warmup_s + spec0.duration_s + spec0.drain_timeout_s + 30.0
+        wait_s = START_MARGIN_S + spec0.warmup_s + spec0.duration_s + spec0.drain_max_s + 30.0
         end = time.monotonic() + wait_s
         for child in children:
             remaining = max(end - time.monotonic(), 0.1)

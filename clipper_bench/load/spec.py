@@ -27,7 +27,7 @@ class LoadSpec:
     start_at_wall: float  # time.time() at which sending starts
     warmup_s: float
     duration_s: float
-    drain_timeout_s: float
+    drain_timeout_s: float  # the drain's shortest silence limit (see load.client.Drain)
     out_path: str
     pool_size: int = 1000
     seed: int = 0
@@ -36,6 +36,8 @@ class LoadSpec:
     arrival: str = "constant"
     stable_window_s: float | None = None  # stop when stable (see load.stability); None: full duration
     stable_tolerance: float = 0.1
+    drain_max_s: float = 600.0  # the longest the drain may wait in all (see load.client.Drain)
+    slo_s: float | None = None  # the application's latency SLO: the drain waits at least this long
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))

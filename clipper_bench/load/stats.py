@@ -32,6 +32,8 @@ class ClientData:
     start_wall_ns: np.ndarray | None = None
     stopped_wall_ns: int | None = None  # stop-when-stable: when this client stopped sending
     stable_windows: list | None = None  # stop-when-stable: (queries/s, p99 ms) per window
+    drain_s: float | None = None  # how long the client waited for answers after it stopped sending
+    drain_silence_limit_s: float | None = None  # the silence that would have ended that wait
 
     def __post_init__(self) -> None:
         if self.start_wall_ns is None:
@@ -46,8 +48,10 @@ class ClientData:
             start = data["scheduled_ns"] + offset if "scheduled_ns" in data else send
             stopped = int(data["stopped_ns"]) if "stopped_ns" in data else -1
             windows = data["stable_windows"].tolist() if "stable_windows" in data else None
+            drain = float(data["drain_ns"]) / 1e9 if "drain_ns" in data else None
+            limit = float(data["drain_silence_limit_ns"]) / 1e9 if "drain_silence_limit_ns" in data else None
             return cls(int(data["client_index"]), send, done, data["status"].copy(), start,
-                       stopped + offset if stopped >= 0 else None, windows)
+                       stopped + offset if stopped >= 0 else None, windows, drain, limit)
 
     def measured(self, window: tuple[int, int]) -> np.ndarray:
         """Mask of queries due inside the measurement window."""
@@ -66,30 +70,45 @@ def latency_stats_ms(latencies_ms: np.ndarray) -> dict[str, float | None]:
 
 
 def summarize(clients: Sequence[ClientData], window: tuple[int, int]) -> dict:
-    """The configuration's summary over the measurement window ``[start_ns, end_ns)``."""
+    """The configuration's summary over the measurement window ``[start_ns, end_ns)``.
+
+    Only queries due inside the window count: throughput is their successful answers per second of
+    window (answers to warm-up queries never count, whenever they arrive), and latency, errors,
+    SLO defaults and unanswered queries are theirs. ``num_errors`` counts queries answered with an
+    error; queries still out when the drain ended are ``num_unanswered``, apart.
+    """
     duration_s = (window[1] - window[0]) / 1e9
-    latencies, done_ok, statuses = [], [], []
+    latencies, statuses = [], []
     for c in clients:
         m = c.measured(window)
         status = c.status[m]
         ok = status == STATUS_OK
         latencies.append((c.done_wall_ns[m][ok] - c.start_wall_ns[m][ok]) / 1e6)
         statuses.append(status)
-        answered = c.status == STATUS_OK
-        done_ok.append(c.done_wall_ns[answered])
     lat = np.concatenate(latencies) if latencies else np.empty(0)
     status = np.concatenate(statuses) if statuses else np.empty(0, dtype=np.int8)
-    done = np.concatenate(done_ok) if done_ok else np.empty(0, dtype=np.int64)
-    completed_in_window = int(((done >= window[0]) & (done < window[1])).sum())
+    completed = int((status == STATUS_OK).sum())
     return {
         "duration_s": duration_s,
         "num_sent": int(status.size),
-        "num_completed": int((status == STATUS_OK).sum()),
+        "num_completed": completed,
         "num_defaults": int((status == STATUS_DEFAULT).sum()),
-        "num_errors": int(((status == STATUS_ERROR) | (status == STATUS_NO_ANSWER)).sum()),
+        "num_errors": int((status == STATUS_ERROR).sum()),
         "num_unanswered": int((status == STATUS_NO_ANSWER).sum()),
-        "throughput_qps": completed_in_window / duration_s if duration_s > 0 else None,
+        "throughput_qps": completed / duration_s if duration_s > 0 else None,
         "latency_ms": latency_stats_ms(lat),
+        "drain": drain_stats(clients),
+    }
+
+
+def drain_stats(clients: Sequence[ClientData]) -> dict:
+    """How long the clients waited for answers after they stopped sending, and what limit ended it."""
+    waited = [c.drain_s for c in clients if c.drain_s is not None]
+    limits = [c.drain_silence_limit_s for c in clients if c.drain_silence_limit_s is not None]
+    return {
+        "waited_s": max(waited) if waited else None,
+        "silence_limit_s": max(limits) if limits else None,
+        "unanswered_total": int(sum(int((c.status == STATUS_NO_ANSWER).sum()) for c in clients)),
     }
 
 
@@ -112,22 +131,28 @@ def lateness_stats(clients: Sequence[ClientData], window: tuple[int, int]) -> di
     }
 
 
-def window_metrics(client: ClientData, window: tuple[int, int], every: int = WINDOW_COMPLETIONS) -> dict:
-    """The original driver's per-client lists: every ``every`` completions, the throughput,
-    p99 and mean latency (ms) of those completions."""
+def window_metrics(client: ClientData, window: tuple[int, int], every: int = WINDOW_COMPLETIONS,
+                   all_lats: bool = True) -> dict:
+    """The original driver's per-client lists, in its units: every ``every`` successful answers to
+    queries due in the window, their throughput (``thrus``, queries/s), p99 and mean latency
+    (``p99_lats``, ``mean_lats``, seconds) and, with ``all_lats``, their raw latencies (seconds)."""
     m = client.measured(window) & (client.status == STATUS_OK)
     done = client.done_wall_ns[m]
-    lat = (done - client.start_wall_ns[m]) / 1e6
+    lat = (done - client.start_wall_ns[m]) / 1e9
     order = np.argsort(done, kind="stable")
     done, lat = done[order], lat[order]
-    thrus, p99s, means = [], [], []
+    out: dict[str, list] = {"thrus": [], "p99_lats": [], "mean_lats": []}
+    if all_lats:
+        out["all_lats"] = []
     prev_end = window[0]
     for start in range(0, len(done) - every + 1, every):
         chunk_done = done[start:start + every]
         chunk_lat = lat[start:start + every]
         elapsed_s = (int(chunk_done[-1]) - prev_end) / 1e9
         prev_end = int(chunk_done[-1])
-        thrus.append(every / elapsed_s if elapsed_s > 0 else None)
-        p99s.append(float(np.percentile(chunk_lat, 99)))
-        means.append(float(chunk_lat.mean()))
-    return {"thrus": thrus, "p99_lats": p99s, "mean_lats": means}
+        out["thrus"].append(every / elapsed_s if elapsed_s > 0 else None)
+        out["p99_lats"].append(float(np.percentile(chunk_lat, 99)))
+        out["mean_lats"].append(float(chunk_lat.mean()))
+        if all_lats:
+            out["all_lats"].append(chunk_lat.tolist())
+    return out

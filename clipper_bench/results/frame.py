@@ -5,6 +5,9 @@
 it belongs to. ``load_queries(row)`` (or ``load_queries(experiment_dir, config_id)``) gives the raw
 per-query data of one configuration, one row per query.
 
+Every row keeps its ``status`` and ``reason``; ``clean`` is True only for ``ok`` rows, the only
+ones that are clean measurements (filter with ``df[df.clean]``).
+
 ``DIR`` may be an experiment directory (it holds ``experiment.json``) or a results directory holding
 several experiments; several directories may be given and their rows are concatenated.
 """
@@ -21,6 +24,7 @@ import pandas as pd
 
 from ..load.spec import STATUS_DEFAULT, STATUS_ERROR, STATUS_NO_ANSWER, STATUS_OK
 from ..load.stats import ClientData
+from .status import RunStatus
 
 STATUS_NAMES = {STATUS_OK: "ok", STATUS_DEFAULT: "slo_default", STATUS_ERROR: "error", STATUS_NO_ANSWER: "unanswered"}
 LATENCY_KEYS = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
@@ -73,6 +77,7 @@ def _row(line: dict[str, Any], exp: Path, experiment: dict[str, Any]) -> dict[st
     flat = pd.json_normalize({k: v for k, v in line.items() if k not in ("gpus",)}, sep=".").iloc[0].to_dict()
     row.update(flat)
     row["gpus"] = ",".join(str(g) for g in line.get("gpus") or [])
+    row["clean"] = line.get("status") == RunStatus.OK  # only ok is a clean measurement
     latency = line.get("latency_ms") or {}
     for key in LATENCY_KEYS:
         row[f"{key}_ms"] = latency.get(key)

@@ -6,6 +6,7 @@
         experiment.json            command line, settings, host, package versions
         runs.ndjson                one line per configuration, appended when it ends
         baselines.ndjson           raw in-process speed per batch size (run --baseline, baseline)
+        results-%y%m%d_%H%M%S.json the original driver's file of each measured configuration (seconds)
         configs/<config_id>.json   the original driver's keys plus "summary"
         configs/<config_id>.client<k>.queries.npz   raw per-query data of each client
         configs/<config_id>.power_samples.json      power, energy and CPU-use time series
@@ -113,6 +114,41 @@ class ExperimentStore:
 
     def write_config(self, config_id: str, record: dict[str, Any]) -> None:
         atomic_write_json(self.config_path(config_id), record)
+
+    def write_original_results(self, record: dict[str, Any], client_metrics: list[dict[str, Any]]) -> str:
+        """Write the original driver's ``results-%y%m%d_%H%M%S.json`` for one configuration and return its name.
+
+        As the original: ``node_configs``, ``clipper_metrics`` and ``client_metrics`` (one dict per
+        client: ``thrus`` in queries/s, ``p99_lats``, ``mean_lats`` and ``all_lats`` in seconds),
+        plus a ``clipper_bench`` block naming the configuration and its status. The name is the
+        configuration's end time; when a file of that second exists the next free second is used, so
+        that code listing the directory finds exactly one file per configuration. A re-run
+        (``--resume``) replaces the configuration's earlier file.
+        """
+        previous = self._original_results_of(record["config_id"])
+        stamp = record["ended_at"]
+        while True:
+            name = f"results-{time.strftime('%y%m%d_%H%M%S', time.localtime(stamp))}.json"
+            if not (self.path / name).exists():
+                break
+            stamp += 1
+        atomic_write_json(self.path / name, {
+            "node_configs": record["node_configs"],
+            "clipper_metrics": record["clipper_metrics"],
+            "client_metrics": client_metrics,
+            "clipper_bench": {"config_id": record["config_id"], "status": record["status"],
+                              "reason": record["reason"], "record": f"configs/{record['config_id']}.json"},
+        })
+        if previous is not None:
+            (self.path / previous).unlink(missing_ok=True)
+        return name
+
+    def _original_results_of(self, config_id: str) -> str | None:
+        """The original-format file an earlier run of ``config_id`` wrote, if any."""
+        try:
+            return json.loads(self.config_path(config_id).read_text()).get("original_results_file")
+        except (OSError, ValueError):
+            return None
 
     def append_run(self, line: dict[str, Any]) -> None:
         """Append one line to runs.ndjson."""

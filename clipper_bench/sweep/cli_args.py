@@ -68,11 +68,16 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replica_timeout_s", type=float, default=30.0,
                    help="the frontend forgets an idle replica silent this long, a busy one after 10x "
                         "(default 30; dead local replicas are noticed within 0.2 s anyway)")
+    p.add_argument("--replica_hang_s", type=float, default=3.0,
+                   help="a replica holding a batch is declared hung, recorded as a fault and killed after "
+                        "10x its model's slowest time per query x the batch's size, but never sooner than "
+                        "this (default 3 s)")
     p.add_argument("--fresh_deployments", action="store_true",
                    help="restart the frontend and replicas for every configuration, as the original driver "
                         "did (default: keep them while only the batch size changes)")
     p.add_argument("--drain_timeout_s", type=float, default=10.0,
-                   help="after the window, how long to wait for answers still out (default 10)")
+                   help="after the window, wait for answers still out until none has come for this long or "
+                        "for twice the longest latency seen, whichever is longer (default 10)")
     p.add_argument("--transport", choices=["binary", "rest"], default="binary",
                    help="query path: binary (raw tensors over ZeroMQ, default) or rest (Clipper's JSON API)")
     p.add_argument("--slo_ms", type=float, default=500.0, help="application latency SLO in ms (default 500)")
@@ -139,6 +144,7 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
         gpu_clocks_mhz=tuple(getattr(args, "gpu_clocks", [])),
         rate_qps=args.rate,
         drain_timeout_s=args.drain_timeout_s,
+        replica_hang_min_s=getattr(args, "replica_hang_s", 3.0),
         stable=args.stable,
         resume=getattr(args, "resume", False),
         fresh_deployments=getattr(args, "fresh_deployments", False),
@@ -187,14 +193,15 @@ def check_results_dir(path: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Exit 0 when every configuration was measured, 1 when some failed (their records say why)."""
-    failed = _run_experiment(settings_from_args(args), baseline_only=False)
-    return 1 if failed else 0
+    """Exit 0 when every configuration was recorded ``ok``, 1 when any was not (failed, no answers or
+    degraded: the run's last lines and the records say why)."""
+    not_clean = _run_experiment(settings_from_args(args), baseline_only=False)
+    return 1 if not_clean else 0
 
 
 def _run_experiment(settings: RunSettings, baseline_only: bool) -> list[str]:
     """Validate, then run; every problem a user can fix becomes one UsageError line.
-    Returns the ids of configurations that failed."""
+    Returns the ``runs.ndjson`` lines of configurations not recorded ``ok``."""
     from ..cli import UsageError
     from ..containers.models import UnknownModelError
     from .baseline import BaselineError
@@ -217,7 +224,7 @@ def _run_experiment(settings: RunSettings, baseline_only: bool) -> list[str]:
             raise UsageError(str(exc)) from None
     finally:
         progress.close()
-    return runner.failed
+    return runner.not_clean
 
 
 def add_serve_parser(sub: argparse._SubParsersAction) -> None:
@@ -271,6 +278,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 conn.deploy_model(name, "1", spec.input_type.api_name, f"{IMAGE_PREFIX}{name}",
                                   num_replicas=args.num_replicas, batch_size=args.batch_size)
                 conn.link_model_to_app(name, name)
+                manager.set_input_size(name, "1", spec.input_size)
         except ClipperException as exc:
             raise UsageError(f"could not start the engine: {exc.msg if hasattr(exc, 'msg') else exc}") from None
         print(f"query frontend   http://{manager.get_query_addr()}  (POST /<app>/predict, GET /metrics)")

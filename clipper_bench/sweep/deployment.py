@@ -46,6 +46,7 @@ def make_manager(settings: RunSettings, places: list[Placement], log_dir: Path, 
         log_dir=log_dir, placements=places, container_args=container_args,
         frontend_cpus=frontend_cpus, batches_in_flight=s.batches_in_flight,
         start_timeout_s=s.replica_start_timeout_s, replica_timeout_s=s.replica_timeout_s,
+        hang_min_s=s.replica_hang_min_s,
     )
 
 
@@ -98,6 +99,7 @@ class Deployment(DeploymentRecord):
         settings: RunSettings,
         *,
         input_type: str,
+        input_elements: int,
         log_dir: Path,
         container_args: list[str],
         frontend_cpus: tuple[int, ...],
@@ -114,6 +116,8 @@ class Deployment(DeploymentRecord):
             conn.deploy_model(name, MODEL_VERSION, input_type, f"{IMAGE_PREFIX}{name}",
                               num_replicas=point.num_replicas, batch_size=point.batch_size)
             conn.link_model_to_app(name, name)
+            if getattr(manager, "bench_frontend", True):  # clipper-bench's frontend checks input sizes
+                manager.set_input_size(name, MODEL_VERSION, input_elements)
         except BaseException:
             manager.stop_all()
             raise
@@ -121,10 +125,20 @@ class Deployment(DeploymentRecord):
                    time.monotonic() - t0, [point.config_id])
 
     def serves(self, point: ConfigPoint) -> bool:
-        """Whether ``point`` can run on this deployment, with at most a new batch size."""
-        return self.key == deployment_key(point) and self.manager.supports_live_batch_size \
-            and self.manager.frontend_alive() \
-            and self.manager.get_num_replicas(point.model_name, MODEL_VERSION) == point.num_replicas
+        """Whether ``point`` differs from this deployment's configurations in batch size at most."""
+        return self.key == deployment_key(point) and self.manager.supports_live_batch_size
+
+    def unhealthy(self, point: ConfigPoint) -> str | None:
+        """Why this deployment cannot serve ``point`` as it stands (a replica died, stopped, hung or
+        went away, or the frontend did), or None when it is healthy."""
+        return self.manager.unhealthy(point.model_name, MODEL_VERSION, point.num_replicas)
+
+    def faults_since(self, wall_time: float) -> list[dict]:
+        """Faults the manager and the frontend recorded since ``wall_time``."""
+        collect = getattr(self.manager, "collect_frontend_faults", None)
+        if collect is not None:
+            collect()
+        return [f for f in self.manager.faults if f["at"] >= wall_time]
 
     def reuse_for(self, point: ConfigPoint) -> None:
         """Switch to ``point``'s batch size and clear the frontend's metrics."""

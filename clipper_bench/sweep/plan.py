@@ -219,7 +219,8 @@ def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) 
     if settings.warmup_s < 0:
         raise PlanError(f"--warmup must be 0 or more seconds, got {settings.warmup_s:g}")
     for flag, value in (("--replica_start_timeout_s", settings.replica_start_timeout_s),
-                        ("--replica_timeout_s", settings.replica_timeout_s)):
+                        ("--replica_timeout_s", settings.replica_timeout_s),
+                        ("--replica_hang_s", settings.replica_hang_min_s)):
         if value <= 0:
             raise PlanError(f"{flag} must be positive seconds, got {value:g}")
     if settings.warmup_reused_s < 0:

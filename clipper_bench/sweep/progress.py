@@ -4,7 +4,10 @@ On a terminal a rich live panel redraws in place; when output goes to a file or 
 come as plain lines (one when a configuration starts and ends, one every ``PLAIN_EVERY_S`` while it
 measures), so logs of long unattended sweeps stay readable. Live numbers come from the frontend's
 ``/metrics`` (answers, errors, latency since the configuration began: warm-up included) and the power
-sampler's latest reading; the recorded numbers come from the clients' raw data afterwards.
+sampler's latest reading; the recorded numbers come from the clients' raw data afterwards. Both use
+the same definitions: throughput counts successful answers only (SLO defaults and errors are shown
+apart), and the frontend's metrics are cleared when the measurement window begins, so warm-up
+never enters the live p99; during warm-up the panel says so.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ class LiveStats:
     """Numbers of the configuration being measured, as of the last poll."""
 
     phase: str = "starting"
-    throughput_qps: float | None = None
+    throughput_qps: float | None = None  # successful answers per second since the previous poll
     p99_ms: float | None = None
     errors: int = 0
     watts: float | None = None
+    defaults: int = 0
 
 
 def _fmt_duration(seconds: float) -> str:
@@ -41,11 +45,13 @@ def _fmt_duration(seconds: float) -> str:
 
 
 def describe_live(live: LiveStats) -> str:
-    """``1234 q/s, p99 5.1 ms, 0 errors, 231 W`` with dashes for what is not known yet."""
-    thr = "- q/s" if live.throughput_qps is None else f"{live.throughput_qps:,.0f} q/s"
+    """``1234 q/s ok, p99 5.1 ms, 0 SLO defaults, 0 errors, 231 W`` with dashes for what is not known
+    yet; during warm-up, ``warming up`` and the answers so far."""
+    thr = "- q/s" if live.throughput_qps is None else f"{live.throughput_qps:,.0f} q/s ok"
     p99 = "p99 -" if live.p99_ms is None else f"p99 {live.p99_ms:.1f} ms"
     watts = "- W" if live.watts is None else f"{live.watts:.0f} W"
-    return f"{thr}, {p99}, {live.errors} errors, {watts}"
+    text = f"{thr}, {p99}, {live.defaults} SLO defaults, {live.errors} errors, {watts}"
+    return f"warming up (not measured): {text}" if live.phase == "warming up" else text
 
 
 class Progress:
@@ -173,9 +179,11 @@ class LivePoller:
     """Polls the frontend's metrics and the sampler's latest watts in a thread while clients run."""
 
     def __init__(self, metrics_url: str, app: str, watts: Callable[[], float | None],
-                 phase: Callable[[], str], on_update: Callable[[LiveStats], None]) -> None:
+                 phase: Callable[[], str], on_update: Callable[[LiveStats], None],
+                 on_measuring: Callable[[], None] | None = None) -> None:
         self.metrics_url, self.app = metrics_url, app
         self.watts, self.phase, self.on_update = watts, phase, on_update
+        self.on_measuring = on_measuring  # clears the frontend's metrics when the window begins
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="live-poller", daemon=True)
         self._last: tuple[float, int] | None = None
@@ -197,20 +205,26 @@ class LivePoller:
                 continue
 
     def poll(self) -> LiveStats:
-        """One reading: throughput since the previous poll, p99 and errors since the configuration began."""
+        """One reading: successful answers per second since the previous poll; p99, SLO defaults and
+        errors since the window began (during warm-up: since the configuration began)."""
         live = LiveStats(phase=self.phase(), watts=self.watts())
+        if live.phase == "measuring" and self.on_measuring is not None:
+            reset, self.on_measuring = self.on_measuring, None
+            reset()
+            self._last = None
         try:
             metrics = requests.get(self.metrics_url, timeout=1).json()
         except (requests.RequestException, ValueError):
             return live
         prefix = f"app:{self.app}:"
         counters = {k: int(v["count"]) for c in metrics.get("counters", []) for k, v in c.items()}
-        answered = counters.get(prefix + "num_predictions", 0)
         live.errors = counters.get(prefix + "num_errors", 0)
+        live.defaults = counters.get(prefix + "num_defaults", 0)
+        succeeded = counters.get(prefix + "num_predictions", 0) - live.errors - live.defaults
         now = time.monotonic()
         if self._last is not None and now > self._last[0]:
-            live.throughput_qps = max(0, answered - self._last[1]) / (now - self._last[0])
-        self._last = (now, answered)
+            live.throughput_qps = max(0, succeeded - self._last[1]) / (now - self._last[0])
+        self._last = (now, succeeded)
         for h in metrics.get("histograms", []):
             lat = h.get(prefix + "prediction_latency")
             if lat and int(lat["size"]) > 0:

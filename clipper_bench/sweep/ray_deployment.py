@@ -209,6 +209,15 @@ class RayDeployment(DeploymentRecord):
         key = (point.model_name, point.cpus_per_replica, point.gpu_power_limit_w, point.gpu_clock_mhz)
         return key == self.key and self.manager.frontend_alive()
 
+    def unhealthy(self, point: ConfigPoint) -> str | None:
+        """Why this deployment cannot serve ``point``: its application stopped running (Serve itself
+        restarts replicas that die), or None."""
+        return None if self.manager.frontend_alive() else f"the Ray Serve application {self.manager.app} stopped"
+
+    def faults_since(self, wall_time: float) -> list[dict]:
+        """Faults recorded since ``wall_time``."""
+        return [f for f in self.manager.faults if f["at"] >= wall_time]
+
     def reuse_for(self, point: ConfigPoint) -> None:
         if (point.batch_size, point.num_replicas) != (self.batch_size, self.num_replicas):
             self._run(point)

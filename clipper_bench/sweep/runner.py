@@ -22,6 +22,7 @@ from ..load.stats import ClientData, lateness_stats, summarize, window_metrics
 from ..power.limits import GpuLimits, LimitError
 from ..power.sampler import PowerMonitor, SamplerConfig, probe_energy_sources, read_live_watts
 from ..power.summary import idle_watts, summarize_power, trim
+from ..results.status import RunStatus, classify
 from ..results.store import ExperimentStore, host_info
 from .baseline import BASELINES_FILE, device_of, run_baseline, serving_efficiency
 from .deployment import Deployment
@@ -61,7 +62,7 @@ class ExperimentRunner:
         self.idle_w: dict[str, float] = {}
         self.deployment: Deployment | None = None
         self.ray_session = None  # --engine ray: one Ray connection for the whole experiment
-        self.failed: list[str] = []
+        self.not_clean: list[dict[str, Any]] = []  # runs.ndjson lines of configurations not recorded ok
 
     def _load_previous(self) -> set[str]:
         """What a resumed experiment already has: configurations recorded ok, idle power, baselines."""
@@ -76,7 +77,7 @@ class ExperimentRunner:
         for line in self.store.runs():
             last[line["config_id"]] = line["status"]
         self.store.update_experiment({"resumed_at": [*experiment.get("resumed_at", []), time.time()]})
-        return {cid for cid, status in last.items() if status == "ok"}
+        return {cid for cid, status in last.items() if status == RunStatus.OK}
 
     def _prepare_models(self) -> None:
         if self.spec.needs_build:
@@ -169,14 +170,15 @@ class ExperimentRunner:
                 self.say(f"[{k}/{len(self.points)}] {point.config_id} ...")
                 self.progress.config_started(k, point.config_id)
                 line = self._run_point(point)
-                self.progress.config_ended(line["status"] == "ok")
-                if line["status"] == "ok":
-                    self.say(f"[{k}/{len(self.points)}] {point.config_id}: {describe_line(line)}")
+                status = RunStatus(line["status"])
+                self.progress.config_ended(status is not RunStatus.FAILED)
+                if status in (RunStatus.FAILED, RunStatus.INTERRUPTED):
+                    self.say(f"[{k}/{len(self.points)}] {point.config_id}: {status}: {line['reason']}")
                 else:
-                    self.say(f"[{k}/{len(self.points)}] {point.config_id}: {line['status']}: {line['error']}")
-                    if line["status"] == "failed":
-                        self.failed.append(point.config_id)
-                if line["status"] == "interrupted":
+                    self.say(f"[{k}/{len(self.points)}] {point.config_id}: {describe_line(line)}")
+                if not status.clean:
+                    self.not_clean.append(line)
+                if status is RunStatus.INTERRUPTED:
                     raise KeyboardInterrupt
         finally:
             self._stop_deployment()
@@ -184,9 +186,11 @@ class ExperimentRunner:
                 self.ray_session.shutdown()
                 self.ray_session = None
             signal.signal(signal.SIGTERM, previous)
-        if self.failed:
-            self.say(f"{len(self.failed)} of {len(self.points)} configurations failed ({', '.join(self.failed)}); "
-                     f"their errors are in {self.store.configs_dir}/<id>.json, rerun them with --resume")
+        if self.not_clean:
+            self.say(f"{len(self.not_clean)} of {len(self.points)} configurations are not clean measurements "
+                     "(rerun them with --resume):")
+            for line in self.not_clean:
+                self.say(f"  {line['config_id']}: {line['status']}: {line['reason']}")
         self.say(f"results in {self.store.path}")
         return self.store.path
 
@@ -221,25 +225,27 @@ class ExperimentRunner:
                 "sleep_ms": s.sleep_ms if point.model_name == "sleep" else None,
                 "placements": [{"cpus": list(p.cpus), "gpu": p.gpu} for p in places],
             },
-            "status": "failed",
+            "status": RunStatus.FAILED,
+            "reason": None,
             "error": None,
             "started_at": time.time(),
             "logs": str(self.store.logs_dir / point.config_id),
         }
         record["settings"]["gpu_power_limit_w"] = point.gpu_power_limit_w
         record["settings"]["gpu_clock_mhz"] = point.gpu_clock_mhz
+        original_metrics: list[dict[str, Any]] = []
         try:
             gpus = [p.gpu for p in places if p.gpu is not None]
             with GpuLimits(gpus, point.gpu_power_limit_w, point.gpu_clock_mhz):
-                self._measure(point, places, concurrency, record)
-            record["status"] = "ok"
+                original_metrics = self._measure(point, places, concurrency, record)
+            record["status"], record["reason"] = classify(record["summary"], record["faults"])
         except KeyboardInterrupt as exc:
-            record["status"] = "interrupted"
-            record["error"] = f"interrupted ({exc or 'Ctrl-C'})"
+            record["status"] = RunStatus.INTERRUPTED
+            record["error"] = record["reason"] = f"interrupted ({exc or 'Ctrl-C'})"
         except (ClipperException, LoadError, LimitError, requests.RequestException, OSError) as exc:
-            record["error"] = f"{type(exc).__name__}: {exc}"
+            record["error"] = record["reason"] = f"{type(exc).__name__}: {exc}"
         finally:
-            if record["status"] != "ok":  # the next configuration starts on a fresh engine
+            if record["status"] is not RunStatus.OK:  # the next configuration starts on a fresh engine
                 self._stop_deployment()
         raw = self.baselines.get((point.cpus_per_replica, device_of(places[0]), point.batch_size))
         record["baseline"] = raw
@@ -247,6 +253,8 @@ class ExperimentRunner:
             (record["summary"] or {}).get("throughput_qps"), point.num_replicas, raw and raw["throughput_qps"]
         )
         record["ended_at"] = time.time()
+        if record["status"] in (RunStatus.OK, RunStatus.DEGRADED, RunStatus.NO_ANSWERS):
+            record["original_results_file"] = self.store.write_original_results(record, original_metrics)
         self.store.write_config(point.config_id, record)
         line = self._run_line(point, record)
         self.store.append_run(line)
@@ -272,6 +280,7 @@ class ExperimentRunner:
             "num_completed": summary.get("num_completed"),
             "num_errors": summary.get("num_errors"),
             "num_defaults": summary.get("num_defaults"),
+            "num_unanswered": summary.get("num_unanswered"),
             "throughput_qps": summary.get("throughput_qps"),
             "latency_ms": summary.get("latency_ms"),
             "serving_efficiency": record["serving_efficiency"],
@@ -283,6 +292,7 @@ class ExperimentRunner:
             "faults": [f["what"] for f in record.get("faults") or []],
             "partial": record.get("partial"),
             "status": record["status"],
+            "reason": record["reason"],
             "error": record["error"],
         }
 
@@ -295,8 +305,11 @@ class ExperimentRunner:
         """The running deployment when ``point`` differs from the last only in batch size, else a new one."""
         s = self.settings
         if self.deployment is not None and not s.fresh_deployments and self.deployment.serves(point):
-            self.deployment.reuse_for(point)
-            return self.deployment
+            problem = self.deployment.unhealthy(point)
+            if problem is None:
+                self.deployment.reuse_for(point)
+                return self.deployment
+            self.say(f"  the running deployment is not healthy ({problem}): starting a fresh one")
         self._stop_deployment()
         if s.engine == "ray":
             from .ray_deployment import RayDeployment, RaySession
@@ -310,7 +323,7 @@ class ExperimentRunner:
                                                   self.store.logs_dir / point.config_id)
             return self.deployment
         self.deployment = Deployment.start(
-            point, places, s, input_type=self.spec.input_type.api_name,
+            point, places, s, input_type=self.spec.input_type.api_name, input_elements=self.spec.input_size,
             log_dir=self.store.logs_dir / point.config_id,
             # replicas warm up every batch size they may be asked for while they stay deployed
             container_args=[*s.container_args(), "--warm_batch_size",
@@ -319,7 +332,10 @@ class ExperimentRunner:
         )
         return self.deployment
 
-    def _measure(self, point: ConfigPoint, places: list[Placement], concurrency: int, record: dict) -> None:
+    def _measure(self, point: ConfigPoint, places: list[Placement], concurrency: int,
+                 record: dict) -> list[dict[str, Any]]:
+        """Deploy (or reuse), warm up, measure and fill ``record``; return the original driver's
+        ``client_metrics`` with ``all_lats`` for its results file."""
         s = self.settings
         log_dir = self.store.logs_dir / point.config_id
         self.progress.update(LiveStats("deploying"))
@@ -337,7 +353,7 @@ class ExperimentRunner:
             LoadSpec(
                 client_index=i, transport=s.transport, address=address, app=name, model_name=name,
                 concurrency=per_client, start_at_wall=0.0, warmup_s=warmup, duration_s=s.duration_s,
-                drain_timeout_s=s.drain_timeout_s,
+                drain_timeout_s=s.drain_timeout_s, drain_max_s=s.drain_max_s, slo_s=s.slo_ms / 1000,
                 out_path=str(self.store.raw_path(point.config_id, i)),
                 pool_size=self.spec.pool_size(s.pool_size), seed=s.seed, cpus=self.plan.client_cpus,
                 rate_qps=s.rate_qps / s.num_clients if s.rate_qps else None, arrival=s.arrival,
@@ -369,6 +385,7 @@ class ExperimentRunner:
             pollers.append(LivePoller(
                 f"http://{manager.get_query_addr()}/metrics", name, lambda: read_live_watts(samples_path),
                 lambda: phase(start_at), self.progress.update,
+                on_measuring=getattr(manager, "reset_metrics", None),
             ).start())
 
         self.progress.update(LiveStats("starting load clients"))
@@ -384,7 +401,7 @@ class ExperimentRunner:
             for m in monitors:
                 m.stop()
         deployment.check_frontend()
-        record["faults"] = [f for f in manager.faults if f["at"] >= record["started_at"]]
+        record["faults"] = deployment.faults_since(record["started_at"])
         window = (int((start_at + warmup) * 1e9), int((start_at + warmup + s.duration_s) * 1e9))
         stability = None
         if s.stable:
@@ -409,9 +426,11 @@ class ExperimentRunner:
         record["summary"]["stability"] = stability
         record["power"] = summarize_power(power_doc, record["summary"]["num_completed"], self.idle_w)
         record["power_samples_file"] = samples_path.name if samples_path.exists() else None
-        record["client_metrics"] = [window_metrics(c, window) for c in clients]
+        original = [window_metrics(c, window) for c in clients]
+        record["client_metrics"] = [{k: v for k, v in m.items() if k != "all_lats"} for m in original]
         record["raw_files"] = [Path(sp.out_path).name for sp in specs]
         record["clipper_metrics"] = deployment.clipper_metrics()
+        return original
 
 
     @staticmethod
@@ -476,6 +495,8 @@ def describe_line(line: dict[str, Any]) -> str:
         latency = f"p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms"
     text = (f"{line['throughput_qps']:.1f} q/s, {latency}, "
             f"{line['num_errors']} errors, {line['num_defaults']} SLO defaults")
+    if line.get("num_unanswered"):
+        text += f", {line['num_unanswered']} unanswered"
     if line["serving_efficiency"] is not None:
         text += f", serving efficiency {line['serving_efficiency']:.2f}"
     load = line.get("load") or {}
@@ -493,8 +514,6 @@ def describe_line(line: dict[str, Any]) -> str:
         text += f", {power['avg_w']:.0f} W"
         if power.get("joules_per_query") is not None:
             text += f", {power['joules_per_query'] * 1000:.2f} mJ/query"
-    if line.get("faults"):
-        text += f"; FAULTS: {'; '.join(line['faults'])} (the run went on without it)"
-    if line["num_defaults"] and not line["num_completed"]:
-        text += " (every answer missed the SLO: raise --slo_ms for a model this slow here)"
+    if line["status"] != RunStatus.OK:
+        text = f"{str(line['status']).upper()}: {line['reason']}; measured: {text}"
     return text

@@ -56,6 +56,7 @@ class RunSettings:
     mgmt_frontend_image: str = "clipper/management_frontend:0.4.1"
     replica_start_timeout_s: float = 120.0
     replica_timeout_s: float = 30.0
+    replica_hang_min_s: float = 3.0
     stable_window_s: float = 5.0
     stable_tolerance: float = 0.1
 
@@ -85,6 +86,12 @@ class RunSettings:
         data["models_dir"] = str(self.models_dir)
         data["powercap_root"] = str(self.powercap_root)
         return data
+
+    @property
+    def drain_max_s(self) -> float:
+        """The longest a client waits for answers after the window (see load.client.Drain): every
+        query is answered by the SLO on a Clipper frontend, so three SLOs past a minute is plenty."""
+        return max(60.0, self.drain_timeout_s) + 3 * self.slo_ms / 1000
 
     def concurrency_for(self, num_replicas: int, batch_size: int) -> int:
         """Outstanding queries in all: the user's, or enough that every replica's batches in flight

@@ -62,10 +62,14 @@ def test_served_classifier_answers_what_the_model_answers_in_process(name, model
     assert all(o.decode().isdigit() for o in served)
 
 
-@pytest.mark.parametrize("framework", ["torch", "keras"])
+@pytest.mark.parametrize("framework, backend", [("torch", None), ("keras", "tensorflow"), ("keras", "torch")])
 @pytest.mark.parametrize("name, width", [("vgg", 4096), ("inception", 2048)])
-def test_image_models_serve_features_of_the_right_shape(name, width, framework, manager_factory, monkeypatch):
-    monkeypatch.setenv("KERAS_BACKEND", "torch")  # the CPU tests run Keras on PyTorch
+def test_image_models_serve_features_of_the_right_shape(name, width, framework, backend, manager_factory,
+                                                        monkeypatch):
+    if backend is None:
+        monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    else:  # Keras on TensorFlow (its default, as the original driver used) and on PyTorch
+        monkeypatch.setenv("KERAS_BACKEND", backend)
     manager = manager_factory(container_args=["--framework", framework])
     spec = deploy(manager, name)
     image = spec.make_inputs(1, seed=1)

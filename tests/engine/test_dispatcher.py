@@ -96,3 +96,59 @@ def test_two_batches_in_flight_send_the_next_batch_before_the_answer():
     assert len(wire.sent) == 3
     d.remove_replica(b"r1", "gone")
     assert sorted(a[1] for a in answers).count(Status.ERROR) == len(answers) - len(first.inputs)
+
+
+class Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def make_timed(hang_min_s=3.0, hang_first_s=300.0):
+    wire, clock, answers = Wire(), Clock(), []
+    d = Dispatcher(wire, MetricsRegistry(), clock=clock, hang_min_s=hang_min_s, hang_first_s=hang_first_s)
+    d.set_batch_size(KEY, 4)
+    return d, wire, clock, answers
+
+
+def test_a_replica_holding_a_batch_ten_times_longer_than_batches_take_is_hung():
+    d, wire, clock, answers = make_timed(hang_min_s=0.5)
+    for i in range(4):
+        d.submit(KEY, query(i, answers))
+    join(d, b"r1")
+    clock.now = 0.2  # a batch of 4 in 0.2 s: 0.05 s per query
+    d.on_response(b"r1", rpc.PredictResponse(wire.sent[0][1].msg_id, [b"a"] * 4))
+    assert d.hang_limit_s(KEY, 4) == 2.0 and d.hang_limit_s(KEY, 1) == 0.5  # 10 x 0.05 x 4; floor 0.5
+    d.submit(KEY, query(4, answers))  # a batch of one, held from 0.2 s
+    clock.now = 0.2 + 0.4
+    assert d.hung_replicas() == []
+    clock.now = 0.2 + 0.6
+    ((replica, age, limit),) = d.hung_replicas()
+    assert replica.identity == b"r1" and age > limit == 0.5
+
+
+def test_before_any_batch_is_answered_the_first_batch_limit_applies():
+    d, wire, clock, answers = make_timed(hang_first_s=60.0)
+    join(d, b"r1")
+    d.submit(KEY, query(0, answers))
+    clock.now = 59.0
+    assert d.hung_replicas() == []
+    clock.now = 61.0
+    assert len(d.hung_replicas()) == 1
+
+
+def test_a_heartbeat_while_busy_fails_the_lost_batch_and_frees_the_replica():
+    d, wire, clock, answers = make_timed()
+    join(d, b"r1")
+    d.submit(KEY, query(0, answers))
+    clock.now = 0.5
+    assert d.on_heartbeat(b"r1") == 0, "a batch sent just now may still be on its way"
+    assert answers == []
+    clock.now = 5.0
+    assert d.on_heartbeat(b"r1") == 1
+    assert answers == [(0, Status.ERROR, b"replica 0 of m lost its batch: it asked for work while holding it")]
+    d.submit(KEY, query(1, answers))  # the replica takes work again
+    assert [bytes(x) for x in wire.sent[-1][1].inputs] == [b"1"]
+    assert d.on_heartbeat(b"unknown") == 0

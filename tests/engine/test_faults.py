@@ -92,3 +92,43 @@ def test_a_silent_replica_is_forgotten_by_the_frontend(manager_factory):
         assert requests.post(url, json={"input": [1.0]}, timeout=30).json()["default"] is True
     finally:
         os.kill(replica.pid, signal.SIGCONT)
+
+
+def test_a_replica_holding_a_batch_too_long_is_declared_hung_by_the_frontend(manager_factory):
+    """Without the manager's help: a stopped replica holding a batch is hung once the batch is 10x
+    older than this model's batches take (never under --hang_min_s); its queries fail and the
+    frontend reports the fault."""
+    manager = manager_factory(container_args=["--sleep_ms", "50"], watch_interval_s=3600, hang_min_s=1.0)
+    url = deploy(manager, "sleep", 1)
+    for _ in range(3):  # the frontend learns how long batches take
+        assert requests.post(url, json={"input": [1.0]}, timeout=30).status_code == 200
+    replica = manager.replicas[("sleep", "1")][0].process
+    os.kill(replica.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        held = requests.post(url, json={"input": [1.0]}, timeout=30)
+        assert held.status_code == 500 and "hung: held a batch for" in held.json()["cause"]
+        assert 1.0 <= time.monotonic() - started < 5
+        (fault,) = manager.collect_frontend_faults()
+        assert fault["kind"] == "hung" and fault["identity"] == f"cb-{replica.pid}"
+        assert manager.faults == [fault] and containers(manager) == []
+    finally:
+        os.kill(replica.pid, signal.SIGCONT)
+
+
+def test_the_manager_kills_a_replica_the_frontend_declared_hung(manager_factory, monkeypatch):
+    import clipper_bench.engine.manager as manager_module
+
+    monkeypatch.setattr(manager_module, "_stopped", lambda pid: False)  # only the frontend's rule sees it
+    manager = manager_factory(container_args=["--sleep_ms", "50"], hang_min_s=1.0)
+    url = deploy(manager, "sleep", 1)
+    assert requests.post(url, json={"input": [1.0]}, timeout=30).status_code == 200
+    replica = manager.replicas[("sleep", "1")][0].process
+    os.kill(replica.pid, signal.SIGSTOP)
+    assert requests.post(url, json={"input": [1.0]}, timeout=30).status_code == 500
+    deadline = time.monotonic() + 5
+    while replica.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not replica.alive() and replica.popen.returncode == -signal.SIGKILL
+    assert [f["kind"] for f in manager.faults] == ["hung"]
+    assert manager.unhealthy("sleep", "1", 1) == "0 of 1 replicas are running"

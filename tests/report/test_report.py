@@ -43,7 +43,7 @@ def test_load_results_gives_one_row_per_configuration(experiments):
     binary, _ = experiments
     df = clipper_bench.load_results(binary)
     assert sorted(zip(df.num_replicas, df.batch_size, strict=True)) == [(1, 1), (1, 4), (2, 1), (2, 4)]
-    assert (df.status == "ok").all() and (df.throughput_qps > 0).all()
+    assert (df.status == "ok").all() and df.clean.all() and (df.throughput_qps > 0).all()
     runs = {json.loads(line)["config_id"]: json.loads(line) for line in (binary / "runs.ndjson").read_text().splitlines()}
     for row in df.itertuples():
         assert row.p99_ms == runs[row.config_id]["latency_ms"]["p99"]

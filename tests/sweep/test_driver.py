@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -270,7 +271,8 @@ def test_a_failing_configuration_is_recorded_and_the_sweep_goes_on(tmp_path, no_
     frontends[0].kill()
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 1, err
-    assert "1 of 3 configurations failed (noop-r1-c1-b2)" in out
+    assert "1 of 3 configurations are not clean measurements" in out
+    assert "  noop-r1-c1-b2: failed: ClipperException: the frontend was killed by signal 9" in out
     exp = only_experiment(tmp_path)
     runs = [json.loads(line) for line in (exp / "runs.ndjson").read_text().splitlines()]
     assert [(r["config_id"], r["status"]) for r in runs] == [
@@ -294,16 +296,83 @@ def test_a_replica_dying_mid_run_is_recorded_and_the_sweep_goes_on(tmp_path, no_
                  if " ".join(p.cmdline()).startswith("clipper-bench replica sleep#2")]
     victim.kill()
     out, err = proc.communicate(timeout=90)
-    assert proc.returncode == 0, err
-    assert "FAULTS: replica sleep#2" in out and "killed by signal 9" in out
+    assert proc.returncode == 1, err  # a fault touched a configuration: not every record is ok
+    assert "sleep-r2-c1-b1: DEGRADED: faults during the configuration: replica sleep#2" in out
+    assert "killed by signal 9" in out
     rec = _records(only_experiment(tmp_path))
     hit, next_one = rec["sleep-r2-c1-b1"], rec["sleep-r2-c1-b2"]
-    assert hit["status"] == "ok" and len(hit["faults"]) == 1 and hit["faults"][0]["pid"] == victim.pid
+    assert hit["status"] == "degraded" and len(hit["faults"]) == 1 and hit["faults"][0]["pid"] == victim.pid
     assert hit["summary"]["num_unanswered"] == 0  # the dead replica's query was answered with an error
     assert hit["summary"]["num_errors"] <= 1 and hit["summary"]["num_completed"] > 0
     # the next configuration needs two replicas again: a fresh deployment, no faults
     assert not next_one["deployment"]["reused"] and len(next_one["deployment"]["replicas"]) == 2
     assert next_one["faults"] == [] and next_one["summary"]["num_errors"] == 0
+    assert next_one["status"] == "ok"
+
+
+def test_a_stopped_replica_is_noticed_killed_and_not_reused(tmp_path, no_leftover_processes):
+    """SIGSTOP (a hung machine, a debugger): the replica is found stopped, killed and recorded as a
+    fault; its configuration is degraded and the next one runs on a fresh deployment."""
+    import psutil
+
+    args = [sys.executable, str(DRIVER), "-m", "sleep", "--sleep_ms", "20", "-r", "2", "-b", "1", "2", "-d", "3",
+            "--warmup", "0", "--idle_s", "0", "--oversubscribe", "--results_dir", str(tmp_path)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    wait_until_measuring(tmp_path, "sleep-r2-c1-b1")
+    (victim,) = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                 if " ".join(p.cmdline()).startswith("clipper-bench replica sleep#1")]
+    victim.suspend()
+    out, err = proc.communicate(timeout=90)
+    assert proc.returncode == 1, err
+    rec = _records(only_experiment(tmp_path))
+    hit, next_one = rec["sleep-r2-c1-b1"], rec["sleep-r2-c1-b2"]
+    assert hit["status"] == "degraded", hit["reason"]
+    assert any("was stopped (SIGSTOP): killed" in f["what"] for f in hit["faults"])
+    assert not psutil.pid_exists(victim.pid) or victim.status() == psutil.STATUS_ZOMBIE
+    assert not next_one["deployment"]["reused"] and next_one["status"] == "ok"
+
+
+def test_a_window_of_slo_defaults_is_no_answers_and_fails_the_exit_status(tmp_path, no_leftover_processes):
+    proc = run_driver("-m", "sleep", "--sleep_ms", "300", "-b", "1", "-d", "1", "--warmup", "0.3",
+                      "--idle_s", "0", "--slo_ms", "50", results=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "sleep-r1-c1-b1: NO_ANSWERS: all" in proc.stdout and "raise it" in proc.stdout
+    assert "1 of 1 configurations are not clean measurements" in proc.stdout
+    (line,) = [json.loads(x) for x in (only_experiment(tmp_path) / "runs.ndjson").read_text().splitlines()]
+    assert line["status"] == "no_answers" and line["num_completed"] == 0 and line["throughput_qps"] == 0
+    assert line["num_defaults"] > 0 and line["latency_ms"]["p99"] is None
+
+
+def test_answers_to_warmup_queries_are_not_throughput_and_the_drain_waits_for_slow_batches(
+        tmp_path, no_leftover_processes):
+    """Batches of 2.5 s, warm-up 0.5 s and a 1 s window: the two queries were sent during warm-up
+    and answered after the window, so nothing was measured (the original driver, and we until now,
+    counted answers to warm-up queries as throughput). The drain outlasts --drain_timeout_s because
+    the SLO (60 s) has not passed: nothing is recorded as an error."""
+    proc = run_driver("-m", "sleep", "--sleep_ms", "2500", "-b", "1", "--concurrency", "2", "-d", "1",
+                      "--warmup", "0.5", "--idle_s", "0", "--slo_ms", "60000", "--drain_timeout_s", "0.5",
+                      results=tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    exp = only_experiment(tmp_path)
+    rec = _records(exp)["sleep-r1-c1-b1"]
+    assert rec["status"] == "no_answers" and "no query was sent inside the measurement window" in rec["reason"]
+    s = rec["summary"]
+    assert s["num_sent"] == 0 and s["throughput_qps"] == 0 and s["num_errors"] == 0
+    # both warm-up queries were waited for (the second one's batch ended ~5 s after it was sent)
+    clients = [ClientData.from_npz(str(exp / "configs" / f)) for f in rec["raw_files"]]
+    assert (np.concatenate([c.status for c in clients]) == 0).all()
+    assert s["drain"]["unanswered_total"] == 0 and s["drain"]["waited_s"] > 2
+
+
+def test_a_late_answer_to_a_window_query_is_waited_for_and_counted(tmp_path, no_leftover_processes):
+    proc = run_driver("-m", "sleep", "--sleep_ms", "1500", "-b", "1", "--concurrency", "1", "-d", "1",
+                      "--warmup", "0", "--idle_s", "0", "--slo_ms", "60000", "--drain_timeout_s", "0.2",
+                      results=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rec = _records(only_experiment(tmp_path))["sleep-r1-c1-b1"]
+    s = rec["summary"]
+    assert rec["status"] == "ok" and s["num_sent"] == s["num_completed"] == 1 and s["num_unanswered"] == 0
+    assert s["throughput_qps"] == 1.0 and s["latency_ms"]["p50"] > 1400
 
 
 def _wait_for(predicate, timeout_s: float = 60) -> None:
@@ -357,3 +426,53 @@ def test_interrupt_at_any_moment_is_prompt_and_leaves_nothing(tmp_path, moment):
         exp = only_experiment(logs)
         runs = [json.loads(line) for line in (exp / "runs.ndjson").read_text().splitlines()]
         assert [(r["config_id"], r["status"]) for r in runs] == [("noop-r1-c1-b1", "interrupted")]
+
+
+NODE_CONFIG_KEYS = {"name", "input_type", "model_image", "allocated_cpus", "cpus_per_replica", "slo",
+                    "num_replicas", "gpus", "batch_size"}
+
+
+def _load_like_the_original(directory: Path) -> list[dict]:
+    """What the original driver's analysis code did: list the directory, json.load every file whose
+    name contains 'results'."""
+    out = []
+    for name in sorted(os.listdir(directory)):
+        if "results" in name:
+            with open(os.path.join(directory, name)) as f:
+                out.append(json.load(f))
+    return out
+
+
+def test_original_results_files_hold_the_original_keys_in_seconds(tmp_path, no_leftover_processes):
+    proc = run_driver("-m", "noop", "-b", "1", "4", "-n", "2", "-d", "1.5", "--warmup", "0.5", "--idle_s", "0",
+                      results=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    exp = only_experiment(tmp_path)
+    files = _load_like_the_original(exp)
+    assert len(files) == 2  # one per configuration, nothing else matches
+    assert all(re.fullmatch(r"results-\d{6}_\d{6}\.json", n) for n in os.listdir(exp) if "results" in n)
+    records = _records(exp)
+    for data in files:
+        (node,) = data["node_configs"]
+        assert set(node) == NODE_CONFIG_KEYS and node["slo"] == 500_000  # microseconds, as the original
+        record = records[data["clipper_bench"]["config_id"]]
+        assert data["clipper_bench"]["status"] == "ok"
+        assert node["batch_size"] == int(record["config_id"].rsplit("-b", 1)[1])
+        assert len(data["client_metrics"]) == 2  # one dict per client, as with the original's -n
+        assert data["clipper_metrics"]["histograms"]
+        summary = record["summary"]
+        every = []
+        for client in data["client_metrics"]:
+            assert len(client["thrus"]) == len(client["p99_lats"]) == len(client["mean_lats"]) == len(client["all_lats"])
+            for lats, mean, p99 in zip(client["all_lats"], client["mean_lats"], client["p99_lats"], strict=True):
+                assert len(lats) == 50 and mean == pytest.approx(np.mean(lats)) and p99 == pytest.approx(
+                    np.percentile(lats, 99))
+                every.extend(lats)
+        every_ms = np.array(every) * 1000  # the original's plots printed value * 1000 as ms
+        assert 0 < every_ms.min() and every_ms.max() <= summary["latency_ms"]["max"]
+        assert len(every) <= summary["num_completed"] < len(every) + 2 * 50
+        assert np.percentile(every_ms, 50) == pytest.approx(summary["latency_ms"]["p50"], rel=0.1)
+        # the record keeps the same keys in the same units, without the raw lists
+        assert [set(c) for c in record["client_metrics"]] == [{"thrus", "p99_lats", "mean_lats"}] * 2
+        assert record["client_metrics"][0]["mean_lats"] == data["client_metrics"][0]["mean_lats"]
+        assert record["original_results_file"] in os.listdir(exp)

@@ -28,7 +28,8 @@ def test_plain_progress_prints_status_lines_with_time_left(monkeypatch):
     p.update(LiveStats("warming up", 900.0, 4.0, 0, None))  # not measuring yet: no line
     p.update(LiveStats("measuring", 1234.4, 5.06, 2, 251.3))
     (line,) = out.getvalue().splitlines()
-    assert line.startswith("[1/3] lgbm-r1-c1-b1 measuring: 1,234 q/s, p99 5.1 ms, 2 errors, 251 W; elapsed 0:00")
+    assert line.startswith("[1/3] lgbm-r1-c1-b1 measuring: 1,234 q/s ok, p99 5.1 ms, 0 SLO defaults, 2 errors, "
+                           "251 W; elapsed 0:00")
     # nothing measured yet: each configuration is estimated at warm-up + duration + 3 s
     assert line.endswith("about 0:39 left")
     assert not ANSI.search(out.getvalue())
@@ -51,6 +52,32 @@ def test_live_poller_reads_a_running_frontend(manager_factory):
     assert second.throughput_qps > 0 and second.p99_ms > 0 and second.errors == 0
     manager.reset_metrics()
     assert poller.poll().p99_ms is None
+
+
+def test_live_numbers_count_successes_only_and_warmup_is_cleared_when_the_window_begins(manager_factory):
+    manager = manager_factory(container_args=["--sleep_ms", "300"])
+    conn = ClipperConnection(manager)
+    conn.start_clipper()
+    conn.register_application("slow", "doubles", "TIMEOUT", 30_000)  # a 30 ms SLO for 300 ms batches
+    conn.deploy_model("sleep", "1", "doubles", "clipper-bench/sleep", num_replicas=1, batch_size=4)
+    conn.link_model_to_app("slow", "sleep")
+    url = f"http://{manager.get_query_addr()}"
+    phase = ["warming up"]
+    resets = []
+    poller = LivePoller(f"{url}/metrics", "slow", lambda: None, lambda: phase[0], lambda live: None,
+                        on_measuring=lambda: (resets.append(1), manager.reset_metrics()))
+    warm = poller.poll()
+    assert progress_mod.describe_live(warm).startswith("warming up (not measured): ")
+    for _ in range(3):
+        assert requests.post(f"{url}/slow/predict", json={"input": [1.0]}, timeout=10).json()["default"]
+    assert poller.poll().defaults == 3 and resets == []
+    phase[0] = "measuring"
+    assert poller.poll().defaults == 0 and resets == [1]  # the window starts with clean metrics
+    for _ in range(4):
+        assert requests.post(f"{url}/slow/predict", json={"input": [1.0]}, timeout=10).json()["default"]
+    live = poller.poll()
+    assert live.defaults == 4 and live.errors == 0 and live.throughput_qps == 0  # defaults are not throughput
+    assert "0 q/s ok" in progress_mod.describe_live(live) and "4 SLO defaults" in progress_mod.describe_live(live)
 
 
 def test_a_terminal_gets_a_live_panel_and_a_file_gets_plain_lines(tmp_path, no_leftover_processes):

@@ -122,6 +122,7 @@ class KerasImageModel(Model):
 
     def __init__(self, arch: str, opts: ModelOptions) -> None:
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up notices, not its errors
         try:
             import keras
         except ImportError as exc:
@@ -187,7 +188,7 @@ def _keras_precision(backend: str, precision: str) -> None:
     elif backend == "tensorflow":
         import tensorflow as tf
 
-        tf.config.experimental.enable_tensor_float32_execution(tf32)
+        tf.config.experimental.enable_tensor_float_32_execution(tf32)
         tf.config.threading.set_intra_op_parallelism_threads(_thread_count())
 
 
