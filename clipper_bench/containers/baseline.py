@@ -39,17 +39,13 @@ def measure(spec_path: Path, out_path: Path) -> None:
         while time.perf_counter() < warm_end or i < 3:
             model.predict(batches[i % 4])
             i += 1
-        times = []
-        end = time.perf_counter() + job["duration_s"]
-        while time.perf_counter() < end or len(times) < 3:
-            t = time.perf_counter()
-            model.predict(batches[len(times) % 4])
-            times.append(time.perf_counter() - t)
+        times, elapsed = _timed_batches(model, batches, job["duration_s"])
         arr = np.asarray(times) * 1e3
         results.append({
             "batch_size": batch_size,
             "iterations": len(times),
-            "throughput_qps": batch_size * len(times) / float(np.sum(times)),
+            "pipelined": model.overlaps_batches,
+            "throughput_qps": batch_size * len(times) / elapsed,
             "batch_latency_ms": {
                 "mean": float(arr.mean()), "p50": float(np.percentile(arr, 50)),
                 "p99": float(np.percentile(arr, 99)), "max": float(arr.max()),
@@ -60,6 +56,30 @@ def measure(spec_path: Path, out_path: Path) -> None:
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "results": results,
     }))
+
+
+def _timed_batches(model, batches: list, duration_s: float) -> tuple[list[float], float]:
+    """Run batches for ``duration_s`` as a replica does; return each batch's time from submit to
+    answer and the total time. A model that overlaps batches gets the next one before the last
+    is answered (two in flight, as a replica with --batches_in_flight 2), so the throughput is its
+    steady state; the default sends one batch after the other."""
+    depth = 2 if model.overlaps_batches else 1
+    times: list[float] = []
+    pending: list[tuple[float, object]] = []
+    start = time.perf_counter()
+    end = start + duration_s
+    i = 0
+    while time.perf_counter() < end or len(times) < 3:
+        pending.append((time.perf_counter(), model.submit(batches[i % 4])))
+        i += 1
+        if len(pending) >= depth:
+            t, handle = pending.pop(0)
+            model.finish(handle)
+            times.append(time.perf_counter() - t)
+    for t, handle in pending:
+        model.finish(handle)
+        times.append(time.perf_counter() - t)
+    return times, time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,17 +8,22 @@ Docker image under real Clipper.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import time
+from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import zmq
 
 from ..engine.zmq_asyncio import send_frames
 from ..protocol import rpc
+from ..protocol.shm import ShmError, ShmReader
 from ..protocol.types import InputType
 from .models.base import Model
 
@@ -27,6 +32,7 @@ log = logging.getLogger("clipper_bench.container")
 POLL_TIMEOUT_MS = 5000
 STOP_CHECK_MS = 250
 SILENCE_RECONNECT_S = 30.0
+PIPELINE_DEPTH = 2  # batches submitted and not yet answered, for models that overlap batches
 
 
 @dataclass(frozen=True)
@@ -40,9 +46,14 @@ class ContainerSettings:
     input_type: InputType = InputType.DOUBLES
 
 
-def decode_inputs(request: rpc.PredictRequest) -> list[np.ndarray]:
-    """The request's inputs as 1-D arrays of their wire dtype (strings stay UTF-8 bytes)."""
+def decode_inputs(request: rpc.PredictRequest, regions: ShmReader | None = None) -> list[np.ndarray]:
+    """The request's inputs as 1-D arrays of their wire dtype (strings stay UTF-8 bytes). A
+    ``PREDICT_SHM`` request's inputs are read in place from the shared-memory regions they name."""
     dtype = request.input_type.dtype
+    if request.request_type == rpc.RequestType.PREDICT_SHM:
+        if regions is None:
+            raise ShmError("this container takes no shared-memory inputs")
+        return [np.frombuffer(regions.read(buf), dtype=dtype) for buf in request.inputs]
     return [np.frombuffer(buf, dtype=dtype) for buf in request.inputs]
 
 
@@ -65,6 +76,14 @@ class Container:
         self._ctx = zmq.Context.instance()
         self._stopping = False
         self.batches = 0
+        self.regions = ShmReader()  # inputs of --transport shm, mapped read-only
+        self.pending: deque[tuple[int, Any, int]] = deque()  # (msg_id, handle, batch size) submitted, unanswered
+
+    def _answer(self, sock: zmq.Socket, msg_id: int, handle: Any, batch_len: int) -> None:
+        with _model_errors_stop_the_replica(batch_len):
+            outputs = self.model.finish(handle)
+        send_frames(sock, rpc.encode_response(msg_id, outputs))
+        self.batches += 1
 
     def _connect(self) -> zmq.Socket:
         sock = self._ctx.socket(zmq.DEALER)
@@ -91,6 +110,11 @@ class Container:
                  s.input_type.api_name, s.clipper_ip, s.clipper_port)
         try:
             while not self._stopping:
+                # A model that overlaps batches gets the next one before the last is answered,
+                # when it has already arrived; otherwise the oldest batch is answered first.
+                if self.pending and (len(self.pending) >= PIPELINE_DEPTH or not sock.poll(0)):
+                    self._answer(sock, *self.pending.popleft())
+                    continue
                 # Receives time out every 250 ms so that a stop request is seen promptly;
                 # heartbeat every 5 s of silence.
                 try:
@@ -116,20 +140,29 @@ class Container:
                     if message.heartbeat_type == rpc.HeartbeatType.REQUEST_CONTAINER_METADATA:
                         sock.send_multipart(metadata)
                     continue
-                if message.request_type != rpc.RequestType.PREDICT:
+                if message.request_type == rpc.RequestType.FEEDBACK:
                     sock.send_multipart(rpc.encode_response(message.msg_id, [b"ACK"]))
                     continue
-                try:
-                    outputs = self.model.predict(decode_inputs(message))
-                except Exception:
-                    # As in Clipper, a model that raises takes its container down: the frontend
-                    # answers the batch's queries with an error and serves on with the other replicas.
-                    log.exception("the model raised on a batch of %d; this replica stops", len(message.inputs))
-                    raise
-                send_frames(sock, rpc.encode_response(message.msg_id, outputs))
-                self.batches += 1
+                with _model_errors_stop_the_replica(len(message.inputs)):
+                    handle = self.model.submit(decode_inputs(message, self.regions))
+                if self.model.overlaps_batches:
+                    self.pending.append((message.msg_id, handle, len(message.inputs)))
+                else:
+                    self._answer(sock, message.msg_id, handle, len(message.inputs))
         finally:
             sock.close(0)
+            self.regions.close()
+
+
+@contextlib.contextmanager
+def _model_errors_stop_the_replica(batch_len: int) -> Iterator[None]:
+    """As in Clipper, a model that raises takes its container down: the frontend answers the
+    batch's queries with an error and serves on with the other replicas."""
+    try:
+        yield
+    except Exception:
+        log.exception("the model raised on a batch of %d; this replica stops", batch_len)
+        raise
 
 
 def install_stop_handlers(container: Container) -> None:

@@ -43,7 +43,7 @@ Buffer = bytes | memoryview
 class Query:
     """One input on its way through the engine."""
 
-    __slots__ = ("query_id", "payload", "arrival", "deadline", "done", "on_done")
+    __slots__ = ("query_id", "payload", "arrival", "deadline", "done", "on_done", "shm")
 
     def __init__(
         self,
@@ -52,13 +52,15 @@ class Query:
         arrival: float,
         deadline: float,
         on_done: Callable[[Query, Status, Buffer], None],
+        shm: bool = False,
     ) -> None:
         self.query_id = query_id
-        self.payload = payload
+        self.payload = payload  # the input, or with ``shm`` its shared-memory descriptor
         self.arrival = arrival
         self.deadline = deadline
         self.done = False
         self.on_done = on_done
+        self.shm = shm
 
     def finish(self, status: Status, output: Buffer) -> bool:
         """Answer the query once; later answers are ignored. Returns whether this one counted."""
@@ -186,6 +188,8 @@ class Dispatcher:
             batch: list[Query] = []
             limit = mq.max_batch
             while queue and len(batch) < limit:
+                if batch and queue[0].shm != batch[0].shm:
+                    break  # a batch carries inputs or shared-memory descriptors, never both
                 query = queue.popleft()
                 if not query.done:
                     batch.append(query)
@@ -197,9 +201,10 @@ class Dispatcher:
             replica.inflight[msg_id] = (self._clock(), batch)
             if len(replica.inflight) < self.batches_in_flight:
                 idle.append(replica)  # room for another batch: stays available
+            kind = rpc.RequestType.PREDICT_SHM if batch[0].shm else rpc.RequestType.PREDICT
             self._send(
                 replica.identity,
-                rpc.encode_request(msg_id, replica.input_type, [q.payload for q in batch]),
+                rpc.encode_request(msg_id, replica.input_type, [q.payload for q in batch], kind),
             )
             name, version = mq.key
             self._metrics.histogram(f"{name}:{version}:queue_size", "queries").insert(len(queue))

@@ -27,7 +27,7 @@ from typing import Any
 import zmq
 from aiohttp import web
 
-from ..protocol import binary, rpc
+from ..protocol import binary, rpc, shm
 from ..protocol.binary import Status
 from .dispatcher import Dispatcher, Query
 from .inputs import InputError, check_binary_input, check_input_size, encode_json_input
@@ -140,12 +140,14 @@ class Frontend:
     # -- queries ------------------------------------------------------------------------------
 
     def _submit(
-        self, app: Application, payload: Buffer, on_done: Callable[[Query, Status, Buffer], None]
+        self, app: Application, payload: Buffer, on_done: Callable[[Query, Status, Buffer], None],
+        in_shm: bool = False,
     ) -> Query:
-        """Queue one input for ``app``'s model; ``on_done`` gets the output, default or error."""
+        """Queue one input (or with ``in_shm`` its shared-memory descriptor) for ``app``'s model;
+        ``on_done`` gets the output, default or error."""
         self._next_query_id += 1
         now = time.perf_counter()
-        query = Query(self._next_query_id, payload, now, now + app.latency_slo_micros / 1e6, on_done)
+        query = Query(self._next_query_id, payload, now, now + app.latency_slo_micros / 1e6, on_done, in_shm)
         model = self.registry.model_for_app(app)
         if model is None:
             query.finish(Status.DEFAULT, app.default_output.encode())
@@ -213,6 +215,15 @@ class Frontend:
                     what = f"replica {identity.decode('utf-8', 'replace')} silent for {silent:.0f} s: dropped"
                     self.dispatcher.remove_replica(identity, what)
                     self._fault(identity, "silent", what)
+
+    def _check_descriptors(self, app: Application, descriptors: Sequence[Buffer]) -> None:
+        """Raise ShmError unless every descriptor names an existing region, lies inside it and has
+        the size the model declared."""
+        model = self.registry.model_for_app(app)
+        elements = model.input_elements if model is not None else None
+        expected = None if elements is None else elements * app.input_type.dtype.itemsize
+        for descriptor in descriptors:
+            shm.check_descriptor(descriptor, expected)
 
     def _check_sizes(self, app: Application, payloads: Sequence[Buffer]) -> None:
         """Raise InputError unless every input has the size its model declared."""
@@ -299,10 +310,14 @@ class Frontend:
                     f"application {app.name} takes {app.input_type.api_name}, "
                     f"request carries {req.input_type.api_name}"
                 )
-            for item in req.inputs:
-                check_binary_input(item, app.input_type)
-            self._check_sizes(app, req.inputs)
-        except (binary.BinaryProtocolError, InputError) as exc:
+            in_shm = bool(req.flags & shm.FLAG_SHM)
+            if in_shm:
+                self._check_descriptors(app, req.inputs)
+            else:
+                for item in req.inputs:
+                    check_binary_input(item, app.input_type)
+                self._check_sizes(app, req.inputs)
+        except (binary.BinaryProtocolError, InputError, shm.ShmError) as exc:
             n = max(len(body) - 1, 1)
             self._reply_binary(
                 identity, binary.peek_request_id(body), 0, bytes([Status.ERROR]) * n, [str(exc).encode()] * n
@@ -316,7 +331,7 @@ class Frontend:
                 self._record(app, query, status)
                 self._reply_binary(identity, request_id, query.query_id, bytes([status]), [output])
 
-            self._submit(app, req.inputs[0], on_single)
+            self._submit(app, req.inputs[0], on_single, in_shm)
             return
 
         n = len(req.inputs)
@@ -337,7 +352,7 @@ class Frontend:
             return on_item
 
         for i, item in enumerate(req.inputs):
-            self._submit(app, item, make_callback(i))
+            self._submit(app, item, make_callback(i), in_shm)
 
     def _reply_binary(
         self, identity: bytes, request_id: int, query_id: int, statuses: bytes, outputs: Sequence[Buffer]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -165,7 +166,7 @@ def binary_client_socket(address: str, recv_timeout_ms: int = -1):
     return sock
 
 
-def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder) -> None:
+def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder, flags: int = 0) -> None:
     import zmq
 
     from ..protocol.binary import REQUEST_HEADER, RESPONSE_HEADER
@@ -185,7 +186,7 @@ def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder
     def send_one() -> None:
         # The hot loop: index = request_id; two frames, header+app name and the input.
         i = len(send_ns)
-        zsend(pack(i, input_code, 0) + app, sndmore)
+        zsend(pack(i, input_code, flags) + app, sndmore)
         send_ns.append(clock())
         done_ns.append(-1)
         status.append(STATUS_NO_ANSWER)
@@ -237,7 +238,7 @@ def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder
     sock.close(0)
 
 
-def run_binary_open(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder) -> None:
+def run_binary_open(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder, flags: int = 0) -> None:
     """Open loop: send each query at its scheduled time whatever the answers do.
 
     Latency is later taken from the scheduled time, so a stalled server cannot hide its stall by
@@ -295,7 +296,7 @@ def run_binary_open(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Rec
             break
         due = start + offsets[i]
         if due <= now:
-            zsend(pack(i, input_code, 0) + app, sndmore)
+            zsend(pack(i, input_code, flags) + app, sndmore)
             sched.append(due)
             send_ns.append(clock())
             done_ns.append(-1)
@@ -399,6 +400,7 @@ def run(spec: LoadSpec, spec_path: Path | None = None) -> None:
     """Generate the load a spec asks for and write the raw data file.
 
     With ``spec_path``, signal readiness and take the start time from stdin (see ``wait_for_go``).
+    Everything that takes time (the input pool, its shared-memory region) is ready before that.
     """
     import dataclasses
 
@@ -406,35 +408,47 @@ def run(spec: LoadSpec, spec_path: Path | None = None) -> None:
 
     model = get_model_spec(spec.model_name)
     arrays = model.make_inputs(spec.pool_size, seed=spec.seed + spec.client_index)
-    if spec_path is not None:
-        spec = dataclasses.replace(spec, start_at_wall=wait_for_go(spec_path))
-    rec = Recorder()
-    anchor_wall_ns, anchor_perf_ns = time.time_ns(), time.perf_counter_ns()
-    try:
-        _generate(spec, model, arrays, rec)
-    finally:  # also when stopped (SIGTERM): what was measured is kept
-        rec.save(spec.out_path, anchor_wall_ns, anchor_perf_ns, spec.client_index)
+    with contextlib.ExitStack() as cleanup:
+        generate = _prepare(spec, model, arrays, cleanup)
+        if spec_path is not None:
+            spec = dataclasses.replace(spec, start_at_wall=wait_for_go(spec_path))
+        rec = Recorder()
+        anchor_wall_ns, anchor_perf_ns = time.time_ns(), time.perf_counter_ns()
+        try:
+            generate(spec, rec)
+        finally:  # also when stopped (SIGTERM): what was measured is kept
+            rec.save(spec.out_path, anchor_wall_ns, anchor_perf_ns, spec.client_index)
 
 
-def _generate(spec: LoadSpec, model, arrays, rec: Recorder) -> None:
-    if spec.transport == "binary" and spec.rate_qps:
-        run_binary_open(spec, [a.tobytes() for a in arrays], int(model.input_type), rec)
-    elif spec.transport == "binary":
-        run_binary(spec, [a.tobytes() for a in arrays], int(model.input_type), rec)
-    elif spec.transport == "rest":
+def _prepare(spec: LoadSpec, model, arrays, cleanup: contextlib.ExitStack) -> Callable[[LoadSpec, Recorder], None]:
+    """The payloads of ``spec.transport`` made from the input pool, and the loop that sends them.
+
+    ``shm`` writes the whole pool once into a shared-memory region (removed by ``cleanup``) and
+    sends descriptors of it over the binary path."""
+    if spec.transport in ("binary", "shm"):
+        pool, flags = [a.tobytes() for a in arrays], 0
+        if spec.transport == "shm":
+            from ..protocol.shm import FLAG_SHM, ShmPool, region_name
+
+            region = ShmPool(region_name(os.getpid(), spec.client_index), pool)
+            cleanup.callback(region.close)
+            pool, flags = region.descriptors, FLAG_SHM
+        send = run_binary_open if spec.rate_qps else run_binary
+        code = int(model.input_type)
+        return lambda s, rec: send(s, pool, code, rec, flags)
+    if spec.transport == "rest":
         from ..protocol.types import InputType
 
-        if model.input_type in (InputType.BYTES,):
+        if model.input_type is InputType.BYTES:
             bodies = [json.dumps({"input": base64.b64encode(a.tobytes()).decode()}).encode() for a in arrays]
         elif model.input_type is InputType.STRINGS:
             bodies = [json.dumps({"input": a.tobytes().decode()}).encode() for a in arrays]
         else:
             bodies = [json.dumps({"input": a.tolist()}).encode() for a in arrays]
-        asyncio.run(_run_rest(spec, bodies, rec))
-    elif spec.transport == "ray_handle":
-        asyncio.run(_run_ray_handle(spec, arrays, rec))
-    else:
-        raise ValueError(f"unknown transport {spec.transport!r}")
+        return lambda s, rec: asyncio.run(_run_rest(s, bodies, rec))
+    if spec.transport == "ray_handle":
+        return lambda s, rec: asyncio.run(_run_ray_handle(s, arrays, rec))
+    raise ValueError(f"unknown transport {spec.transport!r}")
 
 
 def main(argv: list[str] | None = None) -> int:

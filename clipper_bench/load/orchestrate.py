@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..containers.pinning import CPUS_ENV, format_cpu_list
 from ..engine.processes import ChildProcess, python_module_argv, reap, spawn
+from ..protocol.shm import remove_regions_of
 from .spec import LoadSpec
 from .stats import ClientData
 
@@ -80,3 +81,5 @@ def run_clients(
         return start_at, [ClientData.from_npz(spec.out_path) for spec in specs]
     finally:
         reap(children, timeout_s=2.0)
+        # --transport shm: regions of clients that were killed before they could remove them
+        remove_regions_of([c.pid for c in children])

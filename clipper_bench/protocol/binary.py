@@ -11,7 +11,8 @@ Request, client -> frontend::
 
     frame 0  header: u64 request_id (chosen by the client, echoed back)
                      u32 input_type (Clipper's code: 0 bytes, 1 ints, 2 floats, 3 doubles, 4 strings)
-                     u32 flags (reserved, 0)
+                     u32 flags: 0, or 1 (FLAG_SHM) when each input frame is a shared-memory
+                     descriptor (see clipper_bench.protocol.shm)
              then the application name, UTF-8, to the end of the frame
     frame 1+ one frame per input: its elements as little-endian int32 / float32 / float64, raw bytes,
              or UTF-8 text. Several input frames make an input batch, like ``input_batch``.
@@ -61,6 +62,7 @@ class BinaryRequest(NamedTuple):
     input_type: InputType
     app: str
     inputs: Sequence[Buffer]
+    flags: int = 0
 
 
 class BinaryResponse(NamedTuple):
@@ -73,9 +75,13 @@ class BinaryResponse(NamedTuple):
 _INPUT_TYPES = {int(t): t for t in InputType}
 
 
-def encode_request(request_id: int, app: str, input_type: InputType, inputs: Sequence[Buffer]) -> list[Buffer]:
+KNOWN_FLAGS = 1  # FLAG_SHM
+
+
+def encode_request(request_id: int, app: str, input_type: InputType, inputs: Sequence[Buffer],
+                   flags: int = 0) -> list[Buffer]:
     """Frames of a request (what the DEALER sends)."""
-    return [REQUEST_HEADER.pack(request_id, int(input_type), 0) + app.encode(), *inputs]
+    return [REQUEST_HEADER.pack(request_id, int(input_type), flags) + app.encode(), *inputs]
 
 
 def decode_request(frames: Sequence[Buffer], max_inputs: int = 4096) -> BinaryRequest:
@@ -90,7 +96,9 @@ def decode_request(frames: Sequence[Buffer], max_inputs: int = 4096) -> BinaryRe
             f"request header must be {REQUEST_HEADER.size} bytes followed by the app name, "
             f"got {len(head)} bytes"
         )
-    request_id, code, _flags = REQUEST_HEADER.unpack_from(head)
+    request_id, code, flags = REQUEST_HEADER.unpack_from(head)
+    if flags & ~KNOWN_FLAGS:
+        raise BinaryProtocolError(f"unknown flags {flags:#x}; only 1 (shared-memory descriptors) is defined")
     input_type = _INPUT_TYPES.get(code)
     if input_type is None:
         raise BinaryProtocolError(f"unknown input type code {code}")
@@ -101,7 +109,7 @@ def decode_request(frames: Sequence[Buffer], max_inputs: int = 4096) -> BinaryRe
     inputs = frames[1:]
     if len(inputs) > max_inputs:
         raise BinaryProtocolError(f"{len(inputs)} inputs in one request; the limit is {max_inputs}")
-    return BinaryRequest(request_id, input_type, app, inputs)
+    return BinaryRequest(request_id, input_type, app, inputs, flags)
 
 
 def peek_request_id(frames: Sequence[Buffer]) -> int:

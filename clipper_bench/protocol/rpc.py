@@ -14,7 +14,9 @@ Container -> frontend::
 Frontend -> container::
 
     heartbeat:  "" | u32 3 | u32 2 | u32 heartbeat_type (0 keepalive, 1 send your metadata)
-    content:    "" | u32 3 | u32 1 | u32 msg_id | u32 request_type (0 predict, 1 feedback)
+    content:    "" | u32 3 | u32 1 | u32 msg_id | u32 request_type (0 predict, 1 feedback,
+                   2 predict_shm: clipper-bench's own, each input a shared-memory descriptor, see
+                   clipper_bench.protocol.shm)
                    | u64 header_bytes | header | input_0 .. input_n-1
                 header = u64[input_type, num_inputs, byte size of each input]
 
@@ -50,6 +52,7 @@ class HeartbeatType(IntEnum):
 class RequestType(IntEnum):
     PREDICT = 0
     FEEDBACK = 1
+    PREDICT_SHM = 2  # clipper-bench's own: inputs are shared-memory descriptors (protocol.shm)
 
 
 class RpcError(ValueError):
@@ -63,7 +66,7 @@ _U64 = struct.Struct("<Q")
 _VERSION_FRAME = _U32.pack(RPC_VERSION)
 _CONTENT_FRAME = _U32.pack(MessageType.CONTAINER_CONTENT)
 _HEARTBEAT_FRAME = _U32.pack(MessageType.HEARTBEAT)
-_PREDICT_FRAME = _U32.pack(RequestType.PREDICT)
+_REQUEST_FRAMES = {t: _U32.pack(t) for t in RequestType}
 _CONTENT = int(MessageType.CONTAINER_CONTENT)
 
 
@@ -225,7 +228,8 @@ def encode_frontend_heartbeat(heartbeat_type: HeartbeatType) -> list[bytes]:
     return [b"", _VERSION_FRAME, _HEARTBEAT_FRAME, _U32.pack(heartbeat_type)]
 
 
-def encode_request(msg_id: int, input_type: InputType, inputs: Sequence[Buffer]) -> list[Buffer]:
+def encode_request(msg_id: int, input_type: InputType, inputs: Sequence[Buffer],
+                   request_type: RequestType = RequestType.PREDICT) -> list[Buffer]:
     """Frames the frontend sends to ask for predictions on ``inputs`` (after the routing identity)."""
     header = struct.pack(
         f"<{len(inputs) + 2}Q", int(input_type), len(inputs), *(len(x) for x in inputs)
@@ -235,7 +239,7 @@ def encode_request(msg_id: int, input_type: InputType, inputs: Sequence[Buffer])
         _VERSION_FRAME,
         _CONTENT_FRAME,
         _U32.pack(msg_id),
-        _PREDICT_FRAME,
+        _REQUEST_FRAMES[request_type],
         _U64.pack(len(header)),
         header,
         *inputs,

@@ -78,8 +78,9 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drain_timeout_s", type=float, default=10.0,
                    help="after the window, wait for answers still out until none has come for this long or "
                         "for twice the longest latency seen, whichever is longer (default 10)")
-    p.add_argument("--transport", choices=["binary", "rest"], default="binary",
-                   help="query path: binary (raw tensors over ZeroMQ, default) or rest (Clipper's JSON API)")
+    p.add_argument("--transport", choices=["binary", "shm", "rest"], default="binary",
+                   help="query path: binary (raw tensors over ZeroMQ, default), shm (inputs in shared memory, "
+                        "descriptors over ZeroMQ; --engine local) or rest (Clipper's JSON API)")
     p.add_argument("--slo_ms", type=float, default=500.0, help="application latency SLO in ms (default 500)")
     p.add_argument("--sleep_ms", type=float, default=10.0, help="batch time of the 'sleep' model in ms (default 10)")
     p.add_argument("--host", default="127.0.0.1", help="address the frontends bind to (default 127.0.0.1)")

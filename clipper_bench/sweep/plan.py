@@ -232,7 +232,7 @@ def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) 
     if settings.rate_qps is not None:
         if settings.rate_qps <= 0:
             raise PlanError(f"--rate must be a positive number of queries per second, got {settings.rate_qps:g}")
-        if settings.transport != "binary":
+        if settings.transport not in ("binary", "shm"):
             raise PlanError("--rate (open loop) runs over the binary path: drop --transport rest")
         if settings.concurrency is not None:
             raise PlanError("--rate (open loop) and --concurrency (closed loop) exclude each other: pass one")
@@ -244,6 +244,9 @@ def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) 
         raise PlanError(f"--idle_s must be 0 or more seconds, got {settings.idle_s:g}")
     if settings.sleep_ms < 0:
         raise PlanError(f"--sleep_ms must be 0 or more milliseconds, got {settings.sleep_ms:g}")
+    if settings.transport == "shm" and settings.engine != "local":
+        raise PlanError("--transport shm needs the load clients and replicas on one host: use it with "
+                        "--engine local, or pass --transport binary")
     if settings.slo_ms <= 0:
         raise PlanError(f"--slo_ms must be positive, got {settings.slo_ms:g}")
     if settings.model_gpus:

@@ -346,7 +346,7 @@ class ExperimentRunner:
         warmup = min(s.warmup_s, s.warmup_reused_s) if record["deployment"]["reused"] else s.warmup_s
         record["settings"]["warmup_s"] = warmup
         name = point.model_name
-        address = {"binary": manager.get_binary_addr, "ray_handle": lambda: manager.get_handle_addr()}.get(
+        address = {"binary": manager.get_binary_addr, "shm": manager.get_binary_addr, "ray_handle": lambda: manager.get_handle_addr()}.get(
             s.transport, manager.get_query_addr)()
         per_client = math.ceil(concurrency / s.num_clients)
         specs = [

@@ -12,6 +12,7 @@ import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -40,6 +41,20 @@ class Model(ABC):
     @abstractmethod
     def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
         """Answer each input (a 1-D array of the spec's input type) with one UTF-8 output."""
+
+    #: True when :meth:`submit` returns before the batch is done, so that a container can receive
+    #: and start the next batch (its upload, on a GPU) while this one computes.
+    overlaps_batches = False
+
+    def submit(self, inputs: Sequence[np.ndarray]) -> Any:
+        """Start a batch and return a handle for :meth:`finish`. The inputs may be views of memory
+        that changes after this returns (shared memory, receive buffers): copy what is kept. By
+        default the batch is answered here, at once."""
+        return self.predict(inputs)
+
+    def finish(self, handle: Any) -> list[bytes]:
+        """The outputs of a batch :meth:`submit` started, in submission order."""
+        return handle
 
     def warm_batch_sizes(self, max_batch: int) -> list[int]:
         """Batch sizes to run once at load so that none pays a first-call cost while measured."""

@@ -2,6 +2,8 @@
 
 * ``noop`` answers at once (each output is the number of elements of its input), so what is
   measured is the engine, the transport and the load generator.
+* ``noop-image`` does the same for a 224x224x3 uint8 image (``vgg``'s input) with a 16-byte answer:
+  the image data path (150 KB per query) without a GPU.
 * ``sleep`` takes ``sleep_ms`` per batch, whatever its size, so the ideal throughput of a
   configuration is known exactly: replicas x batch size / sleep time.
 * ``crash`` is ``noop`` except that an input whose first value is negative makes it raise, as a
@@ -23,6 +25,13 @@ from .base import Model, ModelSpec, register
 class NoopModel(Model):
     def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
         return [str(len(x)).encode() for x in inputs]
+
+
+class NoopImageModel(Model):
+    """Answers each image with 16 bytes at once: the image data path without a model."""
+
+    def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
+        return [b"%016d" % len(x) for x in inputs]
 
 
 class ModelCrash(RuntimeError):
@@ -68,6 +77,17 @@ register(
         input_shape=(64,),
         description="noop for bytes inputs: answers each input's length",
         build=lambda opts: NoopModel(),
+    )
+)
+register(
+    ModelSpec(
+        name="noop-image",
+        input_type=InputType.BYTES,
+        input_shape=(224, 224, 3),
+        description="answers a 224x224x3 uint8 image (vgg's input) with 16 bytes at once: the image data "
+                    "path without compute, measurable and testable without a GPU",
+        build=lambda opts: NoopImageModel(),
+        output_description="16 bytes (the input's length, zero-padded)",
     )
 )
 register(

@@ -85,35 +85,53 @@ class TorchImageModel(Model):
         else:
             net.fc = torch.nn.Identity()  # global average pool: 2048-d
         self.net = net.eval().to(self.device, memory_format=torch.channels_last)
-        self._staging = None  # pinned host buffer for uploads to the GPU, grown as needed
+        self.overlaps_batches = self.device.type == "cuda"
+        # pinned host buffers for uploads and downloads, one set per batch that may be in flight
+        self._slots = [_PinnedSlot() for _ in range(PIPELINE_SLOTS)] if self.overlaps_batches else []
+        self._next_slot = 0
 
-    def _upload(self, inputs: Sequence[np.ndarray]):
-        """The batch as a uint8 NHWC tensor on the model's device.
+    def _forward(self, x):
+        """Features of a uint8 NHWC batch already on the model's device."""
+        # NHWC uint8 -> NCHW view with channels_last strides, scaled to [-1, 1]
+        x = x.permute(0, 3, 1, 2).float().mul_(1 / 127.5).sub_(1.0)
+        with self.torch.autocast(self.device.type, dtype=self.torch.bfloat16, enabled=self.bf16):
+            return self.net(x).float()
 
-        On a GPU the images are copied straight into a pinned buffer (one copy, no np.stack) and
-        uploaded asynchronously; predict synchronises before the buffer is reused.
-        """
-        torch = self.torch
-        n = len(inputs)
-        if self.device.type != "cuda":
-            return torch.from_numpy(np.stack(inputs).reshape(n, self.side, self.side, 3))
-        if self._staging is None or self._staging.shape[0] < n:
-            self._staging = torch.empty((n, self.side, self.side, 3), dtype=torch.uint8).pin_memory()
-        host = self._staging[:n]
-        flat = host.numpy().reshape(n, -1)
-        for i, x in enumerate(inputs):
+    def submit(self, inputs: Sequence[np.ndarray]):
+        """On a GPU: copy the images into a pinned slot, then queue the upload, the forward pass and
+        the download of the features, and return at once; :meth:`finish` waits for them. So the CPU
+        fills the next batch and encodes the last one while the GPU computes this one."""
+        if not self.overlaps_batches:
+            return self.predict(inputs)
+        torch, n = self.torch, len(inputs)
+        slot = self._slots[self._next_slot]
+        self._next_slot = (self._next_slot + 1) % len(self._slots)
+        slot.wait()  # the batch that used this slot has been finished (its buffers are free)
+        host_in, host_out = slot.buffers(torch, n, (self.side, self.side, 3), self.width)
+        flat = host_in.numpy().reshape(n, -1)
+        for i, x in enumerate(inputs):  # one copy, straight into pinned memory
             flat[i] = x
-        return host.to(self.device, non_blocking=True)
+        with torch.inference_mode():
+            y = self._forward(host_in.to(self.device, non_blocking=True))
+            host_out.copy_(y, non_blocking=True)
+        slot.done = torch.cuda.Event()
+        slot.done.record()
+        return slot, n
+
+    def finish(self, handle) -> list[bytes]:
+        if not self.overlaps_batches:
+            return handle
+        slot, n = handle
+        slot.wait()
+        return encode_features(slot.out[:n].numpy())
 
     def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
-        torch = self.torch
+        if self.overlaps_batches:
+            return self.finish(self.submit(inputs))
+        torch, n = self.torch, len(inputs)
         with torch.inference_mode():
-            x = self._upload(inputs)
-            # NHWC uint8 -> NCHW view with channels_last strides, scaled to [-1, 1]
-            x = x.permute(0, 3, 1, 2).float().mul_(1 / 127.5).sub_(1.0)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                y = self.net(x)
-            features = y.float().cpu().numpy()
+            x = torch.from_numpy(np.stack(inputs).reshape(n, self.side, self.side, 3))
+            features = self._forward(x).numpy()
         return encode_features(features)
 
 
@@ -165,6 +183,28 @@ class KerasImageModel(Model):
         # TensorFlow); calling the model directly would run op by op.
         features = np.asarray(self.net.predict_on_batch(x), dtype=np.float32)[:n]
         return encode_features(features)
+
+
+PIPELINE_SLOTS = 3  # batches a GPU replica may have between submit and finish, plus one being filled
+
+
+class _PinnedSlot:
+    """Pinned host memory for one batch's images and features, and the event that frees it."""
+
+    def __init__(self) -> None:
+        self.inp = self.out = None
+        self.done = None  # CUDA event recorded after the batch's download was queued
+
+    def wait(self) -> None:
+        if self.done is not None:
+            self.done.synchronize()
+            self.done = None
+
+    def buffers(self, torch, n: int, image_shape: tuple[int, ...], width: int):
+        if self.inp is None or self.inp.shape[0] < n:
+            self.inp = torch.empty((n, *image_shape), dtype=torch.uint8).pin_memory()
+            self.out = torch.empty((n, width), dtype=torch.float32).pin_memory()
+        return self.inp[:n], self.out[:n]
 
 
 def _bucket(n: int) -> int:
