@@ -33,9 +33,10 @@ def forward_limit(model, batch_size: int, seconds: float) -> float:
 
     x = torch.randint(0, 256, (batch_size, model.side, model.side, 3), dtype=torch.uint8, device="cuda")
     with torch.inference_mode():
-        for _ in range(5):
+        warm_end = time.perf_counter() + 1.0  # clocks up, kernels chosen
+        while time.perf_counter() < warm_end:
             model._forward(x)
-        torch.cuda.synchronize()
+            torch.cuda.synchronize()
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         n, t0 = 0, time.perf_counter()
         start.record()
@@ -62,10 +63,12 @@ def baseline(model, spec, batch_size: int, seconds: float) -> float:
     return batch_size * len(times) / elapsed
 
 
-def served(name: str, precision: str, batch_sizes: list[int], transport: str, args, out: Path) -> dict[int, dict]:
+def served(name: str, precision: str, overlap: str, batch_sizes: list[int], transport: str, args,
+           out: Path) -> dict[int, dict]:
     """Run the sweep through the local engine; return each batch size's runs.ndjson line."""
-    results = out / f"served-{name}-{precision}-{transport}"
+    results = out / f"served-{name}-{precision}-overlap-{overlap}-{transport}"
     cmd = [sys.executable, "-m", "clipper_bench", "run", "-m", name, "--precision", precision,
+           "--overlap_batches", overlap,
            "-r", "1", "-b", *map(str, batch_sizes), "-g", "0", "-p", str(args.cores), "-d", str(args.duration),
            "--warmup", str(args.warmup), "--idle_s", "0", "--transport", transport,
            "--batches_in_flight", str(args.batches_in_flight), "--results_dir", str(results), *args.run_flags]
@@ -82,6 +85,8 @@ def main() -> int:
     parser.add_argument("--precisions", nargs="+", default=["bf16", "fp32"])
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--transports", nargs="+", default=["binary", "shm"])
+    parser.add_argument("--overlap", nargs="+", choices=["off", "on"], default=["off", "on"],
+                        help="--overlap_batches values to measure")
     parser.add_argument("--batches_in_flight", type=int, default=2)
     parser.add_argument("--cores", type=int, default=4, help="cores of the one replica (-p)")
     parser.add_argument("--seconds", type=float, default=4.0, help="per limit and baseline measurement")
@@ -100,30 +105,33 @@ def main() -> int:
     for name in args.models:
         spec = get_model_spec(name)
         for precision in args.precisions:
-            model = spec.build(ModelOptions(precision=precision))
-            levels = {b: {"limit": forward_limit(model, b, args.seconds),
-                          "baseline": baseline(model, spec, b, args.seconds)} for b in args.batch_sizes}
-            del model
-            torch.cuda.empty_cache()
-            for transport in args.transports:
-                lines = served(name, precision, args.batch_sizes, transport, args, args.out)
-                for b in args.batch_sizes:
-                    line = lines.get(b) or {}
-                    levels[b][f"served {transport}"] = line.get("throughput_qps") if line.get("status") == "ok" else None
-            rows += [{"model": name, "precision": precision, "batch_size": b, **levels[b]} for b in args.batch_sizes]
+            for overlap in args.overlap:
+                model = spec.build(ModelOptions(precision=precision, overlap_batches=overlap))
+                levels = {b: {"limit": forward_limit(model, b, args.seconds),
+                              "baseline": baseline(model, spec, b, args.seconds)} for b in args.batch_sizes}
+                del model
+                torch.cuda.empty_cache()
+                for transport in args.transports:
+                    lines = served(name, precision, overlap, args.batch_sizes, transport, args, args.out)
+                    for b in args.batch_sizes:
+                        line = lines.get(b) or {}
+                        levels[b][f"served {transport}"] = (line.get("throughput_qps") if line.get("status") == "ok"
+                                                            else None)
+                rows += [{"model": name, "precision": precision, "overlap": overlap, "batch_size": b, **levels[b]}
+                         for b in args.batch_sizes]
     (args.out / "gpu_efficiency.json").write_text(json.dumps({"device": device, "args": vars(args) | {"out": str(args.out)},
                                                               "rows": rows}, indent=1))
     print(f"\n{device}, one replica with {args.cores} cores, --batches_in_flight {args.batches_in_flight}, "
           "images/s (ratio to the forward-only limit)\n")
     levels = ["limit", "baseline", *(f"served {t}" for t in args.transports)]
-    print("| model | precision | batch | " + " | ".join(levels) + " |")
-    print("| --- | --- | ---: | " + " | ".join("---:" for _ in levels) + " |")
+    print("| model | precision | overlap | batch | " + " | ".join(levels) + " |")
+    print("| --- | --- | --- | ---: | " + " | ".join("---:" for _ in levels) + " |")
     for r in rows:
         cells = []
         for level in levels:
             v = r[level]
             cells.append("failed" if v is None else f"{v:,.0f}" + ("" if level == "limit" else f" ({v / r['limit']:.2f})"))
-        print(f"| {r['model']} | {r['precision']} | {r['batch_size']} | " + " | ".join(cells) + " |")
+        print(f"| {r['model']} | {r['precision']} | {r['overlap']} | {r['batch_size']} | " + " | ".join(cells) + " |")
     return 0
 
 

@@ -111,8 +111,10 @@ class Container:
         try:
             while not self._stopping:
                 # A model that overlaps batches gets the next one before the last is answered,
-                # when it has already arrived; otherwise the oldest batch is answered first.
-                if self.pending and (len(self.pending) >= PIPELINE_DEPTH or not sock.poll(0)):
+                # when it has already arrived and the last is not done; otherwise the oldest
+                # batch is answered first.
+                if self.pending and (len(self.pending) >= PIPELINE_DEPTH or self.model.ready(self.pending[0][1])
+                                     or not sock.poll(0)):
                     self._answer(sock, *self.pending.popleft())
                     continue
                 # Receives time out every 250 ms so that a stop request is seen promptly;

@@ -132,6 +132,7 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
         oversubscribe=args.oversubscribe,
         framework=args.framework,
         precision=args.precision,
+        overlap_batches=args.overlap_batches,
         weights=args.weights,
         models_dir=Path(args.models_dir),
         baseline=getattr(args, "baseline", False),

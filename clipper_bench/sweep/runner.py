@@ -220,6 +220,7 @@ class ExperimentRunner:
             "settings": {
                 "engine": s.engine, "transport": s.transport, "concurrency": concurrency,
                 "framework": s.framework, "precision": s.precision, "weights": s.weights,
+                "overlap_batches": s.overlap_batches,
                 "batches_in_flight": s.batches_in_flight,
                 "num_clients": s.num_clients, "warmup_s": s.warmup_s, "duration_s": s.duration_s,
                 "sleep_ms": s.sleep_ms if point.model_name == "sleep" else None,

@@ -34,6 +34,7 @@ class RunSettings:
     seed: int = 0
     framework: str = "torch"
     precision: str = "fp32"
+    overlap_batches: str = "off"
     weights: str | None = None
     models_dir: Path = Path("models")
     baseline: bool = False
@@ -69,6 +70,7 @@ class RunSettings:
             "weights": str(Path(self.weights).resolve()) if self.weights else None,
             "models_dir": str(Path(self.models_dir).resolve()),
             "seed": self.seed,
+            "overlap_batches": self.overlap_batches,
         }
 
     def container_args(self) -> list[str]:

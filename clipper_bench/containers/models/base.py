@@ -33,6 +33,7 @@ class ModelOptions:
     models_dir: str = "models"  # where build-models wrote the classical models' artifacts
     seed: int = 0
     warm_batch_size: int = 0  # run batches up to this size once at load, before serving
+    overlap_batches: str = "off"  # GPU image models: "on" overlaps a batch's transfers with the next's compute
 
 
 class Model(ABC):
@@ -45,6 +46,10 @@ class Model(ABC):
     #: True when :meth:`submit` returns before the batch is done, so that a container can receive
     #: and start the next batch (its upload, on a GPU) while this one computes.
     overlaps_batches = False
+
+    def ready(self, handle: Any) -> bool:
+        """Whether :meth:`finish` would return at once."""
+        return True
 
     def submit(self, inputs: Sequence[np.ndarray]) -> Any:
         """Start a batch and return a handle for :meth:`finish`. The inputs may be views of memory

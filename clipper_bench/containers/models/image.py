@@ -85,7 +85,7 @@ class TorchImageModel(Model):
         else:
             net.fc = torch.nn.Identity()  # global average pool: 2048-d
         self.net = net.eval().to(self.device, memory_format=torch.channels_last)
-        self.overlaps_batches = self.device.type == "cuda"
+        self.overlaps_batches = self.device.type == "cuda" and opts.overlap_batches == "on"
         # pinned host buffers for uploads and downloads, one set per batch that may be in flight
         self._slots = [_PinnedSlot() for _ in range(PIPELINE_SLOTS)] if self.overlaps_batches else []
         self._next_slot = 0
@@ -118,6 +118,9 @@ class TorchImageModel(Model):
         slot.done.record()
         return slot, n
 
+    def ready(self, handle) -> bool:
+        return not self.overlaps_batches or handle[0].done is None or handle[0].done.query()
+
     def finish(self, handle) -> list[bytes]:
         if not self.overlaps_batches:
             return handle
@@ -130,8 +133,8 @@ class TorchImageModel(Model):
             return self.finish(self.submit(inputs))
         torch, n = self.torch, len(inputs)
         with torch.inference_mode():
-            x = torch.from_numpy(np.stack(inputs).reshape(n, self.side, self.side, 3))
-            features = self._forward(x).numpy()
+            x = torch.from_numpy(np.stack(inputs).reshape(n, self.side, self.side, 3)).to(self.device)
+            features = self._forward(x).cpu().numpy()
         return encode_features(features)
 
 
