@@ -13,6 +13,7 @@ import signal
 import sys
 
 from . import __version__
+from .cli_types import finite_float
 
 
 class UsageError(Exception):
@@ -27,7 +28,7 @@ def _container_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model_name", default=os.environ.get("CLIPPER_MODEL_NAME"),
                    help="registry model to serve (default: $CLIPPER_MODEL_NAME)")
-    p.add_argument("--sleep_ms", type=float, default=10.0,
+    p.add_argument("--sleep_ms", type=finite_float, default=10.0,
                    help="milliseconds each batch of the 'sleep' model takes (default 10)")
     add_model_option_flags(p)
     p.set_defaults(func=_cmd_container)

@@ -16,17 +16,33 @@ from clipper_bench.engine.processes import free_ports
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _become_subreaper() -> None:
+    """Make this test process the reaper of every orphan among its descendants (Linux
+    PR_SET_CHILD_SUBREAPER), so that a process a test leaks stays in this process's tree."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+_become_subreaper()
+
+
 def our_processes() -> set[int]:
-    """PIDs of live processes that clipper-bench started (they all title themselves so)."""
+    """PIDs of live clipper-bench processes that this test session started: they all title
+    themselves so, and (this process being their subreaper) they stay among its descendants even
+    when their parent is gone. Processes of other runs on the machine are never counted."""
     pids = set()
-    for proc in psutil.process_iter(["cmdline", "status"]):
+    for proc in psutil.Process().children(recursive=True):
         try:
-            cmd = " ".join(proc.info["cmdline"] or [])
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            cmd = " ".join(proc.cmdline())
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                continue
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-        if proc.info["status"] == psutil.STATUS_ZOMBIE:
-            continue
-        if cmd.startswith("clipper-bench frontend") or cmd.startswith("clipper-bench replica") \
+        if cmd.startswith(("clipper-bench frontend", "clipper-bench replica", "clipper-bench sampler")) \
                 or cmd.startswith("clipper-bench loadgen") or "clipper_bench.load.client" in cmd \
                 or "clipper_bench.engine.frontend" in cmd or "clipper_bench container" in cmd:
             pids.add(proc.pid)

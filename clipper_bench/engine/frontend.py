@@ -239,6 +239,8 @@ class Frontend:
             return _error("Error parsing JSON", f"No registered application with name {app_name}")
         try:
             body = await request.json()
+        except RecursionError:
+            return _error("Error parsing JSON", "Body is not valid JSON: nested too deep")
         except ValueError as exc:
             return _error("Error parsing JSON", f"Body is not valid JSON: {exc}")
         if not isinstance(body, dict) or ("input" in body) == ("input_batch" in body):
@@ -468,7 +470,7 @@ class Frontend:
         call = request.match_info["call"]
         try:
             body = await request.json() if request.can_read_body else {}
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             return web.Response(status=400, text=f"Error parsing JSON: {exc}")
         try:
             result = self._admin_call(call, body)

@@ -47,6 +47,8 @@ def encode_json_input(value: Any, input_type: InputType) -> bytes:
             if input_type is InputType.INTS:
                 if array.min() < -(2**31) or array.max() >= 2**31:
                     raise InputError("an ints input must fit in 32 bits")
+            if input_type is not InputType.INTS and not np.isfinite(array).all():
+                raise InputError(f"a {input_type.api_name} input must hold finite numbers (no NaN or Infinity)")
             return array.astype(input_type.dtype).tobytes()
     except (OverflowError, FloatingPointError) as exc:
         raise InputError(f"input does not fit the {input_type.api_name} type: {exc}") from exc

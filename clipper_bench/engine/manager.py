@@ -241,7 +241,8 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
                 except OSError as exc:
                     raise ClipperException(
                         f"port {port} ({what}) on {self.host} is in use ({exc.strerror}): stop what "
-                        f"holds it or choose another port with --{what}_port"
+                        f"holds it, or choose another port (serve: --{what}_port; run picks free ports "
+                        "itself, so run it again)"
                     ) from None
 
     def _frontend_answers(self) -> bool:

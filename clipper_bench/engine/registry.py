@@ -13,6 +13,9 @@ from typing import Any
 from ..protocol.types import InputType, parse_input_type
 
 NAME_PATTERN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+MAX_NAME_CHARS = 128
+MAX_SLO_MICROS = 86_400 * 10**6  # a day
+MAX_DEFAULT_OUTPUT_BYTES = 64 * 1024
 
 
 class AdminError(ValueError):
@@ -81,6 +84,8 @@ def _field(body: Any, name: str, kind: type | tuple[type, ...]) -> Any:
 
 
 def _check_name(value: str, what: str) -> str:
+    if len(value) > MAX_NAME_CHARS:
+        raise AdminError(f"{what} of {len(value)} characters is too long: at most {MAX_NAME_CHARS}")
     if not NAME_PATTERN.match(value):
         raise AdminError(
             f"{what} '{value}' is invalid: use lower-case letters, digits and '-', "
@@ -110,9 +115,11 @@ class Registry:
         if name in self.apps:
             raise AdminError(f"application '{name}' already exists")
         slo = _field(body, "latency_slo_micros", int)
-        if slo <= 0:
-            raise AdminError("latency_slo_micros must be positive")
+        if not 0 < slo <= MAX_SLO_MICROS:
+            raise AdminError(f"latency_slo_micros must be positive and at most {MAX_SLO_MICROS} (a day)")
         default_output = _field(body, "default_output", str)
+        if len(default_output.encode()) > MAX_DEFAULT_OUTPUT_BYTES:
+            raise AdminError(f"default_output must be at most {MAX_DEFAULT_OUTPUT_BYTES} bytes")
         app = Application(name, _input_type(body), default_output, slo)
         self.apps[name] = app
         return app

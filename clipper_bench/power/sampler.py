@@ -7,9 +7,12 @@ The loop's sleep subtracts the time the reads took, so samples stay on the inter
 
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing as mp
 import os
+import signal
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -106,6 +109,20 @@ def sample(cfg: SamplerConfig, ready: Any = None) -> dict[str, Any]:
         time.sleep(delay)
     next_t = time.time()
     live_path, live_at = Path(f"{cfg.out_path}.live.json"), 0.0
+    try:
+        _sample_until_end(cfg, opened, status, series, live_path, live_at, next_t)
+    finally:  # also when stopped: the live file is for the display of a running window only
+        live_path.unlink(missing_ok=True)
+    doc = {"config": asdict(cfg), "status": status, "series": series}
+    tmp = f"{cfg.out_path}.tmp"
+    Path(tmp).write_text(json.dumps(doc))
+    os.replace(tmp, cfg.out_path)
+    return doc
+
+
+def _sample_until_end(cfg: SamplerConfig, opened: list, status: dict, series: dict, live_path: Path,
+                      live_at: float, next_t: float) -> None:
+    """Read every open source each interval until the window's end."""
     while True:
         now = time.time()
         for source in list(opened):
@@ -131,15 +148,19 @@ def sample(cfg: SamplerConfig, ready: Any = None) -> dict[str, Any]:
         time.sleep(max(0.0, min(next_t, cfg.end_wall) - time.time()))
     for source in opened:
         source.close()
-    live_path.unlink(missing_ok=True)
-    doc = {"config": asdict(cfg), "status": status, "series": series}
-    tmp = f"{cfg.out_path}.tmp"
-    Path(tmp).write_text(json.dumps(doc))
-    os.replace(tmp, cfg.out_path)
-    return doc
 
 
-def _sampler_process(cfg: SamplerConfig, ready: Any) -> None:
+def _die_with(parent_pid: int) -> None:
+    """SIGTERM this process when ``parent_pid`` (the driver) dies, even by SIGKILL (Linux)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:  # it died before prctl took effect
+        sys.exit(143)
+
+
+def _sampler_process(cfg: SamplerConfig, ready: Any, parent_pid: int) -> None:
+    _die_with(parent_pid)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))  # runs sample's cleanup
     try:
         import setproctitle
 
@@ -156,7 +177,7 @@ class PowerMonitor:
         self.cfg = cfg
         ctx = mp.get_context("spawn")
         self._ready = ctx.Event()
-        self._process = ctx.Process(target=_sampler_process, args=(cfg, self._ready), daemon=True)
+        self._process = ctx.Process(target=_sampler_process, args=(cfg, self._ready, os.getpid()), daemon=True)
 
     def start(self, ready_timeout_s: float = 30.0) -> None:
         self._process.start()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..cli_types import finite_float
+
 
 def add_report_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -17,7 +19,7 @@ def add_report_parser(sub: argparse._SubParsersAction) -> None:
                    help="experiment directories (results/<experiment_id>) or results directories holding them")
     p.add_argument("--out", type=Path, default=None,
                    help="where the report goes (default: DIR/report for one experiment, ./report for several)")
-    p.add_argument("--slo_ms", type=float, default=None,
+    p.add_argument("--slo_ms", type=finite_float, default=None,
                    help="name, per model, the configuration with the highest throughput and the one with the "
                         "fewest joules per query whose p99 stays under this many ms")
     p.set_defaults(func=cmd_report)

@@ -15,6 +15,7 @@ several experiments; several directories may be given and their rows are concate
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import pandas as pd
 from ..load.spec import STATUS_DEFAULT, STATUS_ERROR, STATUS_NO_ANSWER, STATUS_OK
 from ..load.stats import ClientData
 from .status import RunStatus
+from .store import read_run_lines
 
 STATUS_NAMES = {STATUS_OK: "ok", STATUS_DEFAULT: "slo_default", STATUS_ERROR: "error", STATUS_NO_ANSWER: "unanswered"}
 LATENCY_KEYS = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
@@ -53,15 +55,10 @@ def experiment_dirs(paths: str | Path | Iterable[str | Path]) -> list[Path]:
 
 
 def _last_lines(exp: Path) -> list[dict[str, Any]]:
-    path = exp / "runs.ndjson"
-    if not path.exists():
-        return []
     last: dict[str, dict[str, Any]] = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            rec = json.loads(line)
-            last.pop(rec["config_id"], None)  # keep the order in which configurations last ended
-            last[rec["config_id"]] = rec
+    for rec in read_run_lines(exp / "runs.ndjson"):
+        last.pop(rec["config_id"], None)  # keep the order in which configurations last ended
+        last[rec["config_id"]] = rec
     return list(last.values())
 
 
@@ -131,7 +128,11 @@ def load_queries(row_or_dir: pd.Series | str | Path, config_id: str | None = Non
     window = record.get("window_wall_ns")
     frames = []
     for name in record.get("raw_files") or []:
-        c = ClientData.from_npz(str(exp / "configs" / name))
+        try:
+            c = ClientData.from_npz(str(exp / "configs" / name))
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
+            raise ResultsError(f"cannot read {exp / 'configs' / name} ({type(exc).__name__}: {exc}): the raw "
+                               "file is damaged; the record's summary still holds its numbers") from None
         done = c.done_wall_ns.astype(np.int64)
         answered = done >= 0
         latency = np.where(answered, (done - c.start_wall_ns) / 1e6, np.nan)

@@ -23,6 +23,7 @@ import socket
 import sys
 import tempfile
 import time
+import warnings
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,27 @@ class ExperimentStore:
             os.close(fd)
 
     def runs(self) -> list[dict[str, Any]]:
-        path = self.path / "runs.ndjson"
-        if not path.exists():
-            return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        """The readable lines of runs.ndjson (see :func:`read_run_lines`; unreadable ones are warned about)."""
+        return read_run_lines(self.path / "runs.ndjson")
+
+
+def read_run_lines(path: Path) -> list[dict[str, Any]]:
+    """Every line of a ``runs.ndjson`` that is a JSON object with a string ``config_id`` and
+    ``status``. A line that is not (truncated by a full disk or a kill, or garbled) is skipped
+    with a warning naming the file and line, so one bad line never hides the rest."""
+    if not path.exists():
+        return []
+    lines = []
+    for number, text in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not text.strip():
+            continue
+        try:
+            line = json.loads(text)
+        except (ValueError, RecursionError):
+            line = None
+        if not (isinstance(line, dict) and isinstance(line.get("config_id"), str)
+                and isinstance(line.get("status"), str)):
+            warnings.warn(f"{path}:{number}: not a readable configuration line; skipped", stacklevel=2)
+            continue
+        lines.append(line)
+    return lines

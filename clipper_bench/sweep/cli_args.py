@@ -8,13 +8,14 @@ import sys
 import threading
 from pathlib import Path
 
+from ..cli_types import finite_float, port
 from .settings import RunSettings
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
     """The original image_driver_1 flags, then clipper-bench's own."""
     p.add_argument("-m", "--model_name", required=True, help="model to benchmark (noop, sleep, ...)")
-    p.add_argument("-d", "--duration", "--duration_seconds", dest="duration", type=float, default=120.0,
+    p.add_argument("-d", "--duration", "--duration_seconds", dest="duration", type=finite_float, default=120.0,
                    help="seconds each configuration is measured (default 120)")
     p.add_argument("-b", "--batch_sizes", type=int, nargs="+", default=[2], help="batch sizes to sweep (default 2)")
     p.add_argument("-r", "--num_replicas", type=int, nargs="+", default=[1], help="replica counts to sweep (default 1)")
@@ -42,10 +43,10 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="--engine docker: run every container on the host's network (all traffic on 127.0.0.1) "
                         "instead of a network of its own")
     p.add_argument("--results_dir", type=Path, default=Path("results"), help="where experiments go (default results/)")
-    p.add_argument("--warmup", type=float, default=5.0, help="seconds of load before measuring (default 5)")
+    p.add_argument("--warmup", type=finite_float, default=5.0, help="seconds of load before measuring (default 5)")
     p.add_argument("--concurrency", type=int, default=None,
                    help="outstanding queries in all (default 2 x replicas x batch size)")
-    p.add_argument("--rate", type=float, default=None, metavar="QPS",
+    p.add_argument("--rate", type=finite_float, default=None, metavar="QPS",
                    help="open loop: send at this total rate (split over the clients) instead of keeping "
                         "--concurrency queries outstanding; latency then counts from each query's scheduled time")
     p.add_argument("--arrival", choices=["constant", "poisson"], default="constant",
@@ -53,49 +54,49 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stable", action="store_true",
                    help="stop measuring once the last three windows agree on throughput and p99 "
                         "(--duration is then the maximum)")
-    p.add_argument("--stable_window_s", type=float, default=5.0, help="window of --stable (default 5 s)")
-    p.add_argument("--stable_tolerance", type=float, default=0.1,
+    p.add_argument("--stable_window_s", type=finite_float, default=5.0, help="window of --stable (default 5 s)")
+    p.add_argument("--stable_tolerance", type=finite_float, default=0.1,
                    help="how far (max/min - 1) three windows may differ and still agree (default 0.1)")
     p.add_argument("--resume", action="store_true",
                    help="continue the latest experiment in --results_dir run with the same settings: "
                         "configurations recorded ok are skipped, the rest (failed, interrupted, missing) run")
-    p.add_argument("--warmup_reused", type=float, default=1.0,
+    p.add_argument("--warmup_reused", type=finite_float, default=1.0,
                    help="warm-up of a configuration that reuses the running replicas, which have already "
                         "run every batch size of the sweep (default 1 s; at most --warmup)")
-    p.add_argument("--replica_start_timeout_s", type=float, default=120.0,
+    p.add_argument("--replica_start_timeout_s", type=finite_float, default=120.0,
                    help="a replica that has not connected this long after it started fails its "
                         "configuration (default 120)")
-    p.add_argument("--replica_timeout_s", type=float, default=30.0,
+    p.add_argument("--replica_timeout_s", type=finite_float, default=30.0,
                    help="the frontend forgets an idle replica silent this long, a busy one after 10x "
                         "(default 30; dead local replicas are noticed within 0.2 s anyway)")
-    p.add_argument("--replica_hang_s", type=float, default=3.0,
+    p.add_argument("--replica_hang_s", type=finite_float, default=3.0,
                    help="a replica holding a batch is declared hung, recorded as a fault and killed after "
                         "10x its model's slowest time per query x the batch's size, but never sooner than "
                         "this (default 3 s)")
     p.add_argument("--fresh_deployments", action="store_true",
                    help="restart the frontend and replicas for every configuration, as the original driver "
                         "did (default: keep them while only the batch size changes)")
-    p.add_argument("--drain_timeout_s", type=float, default=10.0,
+    p.add_argument("--drain_timeout_s", type=finite_float, default=10.0,
                    help="after the window, wait for answers still out until none has come for this long or "
                         "for twice the longest latency seen, whichever is longer (default 10)")
     p.add_argument("--transport", choices=["binary", "shm", "rest"], default="binary",
                    help="query path: binary (raw tensors over ZeroMQ, default), shm (inputs in shared memory, "
                         "descriptors over ZeroMQ; --engine local) or rest (Clipper's JSON API)")
-    p.add_argument("--slo_ms", type=float, default=500.0, help="application latency SLO in ms (default 500)")
-    p.add_argument("--sleep_ms", type=float, default=10.0, help="batch time of the 'sleep' model in ms (default 10)")
+    p.add_argument("--slo_ms", type=finite_float, default=500.0, help="application latency SLO in ms (default 500)")
+    p.add_argument("--sleep_ms", type=finite_float, default=10.0, help="batch time of the 'sleep' model in ms (default 10)")
     p.add_argument("--host", default="127.0.0.1", help="address the frontends bind to (default 127.0.0.1)")
     p.add_argument("--oversubscribe", action="store_true",
                    help="allow more replica cores than there are free cores (replicas then share cores)")
     p.add_argument("--batches_in_flight", type=int, default=1, choices=[1, 2],
                    help="batches each replica is sent before it answers: 1 as in Clipper (default), or 2 so "
                         "the next batch crosses the socket while the model computes")
-    p.add_argument("--power_interval_ms", type=float, default=100.0,
+    p.add_argument("--power_interval_ms", type=finite_float, default=100.0,
                    help="how often GPU power, RAPL energy and CPU use are sampled (default 100)")
     p.add_argument("--powercap_root", type=Path, default=Path("/sys/class/powercap"),
                    help="root of the powercap sysfs tree for RAPL (default /sys/class/powercap)")
-    p.add_argument("--idle_s", type=float, default=5.0,
+    p.add_argument("--idle_s", type=finite_float, default=5.0,
                    help="seconds of idle power measured before the first configuration (0 to skip; default 5)")
-    p.add_argument("--gpu_power_limits", type=float, nargs="+", default=[], metavar="W",
+    p.add_argument("--gpu_power_limits", type=finite_float, nargs="+", default=[], metavar="W",
                    help="sweep GPU power limits (watts); set before each configuration, restored after (needs root)")
     p.add_argument("--gpu_clocks", type=int, nargs="+", default=[], metavar="MHZ",
                    help="sweep locked GPU SM clocks (MHz); released after each configuration (needs root)")
@@ -105,7 +106,7 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--baseline", action="store_true",
                    help="first measure the model's raw in-process speed per batch size (pinned like replica 1); "
                         "records then carry serving_efficiency")
-    p.add_argument("--baseline_s", type=float, default=10.0, help="seconds of each baseline measurement (default 10)")
+    p.add_argument("--baseline_s", type=finite_float, default=10.0, help="seconds of each baseline measurement (default 10)")
 
 
 def settings_from_args(args: argparse.Namespace) -> RunSettings:
@@ -236,17 +237,21 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
         description="Start the local Clipper-compatible engine; optionally deploy a model and link an app of the same name.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--query_port", type=int, default=1337)
-    p.add_argument("--admin_port", type=int, default=1338)
-    p.add_argument("--rpc_port", type=int, default=7000)
-    p.add_argument("--binary_port", type=int, default=1339)
+    p.add_argument("--query_port", type=port, default=1337)
+    p.add_argument("--admin_port", type=port, default=1338)
+    p.add_argument("--rpc_port", type=port, default=7000)
+    p.add_argument("--binary_port", type=port, default=1339)
     p.add_argument("-m", "--model_name", default=None, help="also deploy this model, with an app of the same name")
     p.add_argument("-r", "--num_replicas", type=int, default=1)
     p.add_argument("-b", "--batch_size", type=int, default=-1)
-    p.add_argument("--slo_ms", type=float, default=500.0)
-    p.add_argument("--sleep_ms", type=float, default=10.0)
+    p.add_argument("--slo_ms", type=finite_float, default=500.0)
+    p.add_argument("--sleep_ms", type=finite_float, default=10.0)
     p.add_argument("--log_dir", type=Path, default=None, help="where process logs go (default: a temporary directory)")
     p.set_defaults(func=cmd_serve)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -269,7 +274,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         container_args=["--sleep_ms", repr(args.sleep_ms)],
     )
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, _interrupt)  # also during start-up: stop at once, reap everything
     conn = ClipperConnection(manager)
     try:
         try:

@@ -205,8 +205,21 @@ def _check_docker(settings: RunSettings) -> None:
                             f"bin/build_docker_images.sh {settings.model_name}") from None
 
 
+MAX_BATCH_SIZE = 4096  # the most inputs one request may carry, and far beyond any model's batch
+
+
+def _check_bounds(settings: RunSettings) -> None:
+    """Limits that no machine changes: batch sizes a frontend can form, waits that cannot be negative."""
+    big = [b for b in settings.batch_sizes if b > MAX_BATCH_SIZE]
+    if big:
+        raise PlanError(f"--batch_sizes must be at most {MAX_BATCH_SIZE}, got {big}")
+    if settings.drain_timeout_s < 0:
+        raise PlanError(f"--drain_timeout_s must be 0 or more seconds, got {settings.drain_timeout_s:g}")
+
+
 def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) -> tuple[CorePlan, list[ConfigPoint]]:
     """Check every setting against this machine before anything starts; raise PlanError if wrong."""
+    _check_bounds(settings)
     for flag, values in (("--batch_sizes", settings.batch_sizes), ("--num_replicas", settings.num_replicas),
                          ("--cpus_per_replica_nums", settings.cpus_per_replica_nums)):
         if not values:

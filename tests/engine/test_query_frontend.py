@@ -85,7 +85,13 @@ def test_app_without_a_model_answers_its_default(engine):
         ("calc", {"input": [1.0, "x"]}, None, "numbers only"),
         ("calc", {"input_batch": []}, None, "non-empty list"),
         ("blobs", {"input": "***"}, None, "base64"),
+        ("calc", None, b'{"input": [1.0, NaN]}', "finite numbers"),
+        ("calc", None, b'{"input": [Infinity]}', "finite numbers"),
+        ("calc", None, b'{"input": [1e999]}', "finite numbers"),
+        ("calc", None, b'{"input": ' + b"[" * 200 + b"1" + b"]" * 200 + b"}", "numbers only"),
+        ("calc", None, b'{"input": ' + b"[" * 100_000, "nested too deep"),
     ],
+    ids=lambda v: v[:40] if isinstance(v, (bytes, str)) else None,
 )
 def test_bad_requests_get_clipper_style_400s(engine, app, body, raw, fragment):
     r = post(engine, app, body, raw)
@@ -167,3 +173,19 @@ def test_binary_path_errors_name_the_problem(engine, frames, fragment):
     assert resp.request_id == 7
     assert set(resp.statuses) == {binary.Status.ERROR}
     assert fragment in bytes(resp.outputs[0])
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"name": "a" * 200, "input_type": "doubles", "default_output": "x", "latency_slo_micros": 1000},
+         "too long: at most 128"),
+        ({"name": "huge-slo", "input_type": "doubles", "default_output": "x", "latency_slo_micros": 10**400},
+         "at most 86400000000"),
+        ({"name": "huge-default", "input_type": "doubles", "default_output": "x" * 100_000,
+          "latency_slo_micros": 1000}, "default_output must be at most 65536 bytes"),
+    ],
+)
+def test_management_refuses_what_would_break_queries_later(engine, body, fragment):
+    r = requests.post(f"http://{engine.get_admin_addr()}/admin/add_app", json=body, timeout=10)
+    assert r.status_code == 400 and fragment in r.text

@@ -73,3 +73,23 @@ def _binary_error(port: int, item: np.ndarray) -> str:
         sock.close()
     assert resp.statuses == bytes([binary.Status.ERROR])
     return bytes(resp.outputs[0]).decode()
+
+
+def test_serve_refuses_impossible_ports_and_stops_on_sigterm_while_starting(no_leftover_processes, tmp_path):
+    for bad in ("70000", "-5", "0"):
+        proc = subprocess.run([sys.executable, "-m", "clipper_bench", "serve", "--query_port", bad],
+                              capture_output=True, text=True, cwd=REPO, timeout=60)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr
+        assert "argument --query_port: must be a port number from 1 to 65535" in proc.stderr
+    q, a, r, b = free_ports(4)
+    # vgg takes seconds to load on a CPU: SIGTERM arrives while the engine is starting
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clipper_bench", "serve", "-m", "vgg", "--query_port", str(q), "--admin_port", str(a),
+         "--rpc_port", str(r), "--binary_port", str(b), "--log_dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+    )
+    time.sleep(1.5)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert time.monotonic() - started < 10

@@ -47,3 +47,67 @@ def test_statuses_say_what_was_measured():
     status, reason = classify(_summary(5, 0, defaults=3, errors=2), [])
     assert status is RunStatus.NO_ANSWERS and "3 SLO defaults, 2 errors, 0 unanswered" in reason
     assert [s.clean for s in RunStatus] == [True, False, False, False, False]
+
+
+def test_bad_runs_lines_are_skipped_with_a_warning_naming_file_and_line(tmp_path):
+    import json
+
+    import hypothesis.strategies as st
+    import pytest
+    from hypothesis import given, settings
+
+    from clipper_bench.results.store import read_run_lines
+
+    good = {"config_id": "noop-r1-c1-b1", "status": "ok", "throughput_qps": 1.0}
+    path = tmp_path / "runs.ndjson"
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.one_of(st.text(max_size=60), st.binary(max_size=60).map(lambda b: b.decode("latin-1")),
+                     st.just(json.dumps(good)[:25]), st.just('{"status": "ok"}'), st.just('{"config_id": 3}')))
+    def check(garbage):
+        garbage = " ".join(garbage.splitlines())
+        text = json.dumps(good) + "\n" + garbage + "\n" + json.dumps(good) + "\n"
+        path.write_text(text, errors="replace")
+        with pytest.warns(UserWarning, match=r"runs\.ndjson:2: not a readable configuration line") if \
+                _unreadable(garbage) else _nothing():
+            lines = read_run_lines(path)
+        assert lines[0] == good and lines[-1] == good
+
+    check()
+
+
+def _unreadable(garbage: str) -> bool:
+    import json
+
+    text = " ".join(garbage.splitlines())
+    if not text.strip():
+        return False
+    try:
+        line = json.loads(text)
+    except ValueError:
+        return True
+    return not (isinstance(line, dict) and isinstance(line.get("config_id"), str)
+                and isinstance(line.get("status"), str))
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+def test_a_damaged_raw_file_is_a_clear_results_error(tmp_path):
+    import json
+
+    import pytest
+
+    from clipper_bench.results.frame import ResultsError, load_queries
+
+    exp = tmp_path / "exp"
+    (exp / "configs").mkdir(parents=True)
+    (exp / "experiment.json").write_text("{}")
+    (exp / "configs" / "c.json").write_text(json.dumps({"raw_files": ["c.client0.queries.npz"],
+                                                        "window_wall_ns": [0, 1]}))
+    (exp / "configs" / "c.client0.queries.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(ResultsError, match=r"c\.client0\.queries\.npz .*damaged"):
+        load_queries(exp, "c")

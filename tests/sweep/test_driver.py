@@ -136,6 +136,25 @@ def test_bad_flags_get_one_clear_line_and_no_processes(tmp_path, args, fragment,
     assert fragment in lines[0]
 
 
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--rate", "nan"], "argument --rate: must be a finite number, got 'nan'"),
+        (["-d", "inf"], "argument -d/--duration/--duration_seconds: must be a finite number"),
+        (["--warmup", "nan"], "argument --warmup: must be a finite number"),
+        (["--slo_ms", "nan"], "argument --slo_ms: must be a finite number"),
+        (["--sleep_ms", "1e999"], "argument --sleep_ms: must be a finite number"),
+        (["--drain_timeout_s", "-1"], "--drain_timeout_s must be 0 or more seconds"),
+        (["-b", "1000000000"], "--batch_sizes must be at most 4096"),
+    ],
+)
+def test_numbers_that_are_not_numbers_are_refused_before_anything_is_written(tmp_path, args, fragment):
+    proc = run_driver("-m", "noop", *args, results=tmp_path / "res", timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert fragment in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "res").exists() or not any((tmp_path / "res").iterdir())
+
+
 def test_unwritable_results_dir_is_refused_before_anything_runs(tmp_path, no_leftover_processes):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
@@ -476,3 +495,22 @@ def test_original_results_files_hold_the_original_keys_in_seconds(tmp_path, no_l
         assert [set(c) for c in record["client_metrics"]] == [{"thrus", "p99_lats", "mean_lats"}] * 2
         assert record["client_metrics"][0]["mean_lats"] == data["client_metrics"][0]["mean_lats"]
         assert record["original_results_file"] in os.listdir(exp)
+
+
+def test_kill_9_of_the_driver_leaves_no_process_and_no_live_file(tmp_path, no_leftover_processes):
+    """The driver killed outright: its frontend, replicas, load clients and power sampler follow it
+    within 2 s, and the sampler's live file goes with it."""
+    import psutil
+
+    args = [sys.executable, str(DRIVER), "-m", "noop", "-b", "1", "-d", "30", "--warmup", "0", "--idle_s", "0",
+            "--results_dir", str(tmp_path)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    wait_until_measuring(tmp_path, "noop-r1-c1-b1", settle_s=2.0)
+    family = psutil.Process(proc.pid).children(recursive=True)
+    assert any("clipper-bench sampler" in " ".join(p.cmdline()) for p in family)
+    proc.kill()
+    proc.communicate(timeout=10)
+    gone, alive = psutil.wait_procs(family, timeout=2.5)
+    assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], [p.cmdline()[0] for p in alive]
+    time.sleep(0.5)
+    assert not list((only_experiment(tmp_path) / "configs").glob("*.live.json"))
