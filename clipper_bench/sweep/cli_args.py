@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import threading
+import time
 from pathlib import Path
 
 from ..cli_types import finite_float, port
@@ -273,7 +273,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         rpc_port=args.rpc_port, binary_port=args.binary_port, log_dir=args.log_dir,
         container_args=["--sleep_ms", repr(args.sleep_ms)],
     )
-    stop = threading.Event()
     signal.signal(signal.SIGTERM, _interrupt)  # also during start-up: stop at once, reap everything
     conn = ClipperConnection(manager)
     try:
@@ -298,7 +297,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             example = ",".join(["0.5"] * spec.input_size) if spec.input_size <= 16 else "..."
             print(f"  curl -s -X POST -d '{{\"input\": [{example}]}}' http://{manager.get_query_addr()}/{spec.name}/predict")
         print("Ctrl-C to stop", flush=True)
-        while not stop.wait(0.5):
+        while True:
+            time.sleep(0.5)
             if manager.frontend is None or not manager.frontend.alive():
                 raise UsageError(f"the frontend exited; see {manager.log_dir / 'frontend.log'}")
     except KeyboardInterrupt:

@@ -304,7 +304,9 @@ def test_a_failing_configuration_is_recorded_and_the_sweep_goes_on(tmp_path, no_
     assert not fresh["deployment"]["reused"] and fresh["summary"]["num_completed"] > 0
 
 
-def test_a_replica_dying_mid_run_is_recorded_and_the_sweep_goes_on(tmp_path, no_leftover_processes):
+def _two_replica_sweep_and_its_replica(tmp_path: Path, number: int):
+    """A running `sleep` sweep of two replicas, batch 1 then 2, measuring its first configuration,
+    and its replica ``number`` (a psutil.Process)."""
     import psutil
 
     args = [sys.executable, str(DRIVER), "-m", "sleep", "--sleep_ms", "20", "-r", "2", "-b", "1", "2", "-d", "3",
@@ -312,7 +314,13 @@ def test_a_replica_dying_mid_run_is_recorded_and_the_sweep_goes_on(tmp_path, no_
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
     wait_until_measuring(tmp_path, "sleep-r2-c1-b1")
     (victim,) = [p for p in psutil.Process(proc.pid).children(recursive=True)
-                 if " ".join(p.cmdline()).startswith("clipper-bench replica sleep#2")]
+                 if " ".join(p.cmdline()).startswith(f"clipper-bench replica sleep#{number}")]
+    return proc, victim
+
+
+def test_a_replica_dying_mid_run_is_recorded_and_the_sweep_goes_on(tmp_path, no_leftover_processes):
+
+    proc, victim = _two_replica_sweep_and_its_replica(tmp_path, 2)
     victim.kill()
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 1, err  # a fault touched a configuration: not every record is ok
@@ -334,12 +342,7 @@ def test_a_stopped_replica_is_noticed_killed_and_not_reused(tmp_path, no_leftove
     fault; its configuration is degraded and the next one runs on a fresh deployment."""
     import psutil
 
-    args = [sys.executable, str(DRIVER), "-m", "sleep", "--sleep_ms", "20", "-r", "2", "-b", "1", "2", "-d", "3",
-            "--warmup", "0", "--idle_s", "0", "--oversubscribe", "--results_dir", str(tmp_path)]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
-    wait_until_measuring(tmp_path, "sleep-r2-c1-b1")
-    (victim,) = [p for p in psutil.Process(proc.pid).children(recursive=True)
-                 if " ".join(p.cmdline()).startswith("clipper-bench replica sleep#1")]
+    proc, victim = _two_replica_sweep_and_its_replica(tmp_path, 1)
     victim.suspend()
     out, err = proc.communicate(timeout=90)
     assert proc.returncode == 1, err
