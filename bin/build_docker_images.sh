@@ -58,7 +58,7 @@ if [ $make_base = 1 ] && ! docker image inspect "$base" >/dev/null 2>&1; then
 fi
 
 # wheels for each image: base needs these; the model images add their own
-declare -A extra=([lgbm]="lightgbm" [kpca-svm]="scikit-learn joblib" [vgg]="torch torchvision" [inception]="torch torchvision")
+declare -A extra=([lgbm]="lightgbm" [kpca-svm]="scikit-learn skops" [vgg]="torch torchvision" [inception]="torch torchvision")
 fetch() {  # fetch DEST PACKAGE...: copy from --wheels, or download with pip
   local dest=$1; shift
   mkdir -p "$dest"

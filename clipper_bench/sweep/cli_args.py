@@ -207,6 +207,7 @@ def _run_experiment(settings: RunSettings, baseline_only: bool) -> list[str]:
     Returns the ``runs.ndjson`` lines of configurations not recorded ``ok``."""
     from ..cli import UsageError
     from ..containers.models import UnknownModelError
+    from ..containers.models.classical import ModelNotBuiltError
     from .baseline import BaselineError
     from .plan import PlanError
     from .progress import make_progress
@@ -223,7 +224,7 @@ def _run_experiment(settings: RunSettings, baseline_only: bool) -> list[str]:
             raise UsageError(str(exc)) from None
         try:
             runner.run(baseline_only=baseline_only)
-        except BaselineError as exc:
+        except (BaselineError, ModelNotBuiltError) as exc:
             raise UsageError(str(exc)) from None
     finally:
         progress.close()

@@ -81,11 +81,12 @@ class ExperimentRunner:
 
     def _prepare_models(self) -> None:
         if self.spec.needs_build:
-            from ..containers.models.classical import ensure_built, read_manifest
+            from ..containers.models.classical import ensure_built, read_manifest, verify_artifact
 
             if self.spec.name not in read_manifest(self.settings.models_dir)["models"]:
                 self.say(f"building {self.spec.name} into {self.settings.models_dir} (first use) ...")
             ensure_built(self.settings.models_dir, self.spec.name)
+            verify_artifact(self.settings.models_dir, self.spec.name)  # once, before anything deploys
 
     def _sampler_config(self, start: float, duration: float, out: Path, gpus, groups) -> SamplerConfig:
         s = self.settings

@@ -6,7 +6,8 @@ decides their cost is recorded in the models directory's ``manifest.json``. The 
 each query with every stored training row, so ``kpca_train_rows`` sets its cost per query.
 
 Artifacts are written and read only by this module, from the local models directory: the sklearn
-pipeline with joblib, the LightGBM booster in its own text format.
+pipeline with skops (a format that cannot run code on load), the LightGBM booster in its own
+text format.
 """
 
 from __future__ import annotations
@@ -63,6 +64,10 @@ def generated_dataset(rows: int, width: int, num_classes: int, seed: int) -> tup
     return x, y
 
 
+KPCA_ARTIFACT = "kpca-svm.skops"
+LEGACY_ARTIFACTS = ("kpca-svm.joblib",)  # pickles written by earlier versions: rebuilt, never loaded
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -72,7 +77,7 @@ def _sha256(path: Path) -> str:
 
 
 def build_kpca_svm(models_dir: Path, s: ClassicalBuildSettings) -> dict:
-    import joblib
+    import skops.io
     from sklearn.decomposition import KernelPCA
     from sklearn.pipeline import make_pipeline
     from sklearn.svm import SVC
@@ -84,9 +89,9 @@ def build_kpca_svm(models_dir: Path, s: ClassicalBuildSettings) -> dict:
         SVC(kernel="rbf", C=s.svm_c, random_state=s.seed),
     )
     pipe.fit(x, y)
-    path = models_dir / "kpca-svm.joblib"
+    path = models_dir / KPCA_ARTIFACT
     tmp = path.with_suffix(".tmp")
-    joblib.dump(pipe, tmp)
+    skops.io.dump(pipe, tmp)
     os.replace(tmp, path)
     return {
         "artifact": path.name,
@@ -102,7 +107,8 @@ def build_kpca_svm(models_dir: Path, s: ClassicalBuildSettings) -> dict:
         "output": "class label",
         "train_accuracy": float((pipe.predict(x) == y).mean()),
         "fit_seconds": time.perf_counter() - start,
-        "libraries": _versions("scikit-learn", "numpy", "joblib"),
+        "format": "skops (no code runs on load; only trusted scikit-learn and numpy types are built)",
+        "libraries": _versions("scikit-learn", "numpy", "skops"),
     }
 
 
@@ -161,36 +167,64 @@ def build_models(models_dir: Path, settings: ClassicalBuildSettings, names: Sequ
 def ensure_built(models_dir: Path, name: str, settings: ClassicalBuildSettings | None = None) -> dict:
     """Build ``name`` on first use; return its manifest entry."""
     entry = read_manifest(models_dir)["models"].get(name)
-    if entry is None or not (Path(models_dir) / entry["artifact"]).exists():
+    if entry is None or not (Path(models_dir) / entry["artifact"]).exists() or entry["artifact"] in LEGACY_ARTIFACTS:
         entry = build_models(models_dir, settings or ClassicalBuildSettings(), [name])["models"][name]
     return entry
+
+
+def verify_artifact(models_dir: Path, name: str) -> None:
+    """Load ``name``'s artifact once as a replica would (hash, format, trusted types): raise
+    ModelNotBuiltError with the fix before a sweep deploys anything, not per configuration."""
+    load_artifact_bytes(ModelOptions(models_dir=str(models_dir)), name, parse=True)
 
 
 class ModelNotBuiltError(RuntimeError):
     """The model's artifact is missing: run ``clipper-bench build-models``."""
 
 
-def _artifact(opts: ModelOptions, name: str) -> Path:
+def _artifact(opts: ModelOptions, name: str) -> tuple[Path, bytes]:
+    """The artifact's path and bytes, read once and checked against the manifest's sha256 (the
+    bytes checked are the bytes loaded). Pickled artifacts of older versions are refused."""
+    rebuild = f"clipper-bench build-models --models_dir {opts.models_dir}"
     entry = read_manifest(Path(opts.models_dir))["models"].get(name)
     if entry is None:
-        raise ModelNotBuiltError(
-            f"model '{name}' is not built in {opts.models_dir}: run clipper-bench build-models --models_dir {opts.models_dir}"
-        )
+        raise ModelNotBuiltError(f"model '{name}' is not built in {opts.models_dir}: run {rebuild}")
     path = Path(opts.models_dir) / entry["artifact"]
-    # joblib files are pickles: load only the exact bytes build-models wrote (never network data)
-    if not path.exists() or _sha256(path) != entry.get("sha256"):
-        raise ModelNotBuiltError(
-            f"{path} is missing or differs from what build-models wrote (sha256 in manifest.json): "
-            f"rebuild it with clipper-bench build-models --models_dir {opts.models_dir}"
-        )
-    return path
+    if entry["artifact"] in LEGACY_ARTIFACTS:
+        raise ModelNotBuiltError(f"{path} is a pickle (an older clipper-bench wrote it), which could run code "
+                                 f"when loaded: rebuild it with {rebuild}")
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise ModelNotBuiltError(f"{path} is missing: rebuild it with {rebuild}") from None
+    if hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        raise ModelNotBuiltError(f"{path} differs from what build-models wrote (sha256 in manifest.json): "
+                                 f"rebuild it with {rebuild}")
+    return path, data
+
+
+def load_artifact_bytes(opts: ModelOptions, name: str, parse: bool = False):
+    """The checked artifact of ``name``; with ``parse``, the loaded model object (skops for
+    kpca-svm, refusing any type outside skops' trusted set; LightGBM's text format for lgbm)."""
+    path, data = _artifact(opts, name)
+    if not parse:
+        return path, data
+    if name == "kpca-svm":
+        import skops.io
+
+        try:
+            return skops.io.loads(data)  # raises on any type not trusted by default
+        except Exception as exc:  # noqa: BLE001 - any refusal or damage is the same fix
+            raise ModelNotBuiltError(f"{path} cannot be loaded safely ({type(exc).__name__}: {exc}): "
+                                     f"rebuild it with clipper-bench build-models --models_dir {opts.models_dir}") from None
+    import lightgbm
+
+    return lightgbm.Booster(model_str=data.decode())
 
 
 class KpcaSvmModel(Model):
     def __init__(self, opts: ModelOptions) -> None:
-        import joblib
-
-        self.pipe = joblib.load(_artifact(opts, "kpca-svm"))
+        self.pipe = load_artifact_bytes(opts, "kpca-svm", parse=True)
 
     def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
         labels = self.pipe.predict(np.stack(inputs))
@@ -199,9 +233,7 @@ class KpcaSvmModel(Model):
 
 class LgbmModel(Model):
     def __init__(self, opts: ModelOptions) -> None:
-        import lightgbm
-
-        self.booster = lightgbm.Booster(model_file=str(_artifact(opts, "lgbm")))
+        self.booster = load_artifact_bytes(opts, "lgbm", parse=True)
         self.threads = len(os.sched_getaffinity(0))
 
     def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
