@@ -111,6 +111,15 @@ class Recorder:
         scheduled = np.frombuffer(self.scheduled_ns, dtype=np.int64)[:n] if len(self.scheduled_ns) else send
         n = min(n, len(scheduled))
         tmp = f"{path}.tmp.npz"
+        try:
+            self._savez(tmp, send, scheduled, n, anchor_wall_ns, anchor_perf_ns, client_index)
+            os.replace(tmp, path)
+        except BaseException:  # a full disk: leave no half-written file behind
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def _savez(self, tmp: str, send, scheduled, n: int, anchor_wall_ns: int, anchor_perf_ns: int,
+               client_index: int) -> None:
         np.savez(
             tmp,
             send_ns=send[:n],
@@ -125,7 +134,6 @@ class Recorder:
             drain_silence_limit_ns=np.int64(self.drain_silence_limit_ns),
             stable_windows=np.asarray(self.stability.windows if self.stability else [], dtype=float).reshape(-1, 2),
         )
-        os.replace(tmp, path)
 
 
 def wait_for_go(spec_path: Path) -> float:

@@ -81,6 +81,19 @@ def host_info(gpu_names: list[str]) -> dict[str, Any]:
     }
 
 
+class ResultsWriteError(OSError):
+    """A results file could not be written (a full disk, a lost mount); what was written before
+    stays whole and readable."""
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        super().__init__(exc.errno, f"cannot write {path} ({exc.strerror or exc}): free space there (or pass "
+                                    "--results_dir elsewhere) and rerun with --resume; every configuration "
+                                    "recorded before is intact")
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 class ExperimentStore:
     """One experiment's directory."""
 
@@ -96,16 +109,23 @@ class ExperimentStore:
         self.logs_dir = self.path / "logs"
 
     def create(self, experiment: dict[str, Any]) -> None:
-        self.configs_dir.mkdir(parents=True, exist_ok=True)
-        self.logs_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(self.path / "experiment.json", experiment)
+        """Make the experiment's directories and write experiment.json."""
+        try:
+            self.configs_dir.mkdir(parents=True, exist_ok=True)
+            self.logs_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(self.path / "experiment.json", experiment)
+        except OSError as exc:
+            raise ResultsWriteError(self.path / "experiment.json", exc) from None
 
     def update_experiment(self, fields: dict[str, Any]) -> None:
         """Add fields to experiment.json (rewritten atomically)."""
         path = self.path / "experiment.json"
         data = json.loads(path.read_text())
         data.update(fields)
-        atomic_write_json(path, data)
+        try:
+            atomic_write_json(path, data)
+        except OSError as exc:
+            raise ResultsWriteError(path, exc) from None
 
     def config_path(self, config_id: str) -> Path:
         return self.configs_dir / f"{config_id}.json"
@@ -114,7 +134,12 @@ class ExperimentStore:
         return self.configs_dir / f"{config_id}.client{client_index}.queries.npz"
 
     def write_config(self, config_id: str, record: dict[str, Any]) -> None:
-        atomic_write_json(self.config_path(config_id), record)
+        """Write a configuration's record (atomically; ResultsWriteError when it cannot be)."""
+        path = self.config_path(config_id)
+        try:
+            atomic_write_json(path, record)
+        except OSError as exc:
+            raise ResultsWriteError(path, exc) from None
 
     def write_original_results(self, record: dict[str, Any], client_metrics: list[dict[str, Any]]) -> str:
         """Write the original driver's ``results-%y%m%d_%H%M%S.json`` for one configuration and return its name.
@@ -133,13 +158,16 @@ class ExperimentStore:
             if not (self.path / name).exists():
                 break
             stamp += 1
-        atomic_write_json(self.path / name, {
-            "node_configs": record["node_configs"],
-            "clipper_metrics": record["clipper_metrics"],
-            "client_metrics": client_metrics,
-            "clipper_bench": {"config_id": record["config_id"], "status": record["status"],
-                              "reason": record["reason"], "record": f"configs/{record['config_id']}.json"},
-        })
+        try:
+            atomic_write_json(self.path / name, {
+                "node_configs": record["node_configs"],
+                "clipper_metrics": record["clipper_metrics"],
+                "client_metrics": client_metrics,
+                "clipper_bench": {"config_id": record["config_id"], "status": record["status"],
+                                  "reason": record["reason"], "record": f"configs/{record['config_id']}.json"},
+            })
+        except OSError as exc:
+            raise ResultsWriteError(self.path / name, exc) from None
         if previous is not None:
             (self.path / previous).unlink(missing_ok=True)
         return name
@@ -156,12 +184,26 @@ class ExperimentStore:
         self.append_line("runs.ndjson", line)
 
     def append_line(self, filename: str, line: dict[str, Any]) -> None:
-        """Append one JSON line to ``filename`` (a single write of a whole line, then fsync)."""
+        """Append one JSON line to ``filename``, whole or not at all: a write cut short (a full disk)
+        is undone by truncating back, and raises ResultsWriteError."""
+        path = self.path / filename
         data = (json.dumps(line) + "\n").encode()
-        fd = os.open(self.path / filename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, data)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise ResultsWriteError(path, exc) from None
+        size = os.fstat(fd).st_size
+        try:
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
             os.fsync(fd)
+        except OSError as exc:
+            try:
+                os.ftruncate(fd, size)
+            except OSError:
+                pass
+            raise ResultsWriteError(path, exc) from None
         finally:
             os.close(fd)
 

@@ -208,6 +208,7 @@ def _run_experiment(settings: RunSettings, baseline_only: bool) -> list[str]:
     from ..cli import UsageError
     from ..containers.models import UnknownModelError
     from ..containers.models.classical import ModelNotBuiltError
+    from ..results.store import ResultsWriteError
     from .baseline import BaselineError
     from .plan import PlanError
     from .progress import make_progress
@@ -224,7 +225,7 @@ def _run_experiment(settings: RunSettings, baseline_only: bool) -> list[str]:
             raise UsageError(str(exc)) from None
         try:
             runner.run(baseline_only=baseline_only)
-        except (BaselineError, ModelNotBuiltError) as exc:
+        except (BaselineError, ModelNotBuiltError, ResultsWriteError) as exc:
             raise UsageError(str(exc)) from None
     finally:
         progress.close()

@@ -111,3 +111,38 @@ def test_a_damaged_raw_file_is_a_clear_results_error(tmp_path):
     (exp / "configs" / "c.client0.queries.npz").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(ResultsError, match=r"c\.client0\.queries\.npz .*damaged"):
         load_queries(exp, "c")
+
+
+def test_a_full_disk_keeps_every_line_whole_and_says_so_in_one_line(tmp_path, no_leftover_processes):
+    """Results on a 200 KiB tmpfs (root only): the sweep stops with one line naming the file and
+    the fix, every runs.ndjson line is whole, no temporary file is left, nothing outlives it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    from tests.conftest import REPO
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=200k", "tmpfs", str(disk)]).returncode != 0:
+        pytest.skip("tmpfs could not be mounted here")
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "clipper_bench", "run", "-m", "sleep", "--sleep_ms", "5", "-b", "1", "2", "4", "8",
+             "16", "-d", "2", "--warmup", "0.5", "--idle_s", "0", "--results_dir", str(disk / "res")],
+            capture_output=True, text=True, cwd=REPO, timeout=300)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        (line,) = proc.stderr.strip().splitlines()
+        assert "No space left on device" in line and "rerun with --resume" in line
+        runs = list(disk.glob("res/*/runs.ndjson"))
+        for path in runs:
+            for text in path.read_text().splitlines():
+                json.loads(text)  # every line whole
+        assert not [p for p in disk.rglob("*") if ".tmp" in p.name]
+    finally:
+        subprocess.run(["umount", str(disk)])
