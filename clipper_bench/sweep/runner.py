@@ -19,7 +19,7 @@ from ..engine.manager import IMAGE_PREFIX, Placement
 from ..load.orchestrate import LoadError, run_clients
 from ..load.spec import LoadSpec
 from ..load.stats import ClientData, lateness_stats, summarize, window_metrics
-from ..power.limits import GpuLimits, LimitError
+from ..power.limits import GpuLimits, LimitError, restore_leftovers
 from ..power.sampler import PowerMonitor, SamplerConfig, probe_energy_sources, read_live_watts
 from ..power.summary import idle_watts, summarize_power, trim
 from ..results.status import RunStatus, classify
@@ -56,6 +56,9 @@ class ExperimentRunner:
         self.spec = get_model_spec(settings.model_name)
         self.gpu_names = detect_gpus() if settings.model_gpus else []
         self.plan, self.points = validate(settings, usable_cpus(), self.gpu_names)
+        if settings.model_gpus:
+            for line in restore_leftovers():  # a killed run's limits, put back before anything runs
+                self.say(line)
         self.resumed = find_resumable(settings) if settings.resume else None
         self.store = ExperimentStore(settings.results_dir, self.resumed)
         self.baselines: dict[tuple[int, str, int], dict[str, Any]] = {}
@@ -236,9 +239,9 @@ class ExperimentRunner:
         record["settings"]["gpu_power_limit_w"] = point.gpu_power_limit_w
         record["settings"]["gpu_clock_mhz"] = point.gpu_clock_mhz
         original_metrics: list[dict[str, Any]] = []
+        limits = GpuLimits([p.gpu for p in places if p.gpu is not None], point.gpu_power_limit_w, point.gpu_clock_mhz)
         try:
-            gpus = [p.gpu for p in places if p.gpu is not None]
-            with GpuLimits(gpus, point.gpu_power_limit_w, point.gpu_clock_mhz):
+            with limits:
                 original_metrics = self._measure(point, places, concurrency, record)
             record["status"], record["reason"] = classify(record["summary"], record["faults"])
         except KeyboardInterrupt as exc:
@@ -249,6 +252,9 @@ class ExperimentRunner:
         finally:
             if record["status"] is not RunStatus.OK:  # the next configuration starts on a fresh engine
                 self._stop_deployment()
+            if limits.restore_problems:
+                record["gpu_limits"] = {"restore_problems": limits.restore_problems}
+                self.say("  GPU limits NOT restored: " + "; ".join(limits.restore_problems))
         raw = self.baselines.get((point.cpus_per_replica, device_of(places[0]), point.batch_size))
         record["baseline"] = raw
         record["serving_efficiency"] = serving_efficiency(

@@ -139,6 +139,8 @@ def nvmlDeviceSetGpuLockedClocks(h: int, min_mhz: int, max_mhz: int) -> None:
 
 def nvmlDeviceResetGpuLockedClocks(h: int) -> None:
     state = _state()
+    if not state.get("may_set", True):
+        raise NVMLError_NoPermission("Insufficient Permissions")
     state["gpus"][h]["locked_clock_mhz"] = None
     _save(state)
 

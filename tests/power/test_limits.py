@@ -24,6 +24,7 @@ def nvml_state(tmp_path, monkeypatch):
     monkeypatch.setenv("CLIPPER_BENCH_NVML_MODULE", "tests.power.fake_pynvml")
     monkeypatch.setenv("FAKE_NVML_STATE", str(state))
     monkeypatch.setenv("PYTHONPATH", str(REPO))
+    monkeypatch.setenv("CLIPPER_BENCH_STATE_DIR", str(tmp_path / "limits-state"))
     fake_pynvml.write_state(state, [dict(GPU), dict(GPU)])
     return state
 
@@ -109,3 +110,49 @@ def test_ctrl_c_during_a_limited_configuration_restores_the_limit(tmp_path, nvml
     assert gpus(nvml_state)[0]["power_limit_w"] == 700
     assert gpus(nvml_state)[0]["locked_clock_mhz"] is None
     assert not wait_until_gone(our_processes() - before, timeout_s=5)
+
+
+def test_clock_permission_is_checked_before_anything_runs(nvml_state):
+    fake_pynvml.write_state(nvml_state, [dict(GPU)], may_set=False)
+    with pytest.raises(LimitError, match="run the driver as root"):
+        check_permission([0], [], [1200])
+
+
+def test_an_nvml_error_while_setting_is_a_limit_error_and_puts_back_what_was_set(nvml_state, monkeypatch):
+    def refuse(h, lo, hi):
+        raise fake_pynvml.NVMLError("Unknown Error")
+
+    monkeypatch.setattr(fake_pynvml, "nvmlDeviceSetGpuLockedClocks", refuse)
+    with pytest.raises(LimitError, match="setting GPU limits failed .*put back"):
+        with GpuLimits([0], power_limit_w=300, clock_mhz=1200):
+            pass
+    assert gpus(nvml_state)[0]["power_limit_w"] == 700
+
+
+def test_a_killed_run_is_undone_from_the_state_file_to_the_first_value_found(nvml_state, tmp_path):
+    from clipper_bench.power.limits import restore_leftovers, state_path
+
+    limits = GpuLimits([0], power_limit_w=300, clock_mhz=1200)
+    limits.__enter__()  # ... and the driver is killed: no __exit__
+    saved = json.loads(state_path().read_text())
+    assert saved["gpus"]["0"] == {"power_limit_mw": 700_000, "clock_locked": True}
+    saved["pid"] = 2**22 + 12345  # a pid that is not running: the run was killed
+    state_path().write_text(json.dumps(saved))
+    # the next run sets a limit again before anything restored: it must remember 700 W, not 300 W
+    assert restore_leftovers() == [
+        "GPU 0: power limit restored to 700 W (left by run pid 4206649, which was killed)",
+        "GPU 0: clock lock released (left by run pid 4206649, which was killed)",
+    ]
+    assert gpus(nvml_state)[0]["power_limit_w"] == 700 and gpus(nvml_state)[0]["locked_clock_mhz"] is None
+    assert not state_path().exists() and restore_leftovers() == []
+
+
+def test_a_second_limit_remembers_the_value_found_before_the_first(nvml_state):
+    from clipper_bench.power.limits import state_path
+
+    first = GpuLimits([0], power_limit_w=300)
+    first.__enter__()  # killed: 300 W stays set, the state file says 700 W was found
+    with GpuLimits([0], power_limit_w=400):
+        assert gpus(nvml_state)[0]["power_limit_w"] == 400
+    assert gpus(nvml_state)[0]["power_limit_w"] == 700  # not the leftover 300 W
+    assert not state_path().exists()
