@@ -15,6 +15,7 @@ several experiments; several directories may be given and their rows are concate
 from __future__ import annotations
 
 import json
+import warnings
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -78,9 +79,15 @@ def _row(line: dict[str, Any], exp: Path, experiment: dict[str, Any]) -> dict[st
     latency = line.get("latency_ms") or {}
     for key in LATENCY_KEYS:
         row[f"{key}_ms"] = latency.get(key)
+    record_path = exp / "configs" / f"{line['config_id']}.json"
     try:
-        record = json.loads((exp / "configs" / f"{line['config_id']}.json").read_text())
-    except (OSError, ValueError):
+        record = json.loads(record_path.read_text())
+    except OSError:
+        record = {}
+    except ValueError:
+        warnings.warn(f"{record_path} is not valid JSON (truncated?): its settings are left out", stacklevel=3)
+        record = {}
+    if not isinstance(record, dict):
         record = {}
     settings = {k: v for k, v in (record.get("settings") or {}).items() if k != "placements"}
     row.update({f"settings.{k}": v for k, v in settings.items()})

@@ -212,6 +212,17 @@ class ExperimentStore:
         return read_run_lines(self.path / "runs.ndjson")
 
 
+_NUMBER = (int, float, type(None))
+_LINE_TYPES = {"config_id": str, "status": str, "latency_ms": (dict, type(None)), "power": (dict, type(None)),
+               "throughput_qps": _NUMBER, "num_completed": _NUMBER, "batch_size": _NUMBER, "num_replicas": _NUMBER}
+
+
+def _is_run_line(line: Any) -> bool:
+    """Whether ``line`` has the fields readers rely on, with their types."""
+    return isinstance(line, dict) and isinstance(line.get("config_id"), str) and all(
+        isinstance(line.get(key), kinds) for key, kinds in _LINE_TYPES.items() if key != "config_id")
+
+
 def read_run_lines(path: Path) -> list[dict[str, Any]]:
     """Every line of a ``runs.ndjson`` that is a JSON object with a string ``config_id`` and
     ``status``. A line that is not (truncated by a full disk or a kill, or garbled) is skipped
@@ -226,8 +237,7 @@ def read_run_lines(path: Path) -> list[dict[str, Any]]:
             line = json.loads(text)
         except (ValueError, RecursionError):
             line = None
-        if not (isinstance(line, dict) and isinstance(line.get("config_id"), str)
-                and isinstance(line.get("status"), str)):
+        if not _is_run_line(line):
             warnings.warn(f"{path}:{number}: not a readable configuration line; skipped", stacklevel=2)
             continue
         lines.append(line)
