@@ -30,6 +30,7 @@ from aiohttp import web
 from ..protocol import binary, rpc, shm
 from ..protocol.binary import Status
 from .dispatcher import Dispatcher, Query
+from .http_guard import GuardedSite
 from .inputs import InputError, check_binary_input, check_input_size, encode_json_input
 from .metrics import MetricsRegistry
 from .registry import AdminError, Application, Registry
@@ -57,6 +58,8 @@ class FrontendSettings:
     batches_in_flight: int = 1
     replica_timeout_s: float = 30.0  # an idle replica silent this long is gone (busy: 10x)
     hang_min_s: float = 3.0  # a replica holding a batch is hung after at least this long (see dispatcher)
+    header_timeout_s: float = 10.0  # an HTTP connection must send its request headers (and idle at most) this long
+    max_connections: int = 4096  # open HTTP connections per port; more are closed at once
 
 
 def _output_json(output: Buffer) -> Any:
@@ -119,9 +122,10 @@ class Frontend:
         admin_app.router.add_post("/admin/{call}", self._handle_admin)
         admin_app.router.add_post("/admin/clipper_bench/{call}", self._handle_bench_admin)
         for app, port in ((query_app, s.query_port), (admin_app, s.admin_port)):
-            runner = web.AppRunner(app, access_log=None, handle_signals=False)
+            runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=s.header_timeout_s)
             await runner.setup()
-            await web.TCPSite(runner, s.host, port, reuse_address=True).start()
+            await GuardedSite(runner, s.host, port, reuse_address=True, header_timeout_s=s.header_timeout_s,
+                              max_connections=s.max_connections).start()
             self._runners.append(runner)
         self._sweeper = asyncio.create_task(self._sweep_deadlines())
         self._watchdog = asyncio.create_task(self._watch_replicas())
@@ -552,6 +556,11 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
     parser.add_argument("--hang_min_s", type=float, default=3.0,
                         help="a replica holding a batch counts as hung after 10x its model's slowest batch "
                              "time per query x the batch's size, and never sooner than this (default 3)")
+    parser.add_argument("--header_timeout_s", type=float, default=10.0,
+                        help="close an HTTP connection that has not sent its request headers, or sits idle, "
+                             "this long (default 10)")
+    parser.add_argument("--max_connections", type=int, default=4096,
+                        help="open HTTP connections per port; more are closed at once (default 4096)")
     parser.add_argument("--title", default="", help="process title shown by ps and htop")
     args = parser.parse_args(argv)
     from ..containers.pinning import pin_from_environment
@@ -569,11 +578,25 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
         batches_in_flight=args.batches_in_flight,
         replica_timeout_s=args.replica_timeout_s,
         hang_min_s=args.hang_min_s,
+        header_timeout_s=args.header_timeout_s,
+        max_connections=args.max_connections,
     )
+
+
+def _raise_fd_limit(wanted: int) -> None:
+    """Let the process hold ``wanted`` descriptors if the hard limit allows (both HTTP ports full,
+    plus the replicas' and clients' sockets), so accept() never fails with EMFILE before the cap."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 async def serve(settings: FrontendSettings, ready: Callable[[], None] | None = None) -> None:
     """Run a frontend until SIGTERM or SIGINT."""
+    _raise_fd_limit(2 * settings.max_connections + 1024)
     frontend = Frontend(settings)
     await frontend.start()
     stop = asyncio.Event()
