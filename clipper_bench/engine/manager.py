@@ -127,8 +127,9 @@ class BenchFrontendCalls:
         """Why this deployment cannot serve a next configuration as it stands, or None if it can."""
         if not self.frontend_alive():
             return f"the frontend {self.frontend_exit()}"
-        if self.get_num_replicas(name, version) != num_replicas:
-            return f"{self.get_num_replicas(name, version)} of {num_replicas} replicas are running"
+        running = self.get_num_replicas(name, version)
+        if running != num_replicas:
+            return f"{running} of {num_replicas} replicas are running"
         missing = set(self.replica_ids()) - self._joined_identities()
         if missing:
             return f"replicas {', '.join(sorted(missing))} are not connected to the frontend"

@@ -2,7 +2,8 @@
 
 Run as ``python -m clipper_bench.load.client SPEC.json``. It waits until the spec's start time,
 keeps ``concurrency`` queries outstanding for warm-up plus duration, stops sending, waits for the
-answers still out (see :class:`Drain`), and writes every query's raw timings to an ``.npz`` file: ``send_ns`` and ``done_ns`` (``perf_counter_ns``, -1 when unanswered) and ``status``, with
+answers still out (see :class:`Drain`), and writes every query's raw timings to an ``.npz`` file:
+``send_ns`` and ``done_ns`` (``perf_counter_ns``, -1 when unanswered) and ``status``, with
 ``anchor_wall_ns``/``anchor_perf_ns`` to turn them into wall-clock times. Latency runs from the
 moment a query is sent to the moment its answer arrives.
 """
@@ -45,7 +46,7 @@ class Drain:
         self.began_ns = self.last_answer_ns = time.perf_counter_ns()
         send = np.array(rec.send_ns, dtype=np.int64)
         last_sent = int(send.max()) if send.size else self.began_ns
-        self.slo_due_ns = last_sent + int(((slo_s or 0.0) + 1.0) * 1e9) if slo_s else 0
+        self.slo_due_ns = last_sent + int((slo_s + 1.0) * 1e9) if slo_s else 0
         done = np.array(rec.done_ns, dtype=np.int64)[: send.size]
         answered = done >= 0
         self.longest_ns = int((done[answered] - send[answered]).max()) if answered.any() else 0

@@ -59,7 +59,8 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
                    help="how far (max/min - 1) three windows may differ and still agree (default 0.1)")
     p.add_argument("--resume", action="store_true",
                    help="continue the latest experiment in --results_dir run with the same settings: "
-                        "configurations recorded ok are skipped, the rest (failed, interrupted, missing) run")
+                        "configurations recorded ok are skipped, the rest (degraded, no_answers, failed, "
+                        "interrupted, missing) run")
     p.add_argument("--warmup_reused", type=finite_float, default=1.0,
                    help="warm-up of a configuration that reuses the running replicas, which have already "
                         "run every batch size of the sweep (default 1 s; at most --warmup)")

@@ -85,9 +85,11 @@ class TorchImageModel(Model):
         else:
             net.fc = torch.nn.Identity()  # global average pool: 2048-d
         self.net = net.eval().to(self.device, memory_format=torch.channels_last)
-        self.overlaps_batches = self.device.type == "cuda" and opts.overlap_batches == "on"
-        # pinned host buffers for uploads and downloads, one set per batch that may be in flight
-        self._slots = [_PinnedSlot() for _ in range(PIPELINE_SLOTS)] if self.overlaps_batches else []
+        self.on_gpu = self.device.type == "cuda"
+        self.overlaps_batches = self.on_gpu and opts.overlap_batches == "on"
+        # pinned host buffers for uploads and downloads (one copy of each image, asynchronous
+        # transfers), one set per batch that may be in flight
+        self._slots = [_PinnedSlot() for _ in range(PIPELINE_SLOTS)] if self.on_gpu else []
         self._next_slot = 0
 
     def _forward(self, x):
@@ -101,7 +103,7 @@ class TorchImageModel(Model):
         """On a GPU: copy the images into a pinned slot, then queue the upload, the forward pass and
         the download of the features, and return at once; :meth:`finish` waits for them. So the CPU
         fills the next batch and encodes the last one while the GPU computes this one."""
-        if not self.overlaps_batches:
+        if not self.on_gpu:
             return self.predict(inputs)
         torch, n = self.torch, len(inputs)
         slot = self._slots[self._next_slot]
@@ -119,17 +121,17 @@ class TorchImageModel(Model):
         return slot, n
 
     def ready(self, handle) -> bool:
-        return not self.overlaps_batches or handle[0].done is None or handle[0].done.query()
+        return not self.on_gpu or handle[0].done is None or handle[0].done.query()
 
     def finish(self, handle) -> list[bytes]:
-        if not self.overlaps_batches:
+        if not self.on_gpu:
             return handle
         slot, n = handle
         slot.wait()
         return encode_features(slot.out[:n].numpy())
 
     def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
-        if self.overlaps_batches:
+        if self.on_gpu:  # through the pinned slots, one batch at a time
             return self.finish(self.submit(inputs))
         torch, n = self.torch, len(inputs)
         with torch.inference_mode():
