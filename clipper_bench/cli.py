@@ -46,10 +46,14 @@ def add_model_option_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models_dir", default="models",
                    help="where build-models writes the trained models (default models/)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights, training data and query inputs")
-    p.add_argument("--overlap_batches", choices=["on", "off"], default="off",
+    p.add_argument("--overlap_batches", choices=["auto", "on", "off"], default="auto",
                    help="torch image models on a GPU: start the next batch (copy into pinned memory, upload, "
-                        "forward) before the last is answered, with --batches_in_flight 2 (default off: "
-                        "measured slower when served, see docs/benchmarks.md)")
+                        "forward) before the last is answered (default auto: on for torch image models on a "
+                        "GPU, off otherwise)")
+    p.add_argument("--cuda_graphs", choices=["auto", "on", "off"], default="auto",
+                   help="torch image models on a GPU: replay the forward pass as captured CUDA graphs, one per "
+                        "power-of-two batch size, captured at load (default auto: on for torch image models on "
+                        "a GPU, off otherwise; off is eager PyTorch)")
     p.add_argument("--warm_batch_size", type=int, default=0, help=argparse.SUPPRESS)
 
 
@@ -100,7 +104,7 @@ def _cmd_container(args: argparse.Namespace) -> int:
         model = spec.build(ModelOptions(
             sleep_ms=args.sleep_ms, framework=args.framework, precision=args.precision,
             weights=args.weights, models_dir=args.models_dir, seed=args.seed,
-            overlap_batches=args.overlap_batches,
+            overlap_batches=args.overlap_batches, cuda_graphs=args.cuda_graphs,
         ))
         if args.warm_batch_size > 0:
             pool = spec.make_inputs(1, seed=args.seed)

@@ -216,9 +216,17 @@ class Dispatcher:
         if entry is None:
             return  # a stale or unknown answer (replica already removed): nothing waits for it
         sent_at, batch = entry
+        name, version = replica.key
+        mq = self._queue(replica.key)
+        # Send the replica its next batch before answering this one's queries: answering takes
+        # the frontend a while (one reply per query), and the replica's GPU should not wait for it.
+        if not replica.draining:
+            if len(replica.inflight) == self.batches_in_flight - 1:  # it was full: free again
+                mq.idle.append(replica)
+            self._dispatch(mq)
         if len(response.outputs) != len(batch):
             message = (
-                f"replica {replica.replica_id} of {replica.key[0]} answered {len(response.outputs)} "
+                f"replica {replica.replica_id} of {name} answered {len(response.outputs)} "
                 f"outputs for {len(batch)} inputs"
             ).encode()
             for query in batch:
@@ -229,19 +237,13 @@ class Dispatcher:
         replica.batches += 1
         replica.queries += len(batch)
         replica.last_seen = time.time()
-        name, version = replica.key
         prefix = f"model:{name}:{version}"
         latency_s = self._clock() - sent_at
-        mq = self._queue(replica.key)
         mq.slowest_per_query_s = max(mq.slowest_per_query_s, latency_s / len(batch))
         latency_us = latency_s * 1e6
         self._metrics.histogram(f"{prefix}:prediction_latency", "microseconds").insert(latency_us)
         self._metrics.histogram(f"{prefix}:batch_size", "queries").insert(len(batch))
         self._metrics.meter(f"{prefix}:prediction_throughput").mark(len(batch))
-        if not replica.draining:
-            if len(replica.inflight) == self.batches_in_flight - 1:  # it was full: free again
-                mq.idle.append(replica)
-            self._dispatch(mq)
 
     # -- lost work ----------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from ..cli_types import finite_float, port
-from .settings import RunSettings
+from .settings import RunSettings, resolve_defaults
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -80,17 +80,18 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drain_timeout_s", type=finite_float, default=10.0,
                    help="after the window, wait for answers still out until none has come for this long or "
                         "for twice the longest latency seen, whichever is longer (default 10)")
-    p.add_argument("--transport", choices=["binary", "shm", "rest"], default="binary",
-                   help="query path: binary (raw tensors over ZeroMQ, default), shm (inputs in shared memory, "
-                        "descriptors over ZeroMQ; --engine local) or rest (Clipper's JSON API)")
+    p.add_argument("--transport", choices=["auto", "binary", "shm", "rest"], default="auto",
+                   help="query path: binary (raw tensors over ZeroMQ), shm (inputs in shared memory, "
+                        "descriptors over ZeroMQ; --engine local) or rest (Clipper's JSON API); default auto: "
+                        "shm for inputs of 64 KiB or more (the images) on --engine local, binary otherwise")
     p.add_argument("--slo_ms", type=finite_float, default=500.0, help="application latency SLO in ms (default 500)")
     p.add_argument("--sleep_ms", type=finite_float, default=10.0, help="batch time of the 'sleep' model in ms (default 10)")
     p.add_argument("--host", default="127.0.0.1", help="address the frontends bind to (default 127.0.0.1)")
     p.add_argument("--oversubscribe", action="store_true",
                    help="allow more replica cores than there are free cores (replicas then share cores)")
-    p.add_argument("--batches_in_flight", type=int, default=1, choices=[1, 2],
-                   help="batches each replica is sent before it answers: 1 as in Clipper (default), or 2 so "
-                        "the next batch crosses the socket while the model computes")
+    p.add_argument("--batches_in_flight", type=int, default=2, choices=[1, 2, 3, 4],
+                   help="batches each replica is sent before it answers: 2 (default) so the next batch crosses "
+                        "the socket while the model computes; 1 is Clipper's own behaviour")
     p.add_argument("--power_interval_ms", type=finite_float, default=100.0,
                    help="how often GPU power, RAPL energy and CPU use are sampled (default 100)")
     p.add_argument("--powercap_root", type=Path, default=Path("/sys/class/powercap"),
@@ -111,6 +112,11 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from_args(args: argparse.Namespace) -> RunSettings:
+    """The run's settings, with every ``auto`` flag resolved (see settings.resolve_defaults)."""
+    return resolve_defaults(_settings_as_given(args))
+
+
+def _settings_as_given(args: argparse.Namespace) -> RunSettings:
     return RunSettings(
         model_name=args.model_name,
         duration_s=args.duration,
@@ -135,6 +141,7 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
         framework=args.framework,
         precision=args.precision,
         overlap_batches=args.overlap_batches,
+        cuda_graphs=args.cuda_graphs,
         weights=args.weights,
         models_dir=Path(args.models_dir),
         baseline=getattr(args, "baseline", False),

@@ -2,7 +2,7 @@
 
 The original driver hard-coded the cores of one 32-core machine. Here the plan starts from the cores
 this process may use. With four or more, the frontend and the load generator get cores of their own
-and the replicas the rest; with fewer, everything shares and the experiment says so. Replica ``i``
+(two each from eight on: a Python thread and ZeroMQ's I/O thread) and the replicas the rest; with fewer, everything shares and the experiment says so. Replica ``i``
 with ``c`` cores per replica gets ``model_cpus[i*c:(i+1)*c]`` and GPU ``model_gpus[i]``.
 """
 
@@ -17,6 +17,7 @@ from ..engine.manager import Placement
 from .settings import RunSettings
 
 MIN_CORES_TO_RESERVE = 4
+CORES_FOR_TWO_PER_PROCESS = 8  # from here on the frontend and each client get two cores
 
 
 class PlanError(ValueError):
@@ -112,11 +113,14 @@ def plan_cores(settings: RunSettings, available: list[int]) -> CorePlan:
         return CorePlan((), (), tuple(settings.model_cpus),
                         "too few cores left: frontend and load generator share cores with the replicas")
     if len(available) >= MIN_CORES_TO_RESERVE:
-        n_client = 1 if len(available) < 8 else min(settings.num_clients, max(1, len(available) // 8))
+        # Each engine and client process runs a Python thread and ZeroMQ's I/O thread: on one core
+        # they take turns at every message. With 8 or more cores, give each of them two.
+        per_process = 2 if len(available) >= CORES_FOR_TWO_PER_PROCESS else 1
+        n_client = min(per_process * settings.num_clients, max(per_process, len(available) // 4))
         return CorePlan(
-            (available[0],),
-            tuple(available[1:1 + n_client]),
-            tuple(available[1 + n_client:]),
+            tuple(available[:per_process]),
+            tuple(available[per_process:per_process + n_client]),
+            tuple(available[per_process + n_client:]),
             "frontend and load generator on cores apart from the replicas",
         )
     return CorePlan(
@@ -262,6 +266,10 @@ def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) 
                         "--engine local, or pass --transport binary")
     if settings.slo_ms <= 0:
         raise PlanError(f"--slo_ms must be positive, got {settings.slo_ms:g}")
+    if settings.cuda_graphs == "on" and (not settings.model_gpus or settings.framework != "torch"
+                                         or settings.model_name not in ("vgg", "inception")):
+        raise PlanError("--cuda_graphs on captures torch image models (vgg, inception) on a GPU: "
+                        "pass -g/--model_gpus and --framework torch, or drop --cuda_graphs")
     if settings.model_gpus:
         missing = [g for g in settings.model_gpus if g < 0 or g >= len(gpu_names)]
         if missing:

@@ -225,6 +225,7 @@ class ExperimentRunner:
                 "engine": s.engine, "transport": s.transport, "concurrency": concurrency,
                 "framework": s.framework, "precision": s.precision, "weights": s.weights,
                 "overlap_batches": s.overlap_batches,
+                "cuda_graphs": s.cuda_graphs,
                 "batches_in_flight": s.batches_in_flight,
                 "num_clients": s.num_clients, "warmup_s": s.warmup_s, "duration_s": s.duration_s,
                 "sleep_ms": s.sleep_ms if point.model_name == "sleep" else None,

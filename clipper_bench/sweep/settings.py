@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ class RunSettings:
     warmup_s: float = 5.0
     warmup_reused_s: float = 1.0
     concurrency: int | None = None
-    transport: str = "binary"
+    transport: str = "binary"  # the command line's "auto" is resolved by resolve_defaults
     slo_ms: float = 500.0
     sleep_ms: float = 10.0
     host: str = "127.0.0.1"
@@ -35,11 +35,12 @@ class RunSettings:
     framework: str = "torch"
     precision: str = "fp32"
     overlap_batches: str = "off"
+    cuda_graphs: str = "off"
     weights: str | None = None
     models_dir: Path = Path("models")
     baseline: bool = False
     baseline_s: float = 10.0
-    batches_in_flight: int = 1
+    batches_in_flight: int = 2
     power_interval_ms: float = 100.0
     powercap_root: Path = Path("/sys/class/powercap")
     idle_s: float = 5.0
@@ -71,6 +72,7 @@ class RunSettings:
             "models_dir": str(Path(self.models_dir).resolve()),
             "seed": self.seed,
             "overlap_batches": self.overlap_batches,
+            "cuda_graphs": self.cuda_graphs,
         }
 
     def container_args(self) -> list[str]:
@@ -101,3 +103,37 @@ class RunSettings:
         if self.concurrency:
             return self.concurrency
         return (self.batches_in_flight + 1) * num_replicas * batch_size
+
+
+SHM_MIN_INPUT_BYTES = 64 * 1024  # from here on, inputs travel through shared memory by default
+
+
+def resolve_defaults(settings: RunSettings) -> RunSettings:
+    """Settings with every ``auto`` resolved to what was measured fastest (docs/benchmarks.md, issue 14):
+
+    * transport: shared memory for inputs of 64 KiB or more on the local engine (the images: their
+      bytes then cross no socket); the binary path for small inputs; on ``--engine docker`` with
+      Clipper's own frontend, which has only the REST API, rest;
+    * overlap_batches and cuda_graphs: on for torch image models on a GPU, off otherwise.
+
+    Records carry the resolved values."""
+    from ..containers.models.base import UnknownModelError, get_model_spec
+
+    changes: dict[str, Any] = {}
+    if settings.transport == "auto":
+        try:
+            big = get_model_spec(settings.model_name).input_bytes >= SHM_MIN_INPUT_BYTES
+        except UnknownModelError:
+            big = False  # the plan reports the unknown model
+        if settings.engine == "local":
+            changes["transport"] = "shm" if big else "binary"
+        elif settings.engine == "docker" and not settings.query_frontend_image.startswith("clipper-bench/"):
+            changes["transport"] = "rest"
+        else:
+            changes["transport"] = "binary"
+    torch_gpu = (settings.framework == "torch" and bool(settings.model_gpus)
+                 and settings.model_name in ("vgg", "inception"))
+    for flag in ("overlap_batches", "cuda_graphs"):
+        if getattr(settings, flag) == "auto":
+            changes[flag] = "on" if torch_gpu else "off"
+    return replace(settings, **changes)

@@ -116,3 +116,54 @@ def test_a_model_that_is_not_built_says_how_to_build_it(tmp_path, manager_factor
     conn.start_clipper()
     with pytest.raises(ClipperException, match="run clipper-bench build-models"):
         conn.deploy_model("lgbm", "1", "floats", "clipper-bench/lgbm", num_replicas=1)
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(not _cuda_available(), reason="CUDA graphs need an NVIDIA GPU")
+@pytest.mark.parametrize("name", ["inception", "vgg"])
+def test_cuda_graphs_answer_what_eager_pytorch_answers_at_every_batch_size(name):
+    spec = get_model_spec(name)
+    eager = spec.build(ModelOptions(precision="bf16"))
+    graphs = spec.build(ModelOptions(precision="bf16", cuda_graphs="on"))
+    pool = spec.make_inputs(9, seed=3)
+    for size in (1, 3, 8, 2, 9):  # new buckets, a smaller one again, a partly filled one
+        want = np.stack([decode_features(o) for o in eager.predict(pool[:size])])
+        got = np.stack([decode_features(o) for o in graphs.predict(pool[:size])])
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=0.05, atol=0.05 * float(np.abs(want).max()))
+    assert sorted(graphs._graphs.graphs) == [1, 2, 4, 8, 16]
+    # batches submitted back to back share a graph's buffers in stream order, not at once
+    handles = [graphs.submit(pool[k:k + 3]) for k in range(2)]
+    outs = [np.stack([decode_features(o) for o in graphs.finish(h)]) for h in handles]
+    for k, out in enumerate(outs):
+        want = np.stack([decode_features(o) for o in eager.predict(pool[k:k + 3])])
+        np.testing.assert_allclose(out, want, rtol=0.05, atol=0.05 * float(np.abs(want).max()))
+
+
+def test_cuda_graphs_without_a_gpu_are_refused_with_the_fix():
+    if _cuda_available():
+        pytest.skip("this machine has a GPU")
+    pytest.importorskip("torch")
+    with pytest.raises(Exception, match="--cuda_graphs on needs a GPU"):
+        get_model_spec("vgg").build(ModelOptions(cuda_graphs="on"))
+
+
+@pytest.mark.parametrize("width", [3, 2048, 4096, 5])  # 4 x width bytes is 0, 2 and 1 mod 3
+def test_features_are_base64_encoded_where_they_are_computed_exactly_as_python_would(width):
+    torch = pytest.importorskip("torch")
+    import base64
+
+    from clipper_bench.containers.models.image import base64_rows, base64_width, split_rows
+
+    features = torch.randn(7, width) * 1e3
+    rows = split_rows(base64_rows(torch, features).numpy())
+    assert rows == [base64.b64encode(r.numpy().astype("<f4").tobytes()) for r in features]
+    assert all(len(r) == base64_width(width) for r in rows)
+    np.testing.assert_array_equal(decode_features(rows[2]), features[2].numpy())

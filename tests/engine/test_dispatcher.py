@@ -152,3 +152,21 @@ def test_a_heartbeat_while_busy_fails_the_lost_batch_and_frees_the_replica():
     d.submit(KEY, query(1, answers))  # the replica takes work again
     assert [bytes(x) for x in wire.sent[-1][1].inputs] == [b"1"]
     assert d.on_heartbeat(b"unknown") == 0
+
+
+def test_a_replica_gets_its_next_batch_before_the_last_batch_is_answered():
+    wire = Wire()
+    d = Dispatcher(wire, MetricsRegistry(), batches_in_flight=1)
+    d.set_batch_size(KEY, 2)
+    sent_when_answered = []
+
+    def on_done(query, status, output):
+        sent_when_answered.append(len(wire.sent))
+
+    join(d, b"r1")
+    for i in range(4):
+        d.submit(KEY, Query(i, str(i).encode(), 0.0, 1e9, on_done))
+    first = wire.sent[0][1]
+    d.on_response(b"r1", rpc.PredictResponse(first.msg_id, [b"a"] * len(first.inputs)))
+    # the replica's GPU need not wait while the frontend answers the queries of the last batch
+    assert sent_when_answered == [2] * len(first.inputs)

@@ -123,6 +123,7 @@ def test_two_clients_merge_into_one_summary(tmp_path, no_leftover_processes):
         (["-m", "noop", "-r", "-1"], "--num_replicas must be positive"),
         (["-m", "noop", "-d", "0"], "--duration must be positive"),
         (["-m", "noop", "-g", "0"], "--model_gpus asks for GPU [0]"),
+        (["-m", "noop", "--cuda_graphs", "on"], "--cuda_graphs on captures torch image models"),
         (["-m", "noop", "-c", "4096"], "--model_cpus asks for cores [4096]"),
         (["-m", "noop", "-r", str(len(os.sched_getaffinity(0)) + 1)], "pass --oversubscribe"),
     ],
@@ -330,7 +331,8 @@ def test_a_replica_dying_mid_run_is_recorded_and_the_sweep_goes_on(tmp_path, no_
     hit, next_one = rec["sleep-r2-c1-b1"], rec["sleep-r2-c1-b2"]
     assert hit["status"] == "degraded" and len(hit["faults"]) == 1 and hit["faults"][0]["pid"] == victim.pid
     assert hit["summary"]["num_unanswered"] == 0  # the dead replica's query was answered with an error
-    assert hit["summary"]["num_errors"] <= 1 and hit["summary"]["num_completed"] > 0
+    # the dead replica held at most its batches in flight (2 by default) of batch size 1
+    assert hit["summary"]["num_errors"] <= 2 and hit["summary"]["num_completed"] > 0
     # the next configuration needs two replicas again: a fresh deployment, no faults
     assert not next_one["deployment"]["reused"] and len(next_one["deployment"]["replicas"]) == 2
     assert next_one["faults"] == [] and next_one["summary"]["num_errors"] == 0

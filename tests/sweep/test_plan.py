@@ -14,10 +14,17 @@ from clipper_bench.sweep.plan import (
 from clipper_bench.sweep.settings import RunSettings
 
 
-def test_many_cores_give_frontend_and_clients_their_own():
+def test_many_cores_give_frontend_and_each_client_two_of_their_own():
     plan = plan_cores(RunSettings("noop"), list(range(16)))
-    assert plan.frontend_cpus == (0,) and plan.client_cpus == (1,)
-    assert plan.model_cpus == tuple(range(2, 16))
+    assert plan.frontend_cpus == (0, 1) and plan.client_cpus == (2, 3)
+    assert plan.model_cpus == tuple(range(4, 16))
+    two_clients = plan_cores(RunSettings("noop", num_clients=2), list(range(16)))
+    assert two_clients.client_cpus == (2, 3, 4, 5) and two_clients.model_cpus == tuple(range(6, 16))
+
+
+def test_four_to_seven_cores_give_frontend_and_client_one_each():
+    plan = plan_cores(RunSettings("noop", num_clients=2), list(range(6)))
+    assert plan.frontend_cpus == (0,) and plan.client_cpus == (1,) and plan.model_cpus == (2, 3, 4, 5)
 
 
 def test_few_cores_are_shared_and_the_plan_says_so():

@@ -34,6 +34,8 @@ class ModelOptions:
     seed: int = 0
     warm_batch_size: int = 0  # run batches up to this size once at load, before serving
     overlap_batches: str = "off"  # GPU image models: "on" overlaps a batch's transfers with the next's compute
+    cuda_graphs: str = "off"  # torch image models on a GPU: "on" replays captured CUDA graphs of the forward pass
+    # ("auto" for either: on for a torch image model on a GPU)
 
 
 class Model(ABC):
