@@ -55,7 +55,7 @@ def _zmq_echo(port: int) -> None:
 
 def floor_round_trips_us() -> dict[str, float]:
     """p50 round trip (us) of a TCP and a pyzmq echo between two processes."""
-    from clipper_bench.engine.processes import free_ports
+    from clipper_bench.common.processes import free_ports
 
     tcp_port, zmq_port = free_ports(2)
     out = {}

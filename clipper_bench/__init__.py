@@ -1,6 +1,6 @@
 """clipper-bench: a benchmark driver for model serving in the style of Clipper's image_driver_1."""
 
-from .containers.pinning import pin_from_environment as _pin_from_environment
+from .common.pinning import pin_from_environment as _pin_from_environment
 
 __version__ = "0.1.0"
 

@@ -13,11 +13,9 @@ import signal
 import sys
 
 from . import __version__
-from .cli_types import finite_float
-
-
-class UsageError(Exception):
-    """A problem with the command line or the machine that the user can fix; one line, no trace."""
+from .common.cli_types import finite_float
+from .common.errors import UsageError
+from .containers.models.flags import add_model_option_flags
 
 
 def _container_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,35 +32,12 @@ def _container_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_container)
 
 
-def add_model_option_flags(p: argparse.ArgumentParser) -> None:
-    """Flags that choose how a model is built (shared by run, baseline and container)."""
-    from .containers.models.base import FRAMEWORKS, PRECISIONS
-
-    p.add_argument("--framework", choices=FRAMEWORKS, default="torch",
-                   help="image models: torch (torchvision) or keras (keras.applications, backend from "
-                        "KERAS_BACKEND, tensorflow by default); default torch")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="image models: default fp32")
-    p.add_argument("--weights", default=None, help="image models: local weights file (default: seeded random)")
-    p.add_argument("--models_dir", default="models",
-                   help="where build-models writes the trained models (default models/)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights, training data and query inputs")
-    p.add_argument("--overlap_batches", choices=["auto", "on", "off"], default="auto",
-                   help="torch image models on a GPU: start the next batch (copy into pinned memory, upload, "
-                        "forward) before the last is answered (default auto: on for torch image models on a "
-                        "GPU, off otherwise)")
-    p.add_argument("--cuda_graphs", choices=["auto", "on", "off"], default="auto",
-                   help="torch image models on a GPU: replay the forward pass as captured CUDA graphs, one per "
-                        "power-of-two batch size, captured at load (default auto: on for torch image models on "
-                        "a GPU, off otherwise; off is eager PyTorch)")
-    p.add_argument("--warm_batch_size", type=int, default=0, help=argparse.SUPPRESS)
-
-
 def _cmd_container(args: argparse.Namespace) -> int:
     # Pin before numpy or any framework starts a thread pool.
-    from .containers.pinning import pin_from_environment
+    from .common.pinning import pin_from_environment
 
     cpus = pin_from_environment()
-    from .engine.processes import become_child
+    from .common.processes import become_child
 
     gpu = os.environ.get("CUDA_VISIBLE_DEVICES") or "none"
     title = os.environ.get("CLIPPER_BENCH_TITLE") or (
@@ -74,11 +49,27 @@ def _cmd_container(args: argparse.Namespace) -> int:
         "placement: cpus=%s CUDA_VISIBLE_DEVICES=%r OMP_NUM_THREADS=%s",
         sorted(os.sched_getaffinity(0)), os.environ.get("CUDA_VISIBLE_DEVICES"), os.environ.get("OMP_NUM_THREADS"),
     )
-
-    import numpy as np
-
-    from .containers.models import ModelOptions, UnknownModelError, get_model_spec
     from .containers.runner import Container, ContainerSettings, install_stop_handlers
+
+    spec, input_type, port = _container_model_spec(args)
+    model = _load_container_model(spec, args)
+    settings = ContainerSettings(
+        model_name=os.environ.get("CLIPPER_MODEL_NAME", args.model_name),
+        model_version=os.environ.get("CLIPPER_MODEL_VERSION", "1"),
+        clipper_ip=os.environ.get("CLIPPER_IP", "127.0.0.1"),
+        clipper_port=port,
+        input_type=input_type,
+    )
+    container = Container(model, settings)
+    install_stop_handlers(container)
+    container.serve_forever()
+    return 0
+
+
+def _container_model_spec(args: argparse.Namespace):
+    """The model spec, input type and frontend RPC port of a container, from its flags and
+    Clipper's container environment."""
+    from .containers.models import UnknownModelError, get_model_spec
     from .protocol.types import parse_input_type
 
     if not args.model_name:
@@ -87,7 +78,6 @@ def _cmd_container(args: argparse.Namespace) -> int:
         spec = get_model_spec(args.model_name)
     except UnknownModelError as exc:
         raise UsageError(str(exc)) from None
-    clipper_name = os.environ.get("CLIPPER_MODEL_NAME", args.model_name)
     try:
         input_type = parse_input_type(os.environ.get("CLIPPER_INPUT_TYPE", spec.input_type.api_name))
         port = int(os.environ.get("CLIPPER_PORT", "7000"))
@@ -97,6 +87,14 @@ def _cmd_container(args: argparse.Namespace) -> int:
         raise UsageError(
             f"model '{spec.name}' takes {spec.input_type.api_name}, CLIPPER_INPUT_TYPE says {input_type.api_name}"
         )
+    return spec, input_type, port
+
+
+def _load_container_model(spec, args: argparse.Namespace):
+    """Build the model and run every batch size it may be asked for once, before it connects."""
+    import numpy as np
+
+    from .containers.models import ModelOptions
     from .containers.models.classical import ModelNotBuiltError
     from .containers.models.image import ModelLoadError
 
@@ -113,17 +111,7 @@ def _cmd_container(args: argparse.Namespace) -> int:
                 model.predict([decoded] * size)
     except (ModelLoadError, ModelNotBuiltError, ValueError, OSError) as exc:
         raise UsageError(f"model '{spec.name}' could not be loaded: {exc}") from None
-    settings = ContainerSettings(
-        model_name=clipper_name,
-        model_version=os.environ.get("CLIPPER_MODEL_VERSION", "1"),
-        clipper_ip=os.environ.get("CLIPPER_IP", "127.0.0.1"),
-        clipper_port=port,
-        input_type=input_type,
-    )
-    container = Container(model, settings)
-    install_stop_handlers(container)
-    container.serve_forever()
-    return 0
+    return model
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,8 +10,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from clipper_bench.common.processes import free_ports
 from clipper_bench.engine.manager import LocalContainerManager
-from clipper_bench.engine.processes import free_ports
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,9 @@
 """The code base passes its linter (ruff, configured in pyproject.toml)."""
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.conftest import REPO
 
@@ -12,3 +14,40 @@ def test_ruff_finds_nothing():
         capture_output=True, text=True, cwd=REPO,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_layers_import_only_downwards():
+    """import-linter's contracts in pyproject.toml: no module imports one of a layer above it."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    proc = subprocess.run([str(lint)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "0 broken" in proc.stdout
+
+
+def _functions():
+    for path in sorted((REPO / "clipper_bench").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                yield path.relative_to(REPO), node
+
+
+def test_no_function_is_longer_than_60_lines():
+    long = [f"{path}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+            for path, node in _functions() if node.end_lineno - node.lineno + 1 > 60]
+    assert not long, "split these: " + ", ".join(long)
+
+
+def _public_functions(body):
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not node.name.startswith("_"):
+            yield node
+        elif isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+            yield from _public_functions(node.body)
+
+
+def test_nine_in_ten_public_functions_have_a_docstring():
+    nodes = [node for path in sorted((REPO / "clipper_bench").rglob("*.py"))
+             for node in _public_functions(ast.parse(path.read_text()).body)]
+    documented = sum(1 for node in nodes if ast.get_docstring(node))
+    assert documented >= 0.9 * len(nodes), f"{documented} of {len(nodes)} public functions have a docstring"

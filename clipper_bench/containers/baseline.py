@@ -19,6 +19,8 @@ import numpy as np
 
 
 def measure(spec_path: Path, out_path: Path) -> None:
+    """Run the job in ``spec_path`` (model, options, batch sizes, warm-up, duration); write each batch
+    size's throughput and batch latency, with the cores and GPU used, to ``out_path``."""
     job = json.loads(spec_path.read_text())
     from .models import ModelOptions, get_model_spec
 
@@ -83,11 +85,12 @@ def _timed_batches(model, batches: list, duration_s: float) -> tuple[list[float]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Entry point: pin and name this process, then measure ``SPEC.json`` into ``OUT.json``; return 0."""
     argv = sys.argv[1:] if argv is None else argv
-    from .pinning import pin_from_environment
+    from ..common.pinning import pin_from_environment
 
     pin_from_environment()
-    from ..engine.processes import become_child
+    from ..common.processes import become_child
 
     become_child(f"clipper-bench baseline {Path(argv[0]).stem}")
     measure(Path(argv[0]), Path(argv[1]))

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import zmq
 
-from ..engine.zmq_asyncio import send_frames
+from ..common.zmq_asyncio import send_frames
 from ..protocol import rpc
 from ..protocol.shm import ShmError, ShmReader
 from ..protocol.types import InputType
@@ -98,6 +98,7 @@ class Container:
         return sock
 
     def stop(self) -> None:
+        """Make :meth:`serve_forever` return at its next check (safe in a signal handler)."""
         self._stopping = True
 
     def serve_forever(self) -> None:

@@ -92,9 +92,11 @@ class Replica:
 
     @property
     def busy(self) -> bool:
+        """Whether the replica holds a batch it has not answered."""
         return bool(self.inflight)
 
     def to_json(self) -> dict:
+        """The replica as the management API's container listing reports it."""
         name, version = self.key
         return {
             "model_name": name,
@@ -125,6 +127,7 @@ class ModelQueue:
 
     @property
     def max_batch(self) -> int:
+        """The most queries one batch may take: the batch size, or ``ADAPTIVE_BATCH_CAP`` if -1."""
         return ADAPTIVE_BATCH_CAP if self.batch_size == -1 else self.batch_size
 
 
@@ -161,6 +164,7 @@ class Dispatcher:
         return mq
 
     def set_batch_size(self, key: ModelKey, batch_size: int) -> None:
+        """Set a model's batch size (creating its queue if new) and dispatch with it at once."""
         mq = self._queue(key)
         mq.batch_size = batch_size
         self._dispatch(mq)
@@ -177,6 +181,7 @@ class Dispatcher:
     # -- queries ------------------------------------------------------------------------------
 
     def submit(self, key: ModelKey, query: Query) -> None:
+        """Queue a query for model ``key``; it is sent at once if a replica is free."""
         mq = self._queue(key)
         mq.queue.append(query)
         if mq.idle:
@@ -336,4 +341,5 @@ class Dispatcher:
         return replica
 
     def replicas_of(self, key: ModelKey) -> list[Replica]:
+        """The connected replicas of model ``key``, by replica id."""
         return sorted((r for r in self.replicas.values() if r.key == key), key=lambda r: r.replica_id)

@@ -39,7 +39,7 @@ from clipper_admin.container_manager import (
 from clipper_admin.docker.docker_container_manager import DockerContainerManager
 from clipper_admin.exceptions import ClipperException
 
-from ..containers.pinning import CPUS_ENV, format_cpu_list
+from ..common.pinning import CPUS_ENV, format_cpu_list
 from .manager import IMAGE_PREFIX, BenchFrontendCalls, Placement
 
 logger = logging.getLogger("clipper_bench.docker")
@@ -127,9 +127,11 @@ class DockerEngineManager(BenchFrontendCalls, DockerContainerManager):
 
     @property
     def supports_live_batch_size(self) -> bool:
+        """Whether batch sizes change without new replicas: only on clipper-bench's frontend."""
         return self.bench_frontend
 
     def get_binary_addr(self) -> str:
+        """Address of the binary query path; ClipperException on Clipper's own frontend."""
         if not self.bench_frontend:
             raise ClipperException("Clipper's own frontend has no binary query path: use --transport rest")
         return f"127.0.0.1:{self.binary_port}"
@@ -335,6 +337,7 @@ class DockerEngineManager(BenchFrontendCalls, DockerContainerManager):
         return [c.name for c in sorted(containers, key=lambda c: int(c.labels.get(SLOT_LABEL, 0)))]
 
     def frontend_alive(self) -> bool:
+        """Whether the frontend container runs (always True with Clipper's own frontends)."""
         name = self._frontend_name
         if name is None:
             return True  # Clipper's frontends: the measurement's own errors tell
@@ -344,6 +347,7 @@ class DockerEngineManager(BenchFrontendCalls, DockerContainerManager):
             return False
 
     def frontend_exit(self) -> str:
+        """How the frontend container ended: its exit code, or ``was removed``."""
         try:
             state = self.docker_client.containers.get(self._frontend_name).attrs["State"]
             return f"exited with code {state.get('ExitCode')}"
@@ -394,6 +398,7 @@ class DockerEngineManager(BenchFrontendCalls, DockerContainerManager):
             pass
 
     def stop_all_model_containers(self) -> None:
+        """Remove every replica container of this cluster, saving its logs to log_dir first."""
         containers = self.docker_client.containers.list(all=True, filters={"label": [
             f"{CLIPPER_DOCKER_LABEL}={self.cluster_name}", CLIPPER_MODEL_CONTAINER_LABEL]})
         for c in containers:

@@ -27,6 +27,7 @@ from typing import Any
 import zmq
 from aiohttp import web
 
+from ..common.zmq_asyncio import ZmqReader, send_frames
 from ..protocol import binary, rpc, shm
 from ..protocol.binary import Status
 from .dispatcher import Dispatcher, Query
@@ -34,7 +35,6 @@ from .http_guard import GuardedSite
 from .inputs import InputError, check_binary_input, check_input_size, encode_json_input
 from .metrics import MetricsRegistry
 from .registry import AdminError, Application, Registry
-from .zmq_asyncio import ZmqReader, send_frames
 
 log = logging.getLogger("clipper_bench.frontend")
 
@@ -73,6 +73,10 @@ def _output_json(output: Buffer) -> Any:
 
 def _error(message: str, cause: str, status: int = 400) -> web.Response:
     return web.json_response({"error": message, "cause": cause}, status=status)
+
+
+class _BodyError(ValueError):
+    """A predict body that is JSON but not Clipper's shape; the message is the cause returned."""
 
 
 class Frontend:
@@ -242,32 +246,16 @@ class Frontend:
         if app is None:
             return _error("Error parsing JSON", f"No registered application with name {app_name}")
         try:
-            body = await request.json()
-        except RecursionError:
-            return _error("Error parsing JSON", "Body is not valid JSON: nested too deep")
-        except ValueError as exc:
-            return _error("Error parsing JSON", f"Body is not valid JSON: {exc}")
-        if not isinstance(body, dict) or ("input" in body) == ("input_batch" in body):
-            return _error(
-                "Error parsing JSON", "Body must be an object with exactly one of 'input' or 'input_batch'"
-            )
-        if "input" in body:
-            raw_inputs = [body["input"]]
-        else:
-            raw_inputs = body["input_batch"]
-            if not isinstance(raw_inputs, list) or not raw_inputs:
-                return _error("Error parsing JSON", "'input_batch' must be a non-empty list of inputs")
-            if len(raw_inputs) > self.settings.max_inputs_per_request:
-                return _error(
-                    "Error parsing JSON",
-                    f"{len(raw_inputs)} inputs in one request; the limit is "
-                    f"{self.settings.max_inputs_per_request}",
-                )
-        try:
+            single, raw_inputs = self._json_inputs(await request.json())
             payloads = [encode_json_input(x, app.input_type) for x in raw_inputs]
             self._check_sizes(app, payloads)
+        except RecursionError:
+            return _error("Error parsing JSON", "Body is not valid JSON: nested too deep")
         except InputError as exc:
             return _error("Error parsing JSON", f"Invalid input for application {app_name}: {exc}")
+        except ValueError as exc:
+            cause = str(exc) if isinstance(exc, _BodyError) else f"Body is not valid JSON: {exc}"
+            return _error("Error parsing JSON", cause)
 
         loop = asyncio.get_running_loop()
         futures = []
@@ -281,24 +269,32 @@ class Frontend:
 
             self._submit(app, payload, on_done)
             futures.append(future)
-        results = [await f for f in futures]
         predictions = []
-        for query_id, status, output in results:
+        for query_id, status, output in [await f for f in futures]:
             if status is Status.ERROR:
                 return _error("Prediction failed", output.decode("utf-8", "replace"), status=500)
-            item: dict[str, Any] = {
-                "query_id": query_id,
-                "output": _output_json(output),
-                "default": status is Status.DEFAULT,
-            }
+            item: dict[str, Any] = {"query_id": query_id, "output": _output_json(output),
+                                    "default": status is Status.DEFAULT}
             if status is Status.DEFAULT:
                 item["default_explanation"] = (
                     NO_MODEL_EXPLANATION if self.registry.model_for_app(app) is None else SLO_EXPLANATION
                 )
             predictions.append(item)
+        return web.json_response(predictions[0] if single else {"batch_predictions": predictions})
+
+    def _json_inputs(self, body: Any) -> tuple[bool, list]:
+        """Whether a predict body is a single ``input``, and its inputs; raises _BodyError."""
+        if not isinstance(body, dict) or ("input" in body) == ("input_batch" in body):
+            raise _BodyError("Body must be an object with exactly one of 'input' or 'input_batch'")
         if "input" in body:
-            return web.json_response(predictions[0])
-        return web.json_response({"batch_predictions": predictions})
+            return True, [body["input"]]
+        raw_inputs = body["input_batch"]
+        if not isinstance(raw_inputs, list) or not raw_inputs:
+            raise _BodyError("'input_batch' must be a non-empty list of inputs")
+        if len(raw_inputs) > self.settings.max_inputs_per_request:
+            raise _BodyError(f"{len(raw_inputs)} inputs in one request; the limit is "
+                             f"{self.settings.max_inputs_per_request}")
+        return False, raw_inputs
 
     async def _handle_metrics(self, request: web.Request) -> web.Response:
         return web.json_response(self.metrics.to_json())
@@ -563,8 +559,8 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
                         help="open HTTP connections per port; more are closed at once (default 4096)")
     parser.add_argument("--title", default="", help="process title shown by ps and htop")
     args = parser.parse_args(argv)
-    from ..containers.pinning import pin_from_environment
-    from .processes import become_child
+    from ..common.pinning import pin_from_environment
+    from ..common.processes import become_child
 
     pin_from_environment()
     become_child(args.title or f"clipper-bench frontend query={args.host}:{args.query_port}")

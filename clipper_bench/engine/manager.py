@@ -21,8 +21,8 @@ import requests
 from clipper_admin.container_manager import ClusterAdapter, ContainerManager
 from clipper_admin.exceptions import ClipperException
 
-from ..containers.pinning import CPUS_ENV, format_cpu_list
-from .processes import ChildProcess, python_module_argv, reap, spawn
+from ..common.pinning import CPUS_ENV, format_cpu_list
+from ..common.processes import ChildProcess, python_module_argv, reap, spawn
 
 logger = logging.getLogger("clipper_bench.manager")
 
@@ -37,6 +37,7 @@ class Placement:
     gpu: int | None = None
 
     def describe(self) -> str:
+        """The placement as text, e.g. ``cpus=0,1 gpu=none`` (``cpus=any`` when unpinned)."""
         cpus = format_cpu_list(self.cpus) if self.cpus else "any"
         gpu = "none" if self.gpu is None else str(self.gpu)
         return f"cpus={cpus} gpu={gpu}"
@@ -174,12 +175,15 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
         return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
 
     def get_admin_addr(self) -> str:
+        """Host:port of the frontend's management (admin) endpoint."""
         return f"{self._client_host}:{self.admin_port}"
 
     def get_query_addr(self) -> str:
+        """Host:port of the frontend's REST query endpoint."""
         return f"{self._client_host}:{self.query_port}"
 
     def get_metric_addr(self) -> str:
+        """Host:port that serves ``/metrics``: the query endpoint's."""
         return f"{self._client_host}:{self.query_port}"
 
     def get_binary_addr(self) -> str:
@@ -256,15 +260,18 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
             return False
 
     def connect(self) -> None:
+        """Check that a frontend answers here; raise ClipperException if none does."""
         if not self._frontend_answers():
             raise ClipperException(f"no Clipper frontend answers at {self.get_admin_addr()}")
 
     # -- replicas -----------------------------------------------------------------------------
 
     def deploy_model(self, name, version, input_type, image, num_replicas=1) -> None:
+        """Start ``num_replicas`` replicas of a model version (see :meth:`set_num_replicas`)."""
         self.set_num_replicas(name, version, input_type, image, num_replicas)
 
     def get_num_replicas(self, name, version) -> int:
+        """How many replica processes of a model version are alive."""
         return sum(1 for r in self.replicas.get((name, str(version)), []) if r.process.alive())
 
     def set_num_replicas(self, name, version, input_type, image, num_replicas) -> None:
@@ -287,6 +294,7 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
             self._wait_connected(key, added)
 
     def placement_for(self, slot: int) -> Placement:
+        """Replica slot ``slot``'s placement; unpinned and GPU-less past the configured ones."""
         return self.placements[slot] if slot < len(self.placements) else Placement()
 
     def _start_replica(self, key: tuple[str, str], slot: int, input_type: str, image: str) -> _Replica:
@@ -392,9 +400,11 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
     supports_live_batch_size = True
 
     def frontend_alive(self) -> bool:
+        """Whether the frontend process runs."""
         return self.frontend is not None and self.frontend.alive()
 
     def frontend_exit(self) -> str:
+        """How the frontend process ended: ``exited with code N`` or ``was killed by signal N``."""
         code = self.frontend.popen.returncode if self.frontend is not None else None
         return f"was killed by signal {-code}" if code is not None and code < 0 else f"exited with code {code}"
 
@@ -413,12 +423,14 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
         return copies
 
     def stop_models(self, models) -> None:
+        """Drain and stop every replica of the given ``{name: [versions]}``."""
         for name, versions in models.items():
             for version in versions:
                 for replica in self.replicas.pop((name, str(version)), []):
                     self._remove_replica(replica)
 
     def stop_all_model_containers(self) -> None:
+        """Stop every replica process of every model (without draining) and wait for them."""
         for reps in self.replicas.values():
             for r in reps:
                 r.retiring = True
@@ -437,5 +449,6 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
             self.frontend = None
 
     def all_processes(self) -> list[ChildProcess]:
+        """Every child process this manager runs: the replicas, then the frontend if started."""
         procs = [r.process for reps in self.replicas.values() for r in reps]
         return procs + ([self.frontend] if self.frontend else [])

@@ -27,6 +27,7 @@ class Histogram:
         self._rand = random.Random(0)
 
     def insert(self, value: float) -> None:
+        """Add a value; once the reservoir is full it replaces a random sample, or none."""
         self._count += 1
         if len(self._samples) < self._size:
             self._samples.append(value)
@@ -36,6 +37,7 @@ class Histogram:
                 self._samples[j] = value
 
     def to_json(self) -> dict[str, str]:
+        """Sample size, min, max, mean, std_dev, p50, p95 and p99 as strings (zeros when empty)."""
         data = np.asarray(self._samples, dtype=float)
         if data.size == 0:
             values = dict.fromkeys(("min", "max", "mean", "std_dev", "p50", "p95", "p99"), 0.0)
@@ -64,6 +66,7 @@ class Meter:
         self._initialised = False
 
     def mark(self, n: int = 1) -> None:
+        """Count ``n`` events."""
         self._count += n
         self._uncounted += n
 
@@ -82,6 +85,7 @@ class Meter:
             self._last_tick += self._TICK_S
 
     def to_json(self) -> dict[str, str]:
+        """The mean rate since creation and the 1/5/15-minute moving averages, as strings."""
         self._tick()
         elapsed = max(time.monotonic() - self._start, 1e-9)
         return {
@@ -99,6 +103,7 @@ class RatioCounter:
         self.denominator = 0
 
     def to_json(self) -> dict[str, str]:
+        """numerator / denominator as a string (0 while the denominator is 0)."""
         ratio = self.numerator / self.denominator if self.denominator else 0.0
         return {"ratio": f"{ratio:.6f}"}
 
@@ -108,6 +113,7 @@ class Counter:
         self.count = 0
 
     def to_json(self) -> dict[str, str]:
+        """The count as a string."""
         return {"count": str(self.count)}
 
 
@@ -121,21 +127,25 @@ class MetricsRegistry:
         self.counters: dict[str, Counter] = {}
 
     def histogram(self, name: str, unit: str) -> Histogram:
+        """The histogram named ``name``, created with ``unit`` if new."""
         if name not in self.histograms:
             self.histograms[name] = Histogram(unit)
         return self.histograms[name]
 
     def meter(self, name: str) -> Meter:
+        """The meter named ``name``, created if new."""
         if name not in self.meters:
             self.meters[name] = Meter()
         return self.meters[name]
 
     def ratio(self, name: str) -> RatioCounter:
+        """The ratio counter named ``name``, created if new."""
         if name not in self.ratios:
             self.ratios[name] = RatioCounter()
         return self.ratios[name]
 
     def counter(self, name: str) -> Counter:
+        """The counter named ``name``, created if new."""
         if name not in self.counters:
             self.counters[name] = Counter()
         return self.counters[name]

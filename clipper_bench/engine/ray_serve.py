@@ -99,6 +99,7 @@ class BenchModel:
 
     @serve.batch(max_batch_size=1, batch_wait_timeout_s=0.0)
     async def predict_batch(self, inputs: list[np.ndarray]) -> list[bytes]:
+        """Answer a batch Serve assembled: one model output per input."""
         self.queries += len(inputs)
         return self.model.predict(inputs)
 

@@ -31,6 +31,7 @@ class Application:
     linked_models: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """The application as the management API reports it."""
         return {
             "name": self.name,
             "input_type": self.input_type.api_name,
@@ -54,9 +55,11 @@ class ModelVersion:
 
     @property
     def key(self) -> tuple[str, str]:
+        """The ``(model_name, model_version)`` key the registry holds this version under."""
         return (self.model_name, self.model_version)
 
     def to_json(self) -> dict[str, Any]:
+        """The model version as the management API reports it."""
         return {
             "model_name": self.model_name,
             "model_version": self.model_version,
@@ -111,6 +114,7 @@ class Registry:
     # -- applications ---------------------------------------------------------------------------
 
     def add_app(self, body: Any) -> Application:
+        """Register the application an ``add_app`` body describes; AdminError if invalid or taken."""
         name = _check_name(_field(body, "name", str), "application name")
         if name in self.apps:
             raise AdminError(f"application '{name}' already exists")
@@ -125,17 +129,20 @@ class Registry:
         return app
 
     def delete_app(self, body: Any) -> None:
+        """Remove the application the body names; AdminError if there is none."""
         name = _field(body, "name", str)
         if self.apps.pop(name, None) is None:
             raise AdminError(f"no application named '{name}'")
 
     def get_app(self, name: str) -> Application:
+        """The application named ``name``; AdminError if there is none."""
         app = self.apps.get(name)
         if app is None:
             raise AdminError(f"no application named '{name}'")
         return app
 
     def add_model_links(self, body: Any) -> Application:
+        """Link an application to one model of its input type (an application links at most one)."""
         app = self.get_app(_field(body, "app_name", str))
         names = _field(body, "model_names", list)
         if len(names) != 1 or not isinstance(names[0], str):
@@ -157,6 +164,7 @@ class Registry:
         return app
 
     def delete_model_links(self, body: Any) -> Application:
+        """Unlink the named models from an application; return the application."""
         app = self.get_app(_field(body, "app_name", str))
         names = _field(body, "model_names", list)
         app.linked_models = [m for m in app.linked_models if m not in names]
@@ -165,6 +173,7 @@ class Registry:
     # -- models ---------------------------------------------------------------------------------
 
     def add_model(self, body: Any) -> ModelVersion:
+        """Register a model version, which becomes the model's current one; AdminError if invalid or taken."""
         name = _check_name(_field(body, "model_name", str), "model name")
         version = _check_name(str(_field(body, "model_version", (str, int))), "model version")
         if (name, version) in self.models:
@@ -193,6 +202,7 @@ class Registry:
         return model
 
     def set_model_version(self, body: Any) -> ModelVersion:
+        """Make the named version its model's current version; return it."""
         name = _field(body, "model_name", str)
         version = str(_field(body, "model_version", (str, int)))
         target = self.get_model(name, version)
@@ -202,12 +212,14 @@ class Registry:
         return target
 
     def get_model(self, name: str, version: str) -> ModelVersion:
+        """Model version ``name:version``; AdminError if there is none."""
         model = self.models.get((name, version))
         if model is None:
             raise AdminError(f"no model {name}:{version}")
         return model
 
     def delete_versioned_model(self, body: Any) -> ModelVersion:
+        """Remove the named model version and return it; AdminError if there is none."""
         name = _field(body, "model_name", str)
         version = str(_field(body, "model_version", (str, int)))
         model = self.get_model(name, version)
@@ -215,6 +227,7 @@ class Registry:
         return model
 
     def current_version(self, name: str) -> ModelVersion | None:
+        """The current version of model ``name``, or None if it has none."""
         for model in self.models.values():
             if model.model_name == name and model.is_current_version:
                 return model

@@ -21,6 +21,7 @@ import time
 from array import array
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -212,10 +213,27 @@ def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder
         status[i] = head[status_at]
         return i
 
+    outstanding = _closed_loop(spec, rec, send_one, receive, zmq.Again)
+    drain = rec.start_drain(spec)
+    while outstanding > 0 and not drain.over(clock()):
+        try:
+            drain.answered(receive())
+        except Again:
+            continue
+        outstanding -= 1
+    drain.finish()
+    sock.close(0)
+
+
+def _closed_loop(spec: LoadSpec, rec: Recorder, send_one: Callable[[], None], receive: Callable[[], int],
+                 again: type[Exception]) -> int:
+    """Keep ``spec.concurrency`` queries outstanding until the window (or --stable) ends; return how
+    many are still out."""
+    clock = time.perf_counter_ns
     _wait_until(spec.start_at_wall)
     begin = clock()
     end_ns = begin + int((spec.warmup_s + spec.duration_s) * 1e9)
-    monitor = _monitor(spec, rec, begin, send_ns)
+    monitor = _monitor(spec, rec, begin, rec.send_ns)
     outstanding = 0
     for _ in range(spec.concurrency):
         send_one()
@@ -223,7 +241,7 @@ def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder
     while True:
         try:
             receive()
-        except Again:
+        except again:
             if clock() >= end_ns:
                 break
             continue
@@ -236,15 +254,7 @@ def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder
             outstanding += 1
         elif outstanding == 0:
             break
-    drain = rec.start_drain(spec)
-    while outstanding > 0 and not drain.over(clock()):
-        try:
-            drain.answered(receive())
-        except Again:
-            continue
-        outstanding -= 1
-    drain.finish()
-    sock.close(0)
+    return outstanding
 
 
 def run_binary_open(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder, flags: int = 0) -> None:
@@ -257,7 +267,7 @@ def run_binary_open(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Rec
     """
     import zmq
 
-    from ..protocol.binary import REQUEST_HEADER, RESPONSE_HEADER
+    from ..protocol.binary import REQUEST_HEADER
     from .arrivals import schedule_ns
 
     assert spec.rate_qps
@@ -266,31 +276,12 @@ def run_binary_open(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Rec
     sock = binary_client_socket(spec.address)
     app = spec.app.encode()
     pack = REQUEST_HEADER.pack
-    status_at = RESPONSE_HEADER.size
     n_pool = len(pool)
     clock = time.perf_counter_ns
-    zsend, zrecv, zpoll = sock.send, sock.recv, sock.poll
-    sndmore, noblock = int(zmq.SNDMORE), int(zmq.NOBLOCK)
-    Again = zmq.Again
+    zsend, zpoll, sndmore = sock.send, sock.poll, int(zmq.SNDMORE)
     sched, send_ns, done_ns, status = rec.scheduled_ns, rec.send_ns, rec.done_ns, rec.status
 
-    def receive_ready() -> int:
-        got = 0
-        while True:
-            try:
-                frame = zrecv(noblock, copy=False)
-            except Again:
-                return got
-            t = clock()
-            head = frame.bytes
-            while frame.more:
-                frame = zrecv(0, copy=False)
-            i = int.from_bytes(head[:8], "little")
-            done_ns[i] = t
-            status[i] = head[status_at]
-            if rec.drain is not None:
-                rec.drain.answered(i)
-            got += 1
+    receive_ready = _ready_receiver(sock, rec)
 
     _wait_until(spec.start_at_wall)
     start = clock()
@@ -381,7 +372,7 @@ async def _run_rest(spec: LoadSpec, bodies: list[bytes], rec: Recorder) -> None:
 
 async def _run_ray_handle(spec: LoadSpec, arrays: list, rec: Recorder) -> None:
     """Closed loop through a Ray Serve deployment handle (this process joins the cluster as a driver)."""
-    from ..sweep.ray_deployment import use_loopback_ray_env
+    from ..common.ray_env import use_loopback_ray_env
 
     use_loopback_ray_env()
     import ray
@@ -403,6 +394,39 @@ async def _run_ray_handle(spec: LoadSpec, arrays: list, rec: Recorder) -> None:
         await _closed_loop(spec, rec, query)
     finally:
         ray.shutdown()
+
+
+
+def _ready_receiver(sock: Any, rec: Recorder) -> Callable[[], int]:
+    """A function that records every answer already waiting on ``sock`` and returns how many."""
+    import zmq
+
+    from ..protocol.binary import RESPONSE_HEADER
+
+    zrecv, noblock, again = sock.recv, int(zmq.NOBLOCK), zmq.Again
+    status_at = RESPONSE_HEADER.size
+    clock = time.perf_counter_ns
+    done_ns, status = rec.done_ns, rec.status
+
+    def receive_ready() -> int:
+        got = 0
+        while True:
+            try:
+                frame = zrecv(noblock, copy=False)
+            except again:
+                return got
+            t = clock()
+            head = frame.bytes
+            while frame.more:
+                frame = zrecv(0, copy=False)
+            i = int.from_bytes(head[:8], "little")
+            done_ns[i] = t
+            status[i] = head[status_at]
+            if rec.drain is not None:
+                rec.drain.answered(i)
+            got += 1
+
+    return receive_ready
 
 
 def run(spec: LoadSpec, spec_path: Path | None = None) -> None:
@@ -464,10 +488,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     spec = LoadSpec.load(Path(argv[0]))
     if spec.cpus:
-        from ..containers.pinning import pin_current_process
+        from ..common.pinning import pin_current_process
 
         pin_current_process(spec.cpus)
-    from ..engine.processes import become_child
+    from ..common.processes import become_child
 
     become_child(f"clipper-bench loadgen client#{spec.client_index} {spec.transport} -> {spec.app}")
     signal.signal(signal.SIGTERM, _stop)

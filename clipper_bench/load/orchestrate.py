@@ -8,8 +8,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..containers.pinning import CPUS_ENV, format_cpu_list
-from ..engine.processes import ChildProcess, python_module_argv, reap, spawn
+from ..common.pinning import CPUS_ENV, format_cpu_list
+from ..common.processes import ChildProcess, python_module_argv, reap, spawn
 from ..protocol.shm import remove_regions_of
 from .spec import LoadSpec
 from .stats import ClientData
@@ -20,6 +20,23 @@ START_MARGIN_S = 0.2
 
 class LoadError(RuntimeError):
     """A client process failed; the message names its log."""
+
+
+def _spawn_client(spec: LoadSpec, work_dir: Path, children: list[ChildProcess]) -> Path:
+    """Write the client's spec, start its process (appended to ``children`` at once, so it is reaped
+    whatever happens next) and return the spec's path (its ``.ready`` file appears when it is ready)."""
+    path = work_dir / f"client{spec.client_index}.spec.json"
+    Path(f"{path}.ready").unlink(missing_ok=True)
+    spec.save(path)
+    env = dict(os.environ)
+    env.pop(CPUS_ENV, None)
+    if spec.cpus:
+        env[CPUS_ENV] = format_cpu_list(spec.cpus)
+    children.append(spawn(
+        f"client#{spec.client_index}", python_module_argv("clipper_bench.load.client", str(path)),
+        work_dir / f"client{spec.client_index}.log", env=env, stdin_pipe=True,
+    ))
+    return path
 
 
 def run_clients(
@@ -33,25 +50,7 @@ def run_clients(
     work_dir.mkdir(parents=True, exist_ok=True)
     children: list[ChildProcess] = []
     try:
-        spec_paths = []
-        for spec in specs:
-            path = work_dir / f"client{spec.client_index}.spec.json"
-            Path(f"{path}.ready").unlink(missing_ok=True)
-            spec.save(path)
-            spec_paths.append(path)
-            env = dict(os.environ)
-            env.pop(CPUS_ENV, None)
-            if spec.cpus:
-                env[CPUS_ENV] = format_cpu_list(spec.cpus)
-            children.append(
-                spawn(
-                    f"client#{spec.client_index}",
-                    python_module_argv("clipper_bench.load.client", str(path)),
-                    work_dir / f"client{spec.client_index}.log",
-                    env=env,
-                    stdin_pipe=True,
-                )
-            )
+        spec_paths = [_spawn_client(spec, work_dir, children) for spec in specs]
         deadline = time.monotonic() + READY_TIMEOUT_S
         while not all(Path(f"{p}.ready").exists() for p in spec_paths):
             for child in children:

@@ -40,10 +40,12 @@ class LoadSpec:
     slo_s: float | None = None  # the application's latency SLO: the drain waits at least this long
 
     def save(self, path: Path) -> None:
+        """Write the spec to ``path`` as JSON."""
         path.write_text(json.dumps(asdict(self)))
 
     @classmethod
     def load(cls, path: Path) -> LoadSpec:
+        """Read a spec that :meth:`save` wrote."""
         data = json.loads(Path(path).read_text())
         data["cpus"] = tuple(data.get("cpus", ()))
         return cls(**data)

@@ -41,6 +41,7 @@ class ClientData:
 
     @classmethod
     def from_npz(cls, path: str) -> ClientData:
+        """Read a client's raw data file, its perf-counter times moved onto the wall clock."""
         with np.load(path, allow_pickle=False) as data:
             offset = int(data["anchor_wall_ns"]) - int(data["anchor_perf_ns"])
             send = data["send_ns"] + offset

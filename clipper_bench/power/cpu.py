@@ -19,9 +19,11 @@ class CpuSource(PowerSource):
         self._last = None
 
     def open(self) -> None:
+        """Take the per-core CPU times that the first :meth:`read` counts from."""
         self._last = psutil.cpu_times(percpu=True)
 
     def read(self) -> list[Reading]:
+        """Each group's busy share (``util_pct``) of its cores since the previous read."""
         now = psutil.cpu_times(percpu=True)
         out = []
         for name, cores in self.groups.items():

@@ -48,6 +48,8 @@ class NvmlSource(PowerSource):
         self.has_instant: dict[int, bool] = {}
 
     def open(self) -> None:
+        """Open the configuration's GPUs and probe which have an energy counter and instant power;
+        SourceUnavailable when there are none, one is missing or NVML fails."""
         if not self.gpus:
             raise SourceUnavailable("no GPU in this configuration")
         nvml = self.nvml = load_nvml()
@@ -82,6 +84,8 @@ class NvmlSource(PowerSource):
         return float(values[0].value.uiVal)
 
     def read(self) -> list[Reading]:
+        """One reading per GPU: energy counter and power where available, plus utilisation, memory,
+        SM clock, power limit and temperature."""
         nvml = self.nvml
         assert nvml is not None
         out = []
@@ -113,5 +117,6 @@ class NvmlSource(PowerSource):
         return out
 
     def close(self) -> None:
+        """Shut NVML down if it was opened (its errors are ignored)."""
         if self.nvml is not None:
             self._try(self.nvml.nvmlShutdown)

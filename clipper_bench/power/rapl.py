@@ -43,6 +43,8 @@ class RaplSource(PowerSource):
         self.domains: list[_Domain] = []
 
     def open(self) -> None:
+        """Find the package and DRAM domains and read their counters once; SourceUnavailable when
+        there are none or they cannot be read."""
         if not self.root.is_dir():
             raise SourceUnavailable(f"no powercap at {self.root} (common in VMs and containers)")
         tops = sorted(p for p in self.root.glob("intel-rapl:*") if p.name.count(":") == 1)
@@ -84,6 +86,7 @@ class RaplSource(PowerSource):
             raise SourceUnavailable(f"cannot read {d.energy_file}: {exc}") from exc
 
     def read(self) -> list[Reading]:
+        """Each domain's energy since :meth:`open` in joules, counter wraps undone."""
         out = []
         for d in self.domains:
             now = self._read_counter(d)

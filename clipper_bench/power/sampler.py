@@ -180,6 +180,7 @@ class PowerMonitor:
         self._process = ctx.Process(target=_sampler_process, args=(cfg, self._ready, os.getpid()), daemon=True)
 
     def start(self, ready_timeout_s: float = 30.0) -> None:
+        """Start the sampler process; wait up to ``ready_timeout_s`` for it to open its sources."""
         self._process.start()
         self._ready.wait(ready_timeout_s)
 

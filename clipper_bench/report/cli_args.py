@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..cli_types import finite_float
+from ..common.cli_types import finite_float
 
 
 def add_report_parser(sub: argparse._SubParsersAction) -> None:
+    """Add the ``report`` subcommand and its arguments to ``sub``."""
     p = sub.add_parser(
         "report",
         help="summarise saved experiments: a table, Markdown, PNG plots and one PDF",
@@ -26,10 +27,12 @@ def add_report_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """Build the report of ``args.dirs`` and print its table, notes and files; UsageError on
+    bad arguments or unreadable results."""
     from rich.console import Console
     from rich.table import Table
 
-    from ..cli import UsageError
+    from ..common.errors import UsageError
     from ..results.frame import ResultsError, experiment_dirs
     from .build import build_report
     from .table import to_markdown

@@ -48,6 +48,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
+    """Write ``data`` to ``path`` as indented JSON, atomically (see :func:`atomic_write_text`)."""
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
@@ -128,9 +129,11 @@ class ExperimentStore:
             raise ResultsWriteError(path, exc) from None
 
     def config_path(self, config_id: str) -> Path:
+        """Where a configuration's record goes: ``configs/<config_id>.json``."""
         return self.configs_dir / f"{config_id}.json"
 
     def raw_path(self, config_id: str, client_index: int) -> Path:
+        """Where one client's raw per-query data of a configuration goes (``.npz``)."""
         return self.configs_dir / f"{config_id}.client{client_index}.queries.npz"
 
     def write_config(self, config_id: str, record: dict[str, Any]) -> None:

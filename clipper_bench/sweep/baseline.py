@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..containers.pinning import CPUS_ENV, format_cpu_list
+from ..common.pinning import CPUS_ENV, format_cpu_list
+from ..common.processes import python_module_argv, reap, spawn
 from ..engine.manager import Placement
-from ..engine.processes import python_module_argv, reap, spawn
 from .settings import RunSettings
 
 BASELINES_FILE = "baselines.ndjson"
@@ -21,6 +21,7 @@ class BaselineError(RuntimeError):
 
 
 def device_of(placement: Placement) -> str:
+    """``cpu``, or ``gpu<N>`` for a placement on GPU N."""
     return "cpu" if placement.gpu is None else f"gpu{placement.gpu}"
 
 
@@ -71,6 +72,7 @@ def run_baseline(
 
 
 def baseline_key(model: str, framework: str, precision: str, device: str, batch_size: int) -> tuple:
+    """The key a baseline record is matched by: model, framework, precision, device and batch size."""
     return (model, framework, precision, device, batch_size)
 
 

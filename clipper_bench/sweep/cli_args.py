@@ -8,107 +8,135 @@ import sys
 import time
 from pathlib import Path
 
-from ..cli_types import finite_float, port
+from ..common.cli_types import finite_float, port
 from .settings import RunSettings, resolve_defaults
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
-    """The original image_driver_1 flags, then clipper-bench's own."""
-    p.add_argument("-m", "--model_name", required=True, help="model to benchmark (noop, sleep, ...)")
-    p.add_argument("-d", "--duration", "--duration_seconds", dest="duration", type=finite_float, default=120.0,
+    """The original image_driver_1 flags, then clipper-bench's own, in groups by concern."""
+    from ..containers.models.flags import add_model_option_flags
+
+    _add_sweep_flags(p.add_argument_group("sweep (the original driver's flags first)"))
+    _add_load_flags(p.add_argument_group("load"))
+    _add_engine_flags(p.add_argument_group("engine"))
+    _add_power_flags(p.add_argument_group("power and GPU settings"))
+    models = p.add_argument_group("models")
+    add_model_option_flags(models)
+    _add_model_run_flags(models)
+    _add_output_flags(p.add_argument_group("output"))
+
+
+def _add_sweep_flags(g: argparse._ArgumentGroup) -> None:
+    from ..containers.models import model_names
+
+    g.add_argument("-m", "--model_name", required=True, metavar="MODEL",
+                   help=f"model to benchmark: {', '.join(model_names())}")
+    g.add_argument("-d", "--duration", "--duration_seconds", dest="duration", type=finite_float, default=120.0,
                    help="seconds each configuration is measured (default 120)")
-    p.add_argument("-b", "--batch_sizes", type=int, nargs="+", default=[2], help="batch sizes to sweep (default 2)")
-    p.add_argument("-r", "--num_replicas", type=int, nargs="+", default=[1], help="replica counts to sweep (default 1)")
-    p.add_argument("-c", "--model_cpus", type=int, nargs="+", default=None,
+    g.add_argument("-b", "--batch_sizes", type=int, nargs="+", default=[2], help="batch sizes to sweep (default 2)")
+    g.add_argument("-r", "--num_replicas", type=int, nargs="+", default=[1], help="replica counts to sweep (default 1)")
+    g.add_argument("-c", "--model_cpus", type=int, nargs="+", default=None,
                    help="cores the replicas may use (default: all but the frontend's and load generator's)")
-    p.add_argument("-p", "--cpus_per_replica_nums", type=int, nargs="+", default=[1],
+    g.add_argument("-p", "--cpus_per_replica_nums", type=int, nargs="+", default=[1],
                    help="cores per replica to sweep (default 1)")
-    p.add_argument("-g", "--model_gpus", type=int, nargs="+", default=[],
+    g.add_argument("-g", "--model_gpus", type=int, nargs="+", default=[],
                    help="GPU indices; replica i gets the i-th (default: CPU only)")
-    p.add_argument("-n", "--num_clients", type=int, default=1, help="load-generating client processes (default 1)")
-    p.add_argument("--engine", choices=["local", "docker", "ray"], default="local",
-                   help="serving engine: local processes (default) or Docker containers through clipper_admin's "
-                        "DockerContainerManager, each replica pinned (see --query_frontend_image)")
-    p.add_argument("--query_frontend_image", default="clipper/query_frontend:0.4.1",
-                   help="--engine docker: the query frontend image (default Clipper 0.4.1's; clipper-bench/frontend "
-                        "is clipper-bench's own, which needs no registry and serves the binary path)")
-    p.add_argument("--mgmt_frontend_image", default="clipper/management_frontend:0.4.1",
-                   help="--engine docker: the management frontend image (unused with clipper-bench/frontend)")
-    p.add_argument("--ray_address", default=None,
-                   help="--engine ray: join this existing Ray cluster (host:port of its head; default: start a "
-                        "local Ray on 127.0.0.1 for the run)")
-    p.add_argument("--ray_ingress", choices=["http", "handle"], default="http",
-                   help="--engine ray: load through Serve's HTTP proxy (Clipper's JSON) or deployment handles")
-    p.add_argument("--docker_host_network", action="store_true",
-                   help="--engine docker: run every container on the host's network (all traffic on 127.0.0.1) "
-                        "instead of a network of its own")
-    p.add_argument("--results_dir", type=Path, default=Path("results"), help="where experiments go (default results/)")
-    p.add_argument("--warmup", type=finite_float, default=5.0, help="seconds of load before measuring (default 5)")
-    p.add_argument("--concurrency", type=int, default=None,
-                   help="outstanding queries in all (default 2 x replicas x batch size)")
-    p.add_argument("--rate", type=finite_float, default=None, metavar="QPS",
-                   help="open loop: send at this total rate (split over the clients) instead of keeping "
-                        "--concurrency queries outstanding; latency then counts from each query's scheduled time")
-    p.add_argument("--arrival", choices=["constant", "poisson"], default="constant",
-                   help="open-loop arrival process (default constant)")
-    p.add_argument("--stable", action="store_true",
-                   help="stop measuring once the last three windows agree on throughput and p99 "
-                        "(--duration is then the maximum)")
-    p.add_argument("--stable_window_s", type=finite_float, default=5.0, help="window of --stable (default 5 s)")
-    p.add_argument("--stable_tolerance", type=finite_float, default=0.1,
-                   help="how far (max/min - 1) three windows may differ and still agree (default 0.1)")
-    p.add_argument("--resume", action="store_true",
+    g.add_argument("-n", "--num_clients", type=int, default=1, help="load-generating client processes (default 1)")
+    g.add_argument("--oversubscribe", action="store_true",
+                   help="allow more replica cores than there are free cores (replicas then share cores)")
+    g.add_argument("--resume", action="store_true",
                    help="continue the latest experiment in --results_dir run with the same settings: "
                         "configurations recorded ok are skipped, the rest (degraded, no_answers, failed, "
                         "interrupted, missing) run")
-    p.add_argument("--warmup_reused", type=finite_float, default=1.0,
-                   help="warm-up of a configuration that reuses the running replicas, which have already "
-                        "run every batch size of the sweep (default 1 s; at most --warmup)")
-    p.add_argument("--replica_start_timeout_s", type=finite_float, default=120.0,
-                   help="a replica that has not connected this long after it started fails its "
-                        "configuration (default 120)")
-    p.add_argument("--replica_timeout_s", type=finite_float, default=30.0,
-                   help="the frontend forgets an idle replica silent this long, a busy one after 10x "
-                        "(default 30; dead local replicas are noticed within 0.2 s anyway)")
-    p.add_argument("--replica_hang_s", type=finite_float, default=3.0,
-                   help="a replica holding a batch is declared hung, recorded as a fault and killed after "
-                        "10x its model's slowest time per query x the batch's size, but never sooner than "
-                        "this (default 3 s)")
-    p.add_argument("--fresh_deployments", action="store_true",
+    g.add_argument("--fresh_deployments", action="store_true",
                    help="restart the frontend and replicas for every configuration, as the original driver "
                         "did (default: keep them while only the batch size changes)")
-    p.add_argument("--drain_timeout_s", type=finite_float, default=10.0,
+    g.add_argument("--warmup_reused", type=finite_float, default=1.0,
+                   help="warm-up of a configuration that reuses the running replicas, which have already "
+                        "run every batch size of the sweep (default 1 s; at most --warmup)")
+
+
+def _add_load_flags(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--warmup", type=finite_float, default=5.0, help="seconds of load before measuring (default 5)")
+    g.add_argument("--concurrency", type=int, default=None,
+                   help="outstanding queries in all (default (batches in flight + 1) x replicas x batch size)")
+    g.add_argument("--rate", type=finite_float, default=None, metavar="QPS",
+                   help="open loop: send at this total rate (split over the clients) instead of keeping "
+                        "--concurrency queries outstanding; latency then counts from each query's scheduled time")
+    g.add_argument("--arrival", choices=["constant", "poisson"], default="constant",
+                   help="open-loop arrival process (default constant)")
+    g.add_argument("--stable", action="store_true",
+                   help="stop measuring once the last three windows agree on throughput and p99 "
+                        "(--duration is then the maximum)")
+    g.add_argument("--stable_window_s", type=finite_float, default=5.0, help="window of --stable (default 5 s)")
+    g.add_argument("--stable_tolerance", type=finite_float, default=0.1,
+                   help="how far (max/min - 1) three windows may differ and still agree (default 0.1)")
+    g.add_argument("--drain_timeout_s", type=finite_float, default=10.0,
                    help="after the window, wait for answers still out until none has come for this long or "
                         "for twice the longest latency seen, whichever is longer (default 10)")
-    p.add_argument("--transport", choices=["auto", "binary", "shm", "rest"], default="auto",
+    g.add_argument("--transport", choices=["auto", "binary", "shm", "rest"], default="auto",
                    help="query path: binary (raw tensors over ZeroMQ), shm (inputs in shared memory, "
                         "descriptors over ZeroMQ; --engine local) or rest (Clipper's JSON API); default auto: "
                         "shm for inputs of 64 KiB or more (the images) on --engine local, binary otherwise")
-    p.add_argument("--slo_ms", type=finite_float, default=500.0, help="application latency SLO in ms (default 500)")
-    p.add_argument("--sleep_ms", type=finite_float, default=10.0, help="batch time of the 'sleep' model in ms (default 10)")
-    p.add_argument("--host", default="127.0.0.1", help="address the frontends bind to (default 127.0.0.1)")
-    p.add_argument("--oversubscribe", action="store_true",
-                   help="allow more replica cores than there are free cores (replicas then share cores)")
-    p.add_argument("--batches_in_flight", type=int, default=2, choices=[1, 2, 3, 4],
+    g.add_argument("--slo_ms", type=finite_float, default=500.0, help="application latency SLO in ms (default 500)")
+
+
+def _add_engine_flags(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--engine", choices=["local", "docker", "ray"], default="local",
+                   help="serving engine: local processes (default) or Docker containers through clipper_admin's "
+                        "DockerContainerManager, each replica pinned (see --query_frontend_image)")
+    g.add_argument("--query_frontend_image", default="clipper/query_frontend:0.4.1",
+                   help="--engine docker: the query frontend image (default Clipper 0.4.1's; clipper-bench/frontend "
+                        "is clipper-bench's own, which needs no registry and serves the binary path)")
+    g.add_argument("--mgmt_frontend_image", default="clipper/management_frontend:0.4.1",
+                   help="--engine docker: the management frontend image (unused with clipper-bench/frontend)")
+    g.add_argument("--ray_address", default=None,
+                   help="--engine ray: join this existing Ray cluster (host:port of its head; default: start a "
+                        "local Ray on 127.0.0.1 for the run)")
+    g.add_argument("--ray_ingress", choices=["http", "handle"], default="http",
+                   help="--engine ray: load through Serve's HTTP proxy (Clipper's JSON) or deployment handles")
+    g.add_argument("--docker_host_network", action="store_true",
+                   help="--engine docker: run every container on the host's network (all traffic on 127.0.0.1) "
+                        "instead of a network of its own")
+    g.add_argument("--host", default="127.0.0.1", help="address the frontends bind to (default 127.0.0.1)")
+    g.add_argument("--batches_in_flight", type=int, default=2, choices=[1, 2, 3, 4],
                    help="batches each replica is sent before it answers: 2 (default) so the next batch crosses "
                         "the socket while the model computes; 1 is Clipper's own behaviour")
-    p.add_argument("--power_interval_ms", type=finite_float, default=100.0,
-                   help="how often GPU power, RAPL energy and CPU use are sampled (default 100)")
-    p.add_argument("--powercap_root", type=Path, default=Path("/sys/class/powercap"),
-                   help="root of the powercap sysfs tree for RAPL (default /sys/class/powercap)")
-    p.add_argument("--idle_s", type=finite_float, default=5.0,
-                   help="seconds of idle power measured before the first configuration (0 to skip; default 5)")
-    p.add_argument("--gpu_power_limits", type=finite_float, nargs="+", default=[], metavar="W",
-                   help="sweep GPU power limits (watts); set before each configuration, restored after (needs root)")
-    p.add_argument("--gpu_clocks", type=int, nargs="+", default=[], metavar="MHZ",
-                   help="sweep locked GPU SM clocks (MHz); released after each configuration (needs root)")
-    from ..cli import add_model_option_flags
+    g.add_argument("--replica_start_timeout_s", type=finite_float, default=120.0,
+                   help="a replica that has not connected this long after it started fails its "
+                        "configuration (default 120)")
+    g.add_argument("--replica_timeout_s", type=finite_float, default=30.0,
+                   help="the frontend forgets an idle replica silent this long, a busy one after 10x "
+                        "(default 30; dead local replicas are noticed within 0.2 s anyway)")
+    g.add_argument("--replica_hang_s", type=finite_float, default=3.0,
+                   help="a replica holding a batch is declared hung, recorded as a fault and killed after "
+                        "10x its model's slowest time per query x the batch's size, but never sooner than "
+                        "this (default 3 s)")
 
-    add_model_option_flags(p)
-    p.add_argument("--baseline", action="store_true",
+
+def _add_power_flags(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--power_interval_ms", type=finite_float, default=100.0,
+                   help="how often GPU power, RAPL energy and CPU use are sampled (default 100)")
+    g.add_argument("--powercap_root", type=Path, default=Path("/sys/class/powercap"),
+                   help="root of the powercap sysfs tree for RAPL (default /sys/class/powercap)")
+    g.add_argument("--idle_s", type=finite_float, default=5.0,
+                   help="seconds of idle power measured before the first configuration (0 to skip; default 5)")
+    g.add_argument("--gpu_power_limits", type=finite_float, nargs="+", default=[], metavar="W",
+                   help="sweep GPU power limits (watts); set before each configuration, restored after (needs root)")
+    g.add_argument("--gpu_clocks", type=int, nargs="+", default=[], metavar="MHZ",
+                   help="sweep locked GPU SM clocks (MHz); released after each configuration (needs root)")
+
+
+def _add_model_run_flags(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--sleep_ms", type=finite_float, default=10.0, help="batch time of the 'sleep' model in ms (default 10)")
+    g.add_argument("--baseline", action="store_true",
                    help="first measure the model's raw in-process speed per batch size (pinned like replica 1); "
                         "records then carry serving_efficiency")
-    p.add_argument("--baseline_s", type=finite_float, default=10.0, help="seconds of each baseline measurement (default 10)")
+    g.add_argument("--baseline_s", type=finite_float, default=10.0, help="seconds of each baseline measurement (default 10)")
+
+
+def _add_output_flags(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--results_dir", type=Path, default=Path("results"), help="where experiments go (default results/)")
 
 
 def settings_from_args(args: argparse.Namespace) -> RunSettings:
@@ -192,7 +220,7 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def check_results_dir(path: Path) -> None:
-    from ..cli import UsageError
+    from ..common.errors import UsageError
 
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -213,7 +241,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_experiment(settings: RunSettings, baseline_only: bool) -> list[str]:
     """Validate, then run; every problem a user can fix becomes one UsageError line.
     Returns the ``runs.ndjson`` lines of configurations not recorded ``ok``."""
-    from ..cli import UsageError
+    from ..common.errors import UsageError
     from ..containers.models import UnknownModelError
     from ..containers.models.classical import ModelNotBuiltError
     from ..results.store import ResultsWriteError
@@ -268,7 +296,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from clipper_admin import ClipperConnection
     from clipper_admin.exceptions import ClipperException
 
-    from ..cli import UsageError
+    from ..common.errors import UsageError
     from ..containers.models import UnknownModelError, get_model_spec
     from ..engine.manager import IMAGE_PREFIX, LocalContainerManager
 
@@ -361,7 +389,7 @@ def add_build_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from ..cli import UsageError
+    from ..common.errors import UsageError
     from ..containers.models.classical import ClassicalBuildSettings, build_models
 
     for flag in ("kpca_train_rows", "kpca_components", "lgbm_train_rows", "lgbm_trees", "lgbm_leaves"):

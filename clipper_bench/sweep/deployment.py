@@ -17,8 +17,8 @@ from clipper_admin import ClipperConnection
 from clipper_admin.container_manager import ContainerManager
 from clipper_admin.exceptions import ClipperException
 
+from ..common.processes import free_ports
 from ..engine.manager import IMAGE_PREFIX, LocalContainerManager, Placement
-from ..engine.processes import free_ports
 from .plan import ConfigPoint
 from .settings import RunSettings
 
@@ -65,6 +65,7 @@ class DeploymentRecord:
     log_dir: Path
 
     def replica_ids(self) -> list[str]:
+        """The live replicas' identities, by slot (each engine's deployment implements this)."""
         raise NotImplementedError
 
     def describe(self, point: ConfigPoint) -> dict:

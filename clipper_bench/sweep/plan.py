@@ -223,6 +223,17 @@ def _check_bounds(settings: RunSettings) -> None:
 
 def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) -> tuple[CorePlan, list[ConfigPoint]]:
     """Check every setting against this machine before anything starts; raise PlanError if wrong."""
+    _check_numbers(settings)
+    _check_machine(settings, gpu_names)
+    plan = plan_cores(settings, available)
+    points = configurations(settings)
+    for point in points:
+        placements(point, plan, settings.model_gpus, settings.oversubscribe)
+    return plan, points
+
+
+def _check_numbers(settings: RunSettings) -> None:
+    """Values that are wrong on any machine."""
     _check_bounds(settings)
     for flag, values in (("--batch_sizes", settings.batch_sizes), ("--num_replicas", settings.num_replicas),
                          ("--cpus_per_replica_nums", settings.cpus_per_replica_nums)):
@@ -270,6 +281,10 @@ def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) 
                                          or settings.model_name not in ("vgg", "inception")):
         raise PlanError("--cuda_graphs on captures torch image models (vgg, inception) on a GPU: "
                         "pass -g/--model_gpus and --framework torch, or drop --cuda_graphs")
+
+
+def _check_machine(settings: RunSettings, gpu_names: list[str]) -> None:
+    """What this machine (its GPUs, Docker, Ray, permissions) must offer the settings."""
     if settings.model_gpus:
         missing = [g for g in settings.model_gpus if g < 0 or g >= len(gpu_names)]
         if missing:
@@ -298,8 +313,3 @@ def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) 
             check_permission(settings.model_gpus, settings.gpu_power_limits_w, settings.gpu_clocks_mhz)
         except LimitError as exc:
             raise PlanError(str(exc)) from None
-    plan = plan_cores(settings, available)
-    points = configurations(settings)
-    for point in points:
-        placements(point, plan, settings.model_gpus, settings.oversubscribe)
-    return plan, points

@@ -69,6 +69,7 @@ class Progress:
         self.live = LiveStats()
 
     def message(self, text: str) -> None:
+        """Print a line."""
         print(text, file=self.stream, flush=True)
 
     def begin(self, expected_s: list[float]) -> None:
@@ -78,11 +79,13 @@ class Progress:
         self.started = time.monotonic()
 
     def config_started(self, index: int, config_id: str) -> None:
+        """Configuration ``index`` (from 1), ``config_id``, starts: reset its clock and live numbers."""
         self.index, self.config_id = index, config_id
         self.config_began = time.monotonic()
         self.live = LiveStats()
 
     def update(self, live: LiveStats) -> None:
+        """Take the latest live numbers."""
         self.live = live
 
     def config_ended(self, measured: bool) -> None:
@@ -101,11 +104,13 @@ class Progress:
         return current + later
 
     def status_line(self) -> str:
+        """One line: configuration k of N, its phase and live numbers, time elapsed and left."""
         return (f"[{self.index}/{self.total}] {self.config_id} {self.live.phase}: {describe_live(self.live)}; "
                 f"elapsed {_fmt_duration(time.monotonic() - self.started)}, "
                 f"about {_fmt_duration(self.remaining_s())} left")
 
     def close(self) -> None:
+        """Stop the display (plain lines have nothing to stop)."""
         pass
 
 
@@ -117,10 +122,12 @@ class PlainProgress(Progress):
         self._last_line = 0.0
 
     def config_started(self, index: int, config_id: str) -> None:
+        """Start configuration ``index``; the next status line is due ``PLAIN_EVERY_S`` from now."""
         super().config_started(index, config_id)
         self._last_line = time.monotonic()
 
     def update(self, live: LiveStats) -> None:
+        """Take the latest live numbers; while measuring, print a status line every ``PLAIN_EVERY_S``."""
         super().update(live)
         now = time.monotonic()
         if live.phase == "measuring" and now - self._last_line >= PLAIN_EVERY_S:
@@ -162,9 +169,11 @@ class RichProgress(Progress):
         return table
 
     def message(self, text: str) -> None:
+        """Print a line above the live panel, as it is (no markup or highlighting)."""
         self.console.print(text, highlight=False, markup=False, soft_wrap=True)
 
     def close(self) -> None:
+        """Stop the live panel, which then disappears."""
         self._live.stop()
 
 
@@ -189,10 +198,12 @@ class LivePoller:
         self._last: tuple[float, int] | None = None
 
     def start(self) -> LivePoller:
+        """Start polling in a daemon thread; return self."""
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop polling; wait up to 5 s for the thread to end."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(5)

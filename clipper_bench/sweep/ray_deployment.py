@@ -11,7 +11,6 @@ replicas that stay keep running).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -21,21 +20,12 @@ from typing import Any
 import psutil
 from clipper_admin.exceptions import ClipperException
 
+from ..common.processes import free_ports
+from ..common.ray_env import use_loopback_ray_env
 from ..engine.manager import Placement
-from ..engine.processes import free_ports
 from .deployment import DeploymentRecord
 from .plan import ConfigPoint, PlanError
 from .settings import RunSettings
-
-
-def use_loopback_ray_env() -> None:
-    """Call before anything imports ray (``find_spec("ray.serve")`` does): a local Ray then binds
-    and connects on 127.0.0.1 only (Linux otherwise uses the host's interface address), writes no
-    auth token under $HOME and sends no usage stats. Child processes inherit it."""
-    for name, value in (("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0"), ("RAY_AUTH_MODE", "disabled"),
-                        ("RAY_USAGE_STATS_ENABLED", "0")):
-        os.environ.setdefault(name, value)
-
 
 use_loopback_ray_env()
 
@@ -96,15 +86,19 @@ class RayManager:
         self.faults: list[dict] = []
 
     def get_query_addr(self) -> str:
+        """Host:port of Serve's HTTP proxy."""
         return f"127.0.0.1:{self.session.http_port}"
 
     def get_binary_addr(self) -> str:
+        """Always raise ClipperException: Ray Serve has no binary query path."""
         raise ClipperException("Ray Serve has no binary query path: use --ray_ingress http or handle")
 
     def get_handle_addr(self) -> str:
+        """The Ray cluster's GCS address, for clients that call the deployment through handles."""
         return self.session.gcs_address
 
     def frontend_alive(self) -> bool:
+        """Whether the Serve application is running (False when the controller is gone)."""
         try:
             status = self.session.serve.status().applications.get(self.app)
         except Exception:  # noqa: BLE001 - the controller is gone
@@ -112,6 +106,7 @@ class RayManager:
         return status is not None and str(status.status).endswith("RUNNING")
 
     def frontend_exit(self) -> str:
+        """How the application ended, for the runner's messages."""
         return "(Ray Serve application) stopped running"
 
     def reset_metrics(self) -> None:
@@ -139,6 +134,8 @@ class RayDeployment(DeploymentRecord):
     @classmethod
     def start(cls, point: ConfigPoint, places: list[Placement], settings: RunSettings, session: RaySession,
               log_dir: Path) -> RayDeployment:
+        """Deploy ``point``'s model on Serve and wait for its replicas; on failure remove it and raise
+        ClipperException."""
         t0 = time.monotonic()
         log_dir.mkdir(parents=True, exist_ok=True)
         dep = cls(point, settings, session, places, log_dir, 0.0)
@@ -206,6 +203,8 @@ class RayDeployment(DeploymentRecord):
         return sorted(out, key=lambda r: r["slot"])
 
     def serves(self, point: ConfigPoint) -> bool:
+        """Whether ``point`` differs from this deployment in batch size or replica count at most,
+        and the application still runs."""
         key = (point.model_name, point.cpus_per_replica, point.gpu_power_limit_w, point.gpu_clock_mhz)
         return key == self.key and self.manager.frontend_alive()
 
@@ -219,23 +218,29 @@ class RayDeployment(DeploymentRecord):
         return [f for f in self.manager.faults if f["at"] >= wall_time]
 
     def reuse_for(self, point: ConfigPoint) -> None:
+        """Update the deployment in place if ``point``'s batch size or replica count differs."""
         if (point.batch_size, point.num_replicas) != (self.batch_size, self.num_replicas):
             self._run(point)
 
     def check_frontend(self) -> None:
+        """Raise ClipperException if the Serve application has stopped running."""
         if not self.manager.frontend_alive():
             raise ClipperException(f"the Ray Serve application {self.manager.app} stopped running during the measurement")
 
     def replica_ids(self) -> list[str]:
+        """The live replicas as ``ray-pid-<pid>``, by slot."""
         return [f"ray-pid-{r['pid']}" for r in self.live_replicas()]
 
     def describe(self, point: ConfigPoint) -> dict:
+        """The record's ``deployment`` block, with what each live replica reported at start."""
         return {**super().describe(point), "ray_replicas": self.live_replicas()}
 
     def clipper_metrics(self) -> None:
+        """None: Serve keeps no Clipper ``/metrics``."""
         return None
 
     def stop(self) -> None:
+        """Delete the Serve application (if the session still can) and the slot lock files."""
         try:
             self.session.serve.delete(self.manager.app)
         except Exception:  # noqa: BLE001 - the session may already be gone

@@ -346,19 +346,49 @@ class ExperimentRunner:
         """Deploy (or reuse), warm up, measure and fill ``record``; return the original driver's
         ``client_metrics`` with ``all_lats`` for its results file."""
         s = self.settings
-        log_dir = self.store.logs_dir / point.config_id
         self.progress.update(LiveStats("deploying"))
         deployment = self._deployment_for(point, places)
         record["deployment"] = deployment.describe(point)
-        manager = deployment.manager
         # a reused deployment has run every batch size already: its warm-up only refills the queue
         warmup = min(s.warmup_s, s.warmup_reused_s) if record["deployment"]["reused"] else s.warmup_s
         record["settings"]["warmup_s"] = warmup
+        specs = self._load_specs(point, deployment.manager, concurrency, warmup)
+        start_at, clients, power_doc = self._run_load(point, places, deployment.manager, specs, warmup, record)
+        deployment.check_frontend()
+        record["faults"] = deployment.faults_since(record["started_at"])
+        window = (int((start_at + warmup) * 1e9), int((start_at + warmup + s.duration_s) * 1e9))
+        window, stability = self._stability(clients, window)
+        if stability and stability["stable"]:
+            power_doc = trim(power_doc, window[1] / 1e9)
+        record["window_wall_ns"] = list(window)
+        record["summary"] = summarize(clients, window)
+        record["summary"]["load"] = {
+            "mode": "open" if s.rate_qps else "closed",
+            "rate_qps": s.rate_qps, "arrival": s.arrival if s.rate_qps else None,
+            "concurrency": None if s.rate_qps else concurrency,
+            "lateness": lateness_stats(clients, window) if s.rate_qps else None,
+        }
+        record["summary"]["stability"] = stability
+        record["power"] = summarize_power(power_doc, record["summary"]["num_completed"], self.idle_w)
+        samples_path = self._samples_path(point)
+        record["power_samples_file"] = samples_path.name if samples_path.exists() else None
+        original = [window_metrics(c, window) for c in clients]
+        record["client_metrics"] = [{k: v for k, v in m.items() if k != "all_lats"} for m in original]
+        record["raw_files"] = [Path(sp.out_path).name for sp in specs]
+        record["clipper_metrics"] = deployment.clipper_metrics()
+        return original
+
+    def _samples_path(self, point: ConfigPoint) -> Path:
+        return self.store.configs_dir / f"{point.config_id}.power_samples.json"
+
+    def _load_specs(self, point: ConfigPoint, manager: Any, concurrency: int, warmup: float) -> list[LoadSpec]:
+        """One load spec per client process, the load split evenly between them."""
+        s = self.settings
         name = point.model_name
-        address = {"binary": manager.get_binary_addr, "shm": manager.get_binary_addr, "ray_handle": lambda: manager.get_handle_addr()}.get(
-            s.transport, manager.get_query_addr)()
+        address = {"binary": manager.get_binary_addr, "shm": manager.get_binary_addr,
+                   "ray_handle": lambda: manager.get_handle_addr()}.get(s.transport, manager.get_query_addr)()
         per_client = math.ceil(concurrency / s.num_clients)
-        specs = [
+        return [
             LoadSpec(
                 client_index=i, transport=s.transport, address=address, app=name, model_name=name,
                 concurrency=per_client, start_at_wall=0.0, warmup_s=warmup, duration_s=s.duration_s,
@@ -370,12 +400,18 @@ class ExperimentRunner:
             )
             for i in range(s.num_clients)
         ]
+
+    def _run_load(self, point: ConfigPoint, places: list[Placement], manager: Any, specs: list[LoadSpec],
+                  warmup: float, record: dict) -> tuple[float, list, dict]:
+        """Run the clients with power sampling and the live panel's poller beside them; return the
+        load's start time, the clients' data and the sampler's document."""
+        s = self.settings
         groups = {f"replica{i + 1}": list(p.cpus) for i, p in enumerate(places)}
         groups["frontend"] = list(self.plan.frontend_cpus) or usable_cpus()
-        samples_path = self.store.configs_dir / f"{point.config_id}.power_samples.json"
+        samples_path = self._samples_path(point)
         monitors: list[PowerMonitor] = []
-
         pollers: list[LivePoller] = []
+        started: list[float] = []
 
         def phase(start_at: float) -> str:
             now = time.time()
@@ -383,23 +419,21 @@ class ExperimentRunner:
                 return "warming up"
             return "measuring" if now < start_at + warmup + s.duration_s else "draining"
 
-        started: list[float] = []
-
         def start_power(start_at: float) -> None:
             started.append(start_at)
             gpus = [p.gpu for p in places if p.gpu is not None]
-            cfg = self._sampler_config(start_at + warmup, s.duration_s, samples_path, gpus, groups)
-            monitors.append(PowerMonitor(cfg))
+            monitors.append(PowerMonitor(self._sampler_config(start_at + warmup, s.duration_s, samples_path,
+                                                              gpus, groups)))
             monitors[0].start()
             pollers.append(LivePoller(
-                f"http://{manager.get_query_addr()}/metrics", name, lambda: read_live_watts(samples_path),
-                lambda: phase(start_at), self.progress.update,
+                f"http://{manager.get_query_addr()}/metrics", point.model_name,
+                lambda: read_live_watts(samples_path), lambda: phase(start_at), self.progress.update,
                 on_measuring=getattr(manager, "reset_metrics", None),
             ).start())
 
         self.progress.update(LiveStats("starting load clients"))
         try:
-            start_at, clients = run_clients(specs, log_dir, on_start=start_power)
+            start_at, clients = run_clients(specs, self.store.logs_dir / point.config_id, on_start=start_power)
             power_doc = monitors[0].result() if monitors else {"error": "power sampler never started"}
         except KeyboardInterrupt:
             self._record_partial(record, specs, started[0] + warmup if started else None)
@@ -409,38 +443,23 @@ class ExperimentRunner:
                 poller.stop()
             for m in monitors:
                 m.stop()
-        deployment.check_frontend()
-        record["faults"] = deployment.faults_since(record["started_at"])
-        window = (int((start_at + warmup) * 1e9), int((start_at + warmup + s.duration_s) * 1e9))
-        stability = None
-        if s.stable:
-            stops = [c.stopped_wall_ns for c in clients]
-            became_stable = all(t is not None for t in stops)
-            if became_stable:  # every client agreed: the window ends when the first one stopped
-                window = (window[0], min(stops))
-                power_doc = trim(power_doc, window[1] / 1e9)
-            stability = {
-                "stable": became_stable, "window_s": s.stable_window_s, "tolerance": s.stable_tolerance,
-                "measured_s": (window[1] - window[0]) / 1e9, "max_duration_s": s.duration_s,
-                "windows": [c.stable_windows for c in clients],
-            }
-        record["window_wall_ns"] = list(window)
-        record["summary"] = summarize(clients, window)
-        record["summary"]["load"] = {
-            "mode": "open" if s.rate_qps else "closed",
-            "rate_qps": s.rate_qps, "arrival": s.arrival if s.rate_qps else None,
-            "concurrency": None if s.rate_qps else concurrency,
-            "lateness": lateness_stats(clients, window) if s.rate_qps else None,
-        }
-        record["summary"]["stability"] = stability
-        record["power"] = summarize_power(power_doc, record["summary"]["num_completed"], self.idle_w)
-        record["power_samples_file"] = samples_path.name if samples_path.exists() else None
-        original = [window_metrics(c, window) for c in clients]
-        record["client_metrics"] = [{k: v for k, v in m.items() if k != "all_lats"} for m in original]
-        record["raw_files"] = [Path(sp.out_path).name for sp in specs]
-        record["clipper_metrics"] = deployment.clipper_metrics()
-        return original
+        return start_at, clients, power_doc
 
+    def _stability(self, clients: list, window: tuple[int, int]) -> tuple[tuple[int, int], dict | None]:
+        """With ``--stable``: the window cut where every client agreed the numbers had settled
+        (the first one to stop), and the stability block of the summary."""
+        s = self.settings
+        if not s.stable:
+            return window, None
+        stops = [c.stopped_wall_ns for c in clients]
+        became_stable = all(t is not None for t in stops)
+        if became_stable:
+            window = (window[0], min(stops))
+        return window, {
+            "stable": became_stable, "window_s": s.stable_window_s, "tolerance": s.stable_tolerance,
+            "measured_s": (window[1] - window[0]) / 1e9, "max_duration_s": s.duration_s,
+            "windows": [c.stable_windows for c in clients],
+        }
 
     @staticmethod
     def _record_partial(record: dict, specs: list[LoadSpec], window_start: float | None) -> None:

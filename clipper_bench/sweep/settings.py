@@ -84,6 +84,7 @@ class RunSettings:
         return args
 
     def to_json(self) -> dict[str, Any]:
+        """The settings as the experiment records them: every field but ``resume``, paths as strings."""
         data = asdict(self)
         del data["resume"]  # how a run was started, not what it measures
         data["results_dir"] = str(self.results_dir)

@@ -9,8 +9,8 @@ import time
 import requests
 from aiohttp import web
 
+from clipper_bench.common.processes import free_ports
 from clipper_bench.engine.http_guard import GuardedSite
-from clipper_bench.engine.processes import free_ports
 
 
 def _serve(header_timeout_s: float, max_connections: int):

@@ -11,8 +11,8 @@ import requests
 import zmq
 from clipper_admin import ClipperConnection
 
+from clipper_bench.common.processes import free_ports
 from clipper_bench.engine.manager import LocalContainerManager
-from clipper_bench.engine.processes import free_ports
 from clipper_bench.protocol import binary
 from clipper_bench.protocol.types import InputType
 

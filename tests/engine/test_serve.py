@@ -11,7 +11,7 @@ import numpy as np
 import requests
 import zmq
 
-from clipper_bench.engine.processes import free_ports
+from clipper_bench.common.processes import free_ports
 from clipper_bench.protocol import binary
 from clipper_bench.protocol.types import InputType
 from tests.conftest import REPO

@@ -12,8 +12,8 @@ from clipper_admin import ClipperConnection
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from clipper_bench.common.processes import free_ports
 from clipper_bench.engine.manager import LocalContainerManager
-from clipper_bench.engine.processes import free_ports
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2**70, 2**70) | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -82,6 +82,7 @@ class ModelSpec:
 
     @property
     def input_size(self) -> int:
+        """Elements in one input: the product of ``input_shape``."""
         size = 1
         for dim in self.input_shape:
             size *= dim

@@ -24,6 +24,7 @@ from .base import Model, ModelSpec, register
 
 class NoopModel(Model):
     def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
+        """Each input's number of elements as ASCII digits, at once."""
         return [str(len(x)).encode() for x in inputs]
 
 
@@ -31,6 +32,7 @@ class NoopImageModel(Model):
     """Answers each image with 16 bytes at once: the image data path without a model."""
 
     def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
+        """Each input's length as 16 zero-padded ASCII digits, at once."""
         return [b"%016d" % len(x) for x in inputs]
 
 
@@ -40,6 +42,7 @@ class ModelCrash(RuntimeError):
 
 class CrashModel(Model):
     def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
+        """As noop, but raise ModelCrash if any input's first value is negative."""
         for x in inputs:
             if len(x) and x[0] < 0:
                 raise ModelCrash(f"crash model: input starting with {x[0]:g} is poison")
@@ -53,6 +56,7 @@ class SleepModel(Model):
         self.sleep_s = sleep_ms / 1000.0
 
     def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
+        """As noop, but return ``sleep_ms`` after the call began, whatever the batch size."""
         deadline = time.perf_counter() + self.sleep_s
         outputs = [str(len(x)).encode() for x in inputs]
         remaining = deadline - time.perf_counter()

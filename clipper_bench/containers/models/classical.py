@@ -77,6 +77,8 @@ def _sha256(path: Path) -> str:
 
 
 def build_kpca_svm(models_dir: Path, s: ClassicalBuildSettings) -> dict:
+    """Train the kernel PCA + SVC pipeline on generated data, write it with skops; return its
+    manifest entry."""
     import skops.io
     from sklearn.decomposition import KernelPCA
     from sklearn.pipeline import make_pipeline
@@ -113,6 +115,8 @@ def build_kpca_svm(models_dir: Path, s: ClassicalBuildSettings) -> dict:
 
 
 def build_lgbm(models_dir: Path, s: ClassicalBuildSettings) -> dict:
+    """Train the LightGBM classifier on generated data, write its booster as text; return its
+    manifest entry."""
     import lightgbm
 
     x, y = generated_dataset(s.lgbm_train_rows, s.lgbm_width, s.num_classes, s.seed + 1)
@@ -146,6 +150,7 @@ BUILDERS = {"kpca-svm": build_kpca_svm, "lgbm": build_lgbm}
 
 
 def read_manifest(models_dir: Path) -> dict:
+    """The models directory's manifest, or ``{"models": {}}`` when it has none."""
     path = Path(models_dir) / MANIFEST
     return json.loads(path.read_text()) if path.exists() else {"models": {}}
 
@@ -227,6 +232,7 @@ class KpcaSvmModel(Model):
         self.pipe = load_artifact_bytes(opts, "kpca-svm", parse=True)
 
     def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
+        """The predicted class label of each input, as ASCII digits."""
         labels = self.pipe.predict(np.stack(inputs))
         return [str(int(v)).encode() for v in labels]
 
@@ -237,6 +243,7 @@ class LgbmModel(Model):
         self.threads = len(os.sched_getaffinity(0))
 
     def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
+        """The predicted class label of each input (probability over 0.5 when binary), as ASCII digits."""
         proba = self.booster.predict(np.stack(inputs), num_threads=self.threads)
         labels = (proba > 0.5).astype(int) if proba.ndim == 1 else np.argmax(proba, axis=1)
         return [str(int(v)).encode() for v in labels]

@@ -147,6 +147,8 @@ class TorchImageModel(Model):
         self._graphs: _CudaGraphs | None = _CudaGraphs(torch, self._forward) if graphs else None
 
     def warm_batch_sizes(self, max_batch: int) -> list[int]:
+        """With CUDA graphs, every power of two up to ``max_batch`` rounded up (so that each graph
+        is captured at load); else ``max_batch``."""
         if self._graphs is None:
             return [max_batch]
         # every graph a batch of up to max_batch can run in, captured at load (before serving)
@@ -184,9 +186,11 @@ class TorchImageModel(Model):
         return slot, n
 
     def ready(self, handle) -> bool:
+        """Whether the batch of ``handle`` is done (always on the CPU, where :meth:`submit` answers)."""
         return not self.on_gpu or handle[0].done is None or handle[0].done.query()
 
     def finish(self, handle) -> list[bytes]:
+        """The outputs of a submitted batch, waiting for its GPU work (on the CPU: the handle)."""
         if not self.on_gpu:
             return handle
         slot, n = handle
@@ -194,6 +198,7 @@ class TorchImageModel(Model):
         return split_rows(slot.out[:n].numpy())
 
     def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
+        """Base64 features of each image: through a pinned slot on a GPU, directly on the CPU."""
         if self.on_gpu:  # through the pinned slots, one batch at a time
             return self.finish(self.submit(inputs))
         torch, n = self.torch, len(inputs)
@@ -256,10 +261,13 @@ class KerasImageModel(Model):
             self.net = base
 
     def warm_batch_sizes(self, max_batch: int) -> list[int]:
+        """Every power of two up to ``max_batch`` rounded up: the sizes :meth:`predict` pads batches to."""
         # every bucket a batch of up to max_batch can be padded to (see predict)
         return [1 << k for k in range(_bucket(max_batch).bit_length())]
 
     def predict(self, inputs: Sequence[np.ndarray]) -> list[bytes]:
+        """Base64 features of each image, the batch zero-padded to a power of two so that
+        compiling backends compile few shapes."""
         n = len(inputs)
         # Compiling backends (JAX's jit, tf.function) compile once per batch shape, and a serving
         # replica sees every size from 1 to its batch size: pad to the next power of two so that

@@ -47,12 +47,15 @@ class ChildProcess:
 
     @property
     def pid(self) -> int:
+        """The child's process id."""
         return self.popen.pid
 
     def alive(self) -> bool:
+        """Whether the child has not exited yet."""
         return self.popen.poll() is None
 
     def log_tail(self, lines: int = 20) -> str:
+        """The last ``lines`` lines of the child's log (empty if it cannot be read)."""
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError:

@@ -32,6 +32,7 @@ def parse_cpu_list(text: str) -> list[int]:
 
 
 def format_cpu_list(cpus: Sequence[int]) -> str:
+    """Format ``[0, 2, 3]`` as ``"0,2,3"`` (no ranges; :func:`parse_cpu_list` reads it back)."""
     return ",".join(str(c) for c in cpus)
 
 

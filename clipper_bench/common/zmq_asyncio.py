@@ -73,4 +73,5 @@ class ZmqReader:
         self.recheck()
 
     def close(self) -> None:
+        """Stop reading: remove the socket's descriptor from the loop (the socket stays open)."""
         self._loop.remove_reader(self._fd)

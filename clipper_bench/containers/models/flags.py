@@ -1,0 +1,28 @@
+"""The command-line flags that choose how a model is built (shared by run, baseline and container)."""
+
+from __future__ import annotations
+
+import argparse
+
+from .base import FRAMEWORKS, PRECISIONS
+
+
+def add_model_option_flags(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Flags that choose how a model is built (shared by run, baseline and container)."""
+    p.add_argument("--framework", choices=FRAMEWORKS, default="torch",
+                   help="image models: torch (torchvision) or keras (keras.applications, backend from "
+                        "KERAS_BACKEND, tensorflow by default); default torch")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32", help="image models: default fp32")
+    p.add_argument("--weights", default=None, help="image models: local weights file (default: seeded random)")
+    p.add_argument("--models_dir", default="models",
+                   help="where build-models writes the trained models (default models/)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, training data and query inputs")
+    p.add_argument("--overlap_batches", choices=["auto", "on", "off"], default="auto",
+                   help="torch image models on a GPU: start the next batch (copy into pinned memory, upload, "
+                        "forward) before the last is answered (default auto: on for torch image models on a "
+                        "GPU, off otherwise)")
+    p.add_argument("--cuda_graphs", choices=["auto", "on", "off"], default="auto",
+                   help="torch image models on a GPU: replay the forward pass as captured CUDA graphs, one per "
+                        "power-of-two batch size, captured at load (default auto: on for torch image models on "
+                        "a GPU, off otherwise; off is eager PyTorch)")
+    p.add_argument("--warm_batch_size", type=int, default=0, help=argparse.SUPPRESS)
