@@ -213,7 +213,7 @@ def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder
         status[i] = head[status_at]
         return i
 
-    outstanding = _closed_loop(spec, rec, send_one, receive, zmq.Again)
+    outstanding = _binary_closed_loop(spec, rec, send_one, receive, zmq.Again)
     drain = rec.start_drain(spec)
     while outstanding > 0 and not drain.over(clock()):
         try:
@@ -225,8 +225,8 @@ def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder
     sock.close(0)
 
 
-def _closed_loop(spec: LoadSpec, rec: Recorder, send_one: Callable[[], None], receive: Callable[[], int],
-                 again: type[Exception]) -> int:
+def _binary_closed_loop(spec: LoadSpec, rec: Recorder, send_one: Callable[[], None], receive: Callable[[], int],
+                        again: type[Exception]) -> int:
     """Keep ``spec.concurrency`` queries outstanding until the window (or --stable) ends; return how
     many are still out."""
     clock = time.perf_counter_ns

@@ -348,20 +348,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def add_baseline_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``baseline`` command: only the flags that choose the model, its placement and the time."""
+    from ..containers.models import model_names
+    from ..containers.models.flags import add_model_option_flags
+
     p = sub.add_parser(
         "baseline",
         help="measure a model's raw in-process throughput and latency per batch size (no serving)",
         description="Run the model in one process pinned like replica 1 (its cores, its GPU) and time "
                     "batches. Writes baselines.ndjson in a new experiment directory.",
     )
-    add_run_flags(p)
+    p.add_argument("-m", "--model_name", required=True, metavar="MODEL",
+                   help=f"model to measure: {', '.join(model_names())}")
+    p.add_argument("-b", "--batch_sizes", type=int, nargs="+", default=[2], help="batch sizes (default 2)")
+    p.add_argument("-c", "--model_cpus", type=int, nargs="+", default=None,
+                   help="cores replica 1 would get from (default: all but the frontend's and load generator's)")
+    p.add_argument("-p", "--cpus_per_replica_nums", type=int, nargs="+", default=[1],
+                   help="cores of the process (default 1)")
+    p.add_argument("-g", "--model_gpus", type=int, nargs="+", default=[],
+                   help="GPU index of the process (default: CPU only)")
+    p.add_argument("--baseline_s", type=finite_float, default=10.0,
+                   help="seconds measured per batch size (default 10)")
+    p.add_argument("--results_dir", type=Path, default=Path("results"), help="where experiments go (default results/)")
+    p.add_argument("--sleep_ms", type=finite_float, default=10.0, help="batch time of the 'sleep' model in ms (default 10)")
+    add_model_option_flags(p)
     p.set_defaults(func=cmd_baseline)
 
 
 def cmd_baseline(args: argparse.Namespace) -> int:
-    args.baseline = True
-    args.baseline_s = args.duration
-    _run_experiment(settings_from_args(args), baseline_only=True)
+    """Measure the model in-process only: the run's settings with every other flag at its default."""
+    run = argparse.ArgumentParser(add_help=False)
+    add_run_flags(run)
+    full = run.parse_args(["-m", args.model_name])
+    for key, value in vars(args).items():
+        setattr(full, key, value)
+    full.baseline = True
+    full.idle_s = 0.0  # nothing is served: no idle power to compare with
+    _run_experiment(settings_from_args(full), baseline_only=True)
     return 0
 
 

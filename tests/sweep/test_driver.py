@@ -493,7 +493,7 @@ def test_original_results_files_hold_the_original_keys_in_seconds(tmp_path, no_l
                     np.percentile(lats, 99))
                 every.extend(lats)
         every_ms = np.array(every) * 1000  # the original's plots printed value * 1000 as ms
-        assert 0 < every_ms.min() and every_ms.max() <= summary["latency_ms"]["max"]
+        assert 0 < every_ms.min() and every_ms.max() <= summary["latency_ms"]["max"] + 1e-6  # s -> ms rounding
         assert len(every) <= summary["num_completed"] < len(every) + 2 * 50
         assert np.percentile(every_ms, 50) == pytest.approx(summary["latency_ms"]["p50"], rel=0.1)
         # the record keeps the same keys in the same units, without the raw lists
@@ -519,3 +519,16 @@ def test_kill_9_of_the_driver_leaves_no_process_and_no_live_file(tmp_path, no_le
     assert not [p for p in alive if p.status() != psutil.STATUS_ZOMBIE], [p.cmdline()[0] for p in alive]
     time.sleep(0.5)
     assert not list((only_experiment(tmp_path) / "configs").glob("*.live.json"))
+
+
+def test_baseline_takes_its_own_flags_and_measures_baseline_s_per_batch_size(tmp_path, no_leftover_processes):
+    cmd = [sys.executable, "-m", "clipper_bench", "baseline", "-m", "noop", "-b", "1", "8",
+           "--baseline_s", "0.5", "--results_dir", str(tmp_path)]
+    started = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert time.monotonic() - started < 60  # 2 x 0.5 s measured, not -d's 120 s per batch size
+    lines = [json.loads(x) for x in (only_experiment(tmp_path) / "baselines.ndjson").read_text().splitlines()]
+    assert [line["batch_size"] for line in lines] == [1, 8] and all(line["throughput_qps"] > 0 for line in lines)
+    refused = subprocess.run(cmd[:6] + ["-d", "5"], capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert refused.returncode == 2 and "unrecognized arguments: -d 5" in refused.stderr
