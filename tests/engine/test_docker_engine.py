@@ -142,7 +142,7 @@ def test_a_missing_image_is_named_with_the_command_that_builds_it(images, tmp_pa
 
 def test_clippers_own_frontend_needs_the_rest_transport(images, tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "clipper_bench", "run", "-m", "noop", "--engine", "docker",
+        [sys.executable, "-m", "clipper_bench", "run", "-m", "noop", "--engine", "docker", "--transport", "binary",
          "--results_dir", str(tmp_path)], env=images, cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "pass --transport rest" in proc.stderr
 

@@ -58,3 +58,14 @@ def test_gpus_must_exist_and_cover_every_replica():
     with pytest.raises(PlanError, match="list one GPU per replica"):
         validate(RunSettings("noop", model_gpus=(0,), num_replicas=(2,)), [0, 1], ["H100"])
     validate(RunSettings("noop", model_gpus=(0,)), [0, 1], ["H100"])
+
+
+def test_auto_transport_is_shm_for_images_binary_for_small_inputs_and_rest_for_clippers_frontend():
+    from clipper_bench.sweep.settings import resolve_defaults
+
+    assert resolve_defaults(RunSettings("noop-image", transport="auto")).transport == "shm"
+    assert resolve_defaults(RunSettings("noop", transport="auto")).transport == "binary"
+    assert resolve_defaults(RunSettings("noop", transport="auto", engine="docker")).transport == "rest"
+    gpu = resolve_defaults(RunSettings("vgg", model_gpus=(0,), overlap_batches="auto", cuda_graphs="auto"))
+    cpu = resolve_defaults(RunSettings("vgg", overlap_batches="auto", cuda_graphs="auto"))
+    assert (gpu.overlap_batches, gpu.cuda_graphs, cpu.overlap_batches, cpu.cuda_graphs) == ("on", "on", "off", "off")
