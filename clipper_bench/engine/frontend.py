@@ -30,6 +30,7 @@ from aiohttp import web
 from ..common.zmq_asyncio import ZmqReader, send_frames
 from ..protocol import binary, rpc, shm
 from ..protocol.binary import Status
+from .admin_api import AdminApi
 from .dispatcher import Dispatcher, Query
 from .http_guard import GuardedSite
 from .inputs import InputError, check_binary_input, check_input_size, encode_json_input
@@ -97,6 +98,7 @@ class Frontend:
             self._send_rpc, self.metrics, batches_in_flight=settings.batches_in_flight,
             hang_min_s=settings.hang_min_s, hang_first_s=10 * settings.replica_timeout_s,
         )
+        self.admin = AdminApi(self.registry, self.dispatcher)  # Clipper's management calls, as a table
 
     # -- start and stop -----------------------------------------------------------------------
 
@@ -407,64 +409,7 @@ class Frontend:
         return web.Response(text="ok")
 
     def _admin_call(self, call: str, body: Any) -> Any:
-        reg = self.registry
-        verbose = isinstance(body, dict) and bool(body.get("verbose"))
-        if call == "add_app":
-            reg.add_app(body)
-            return "Success!"
-        if call == "delete_app":
-            reg.delete_app(body)
-            return "Success!"
-        if call == "add_model":
-            model = reg.add_model(body)
-            self.dispatcher.set_batch_size(model.key, model.batch_size)
-            return "Success!"
-        if call == "add_model_links":
-            reg.add_model_links(body)
-            return "Success!"
-        if call == "delete_model_links":
-            reg.delete_model_links(body)
-            return "Success!"
-        if call == "set_model_version":
-            reg.set_model_version(body)
-            return "Success!"
-        if call == "delete_versioned_model":
-            model = reg.delete_versioned_model(body)
-            self.dispatcher.remove_model(model.key, f"model {model.model_name}:{model.model_version} was deleted")
-            return "Success!"
-        if call == "get_all_applications":
-            apps = reg.apps.values()
-            return [a.to_json() for a in apps] if verbose else [a.name for a in apps]
-        if call == "get_application":
-            app = reg.apps.get(body.get("name") if isinstance(body, dict) else None)
-            return app.to_json() if app else {}
-        if call == "get_linked_models":
-            app = reg.apps.get(body.get("app_name") if isinstance(body, dict) else None)
-            if app is None:
-                raise AdminError("no such application")
-            return list(app.linked_models)
-        if call == "get_all_models":
-            models = reg.models.values()
-            return [m.to_json() for m in models] if verbose else [f"{m.model_name}:{m.model_version}" for m in models]
-        if call == "get_model":
-            if not isinstance(body, dict):
-                raise AdminError("request body must be a JSON object")
-            model = reg.models.get((str(body.get("model_name")), str(body.get("model_version"))))
-            return model.to_json() if model else {}
-        if call == "get_all_containers":
-            reps = sorted(self.dispatcher.replicas.values(), key=lambda r: (r.key, r.replica_id))
-            if verbose:
-                return [r.to_json() for r in reps]
-            return [f"{r.key[0]},{r.key[1]},{r.replica_id}" for r in reps]
-        if call == "get_container":
-            if not isinstance(body, dict):
-                raise AdminError("request body must be a JSON object")
-            key = (str(body.get("model_name")), str(body.get("model_version")))
-            for r in self.dispatcher.replicas_of(key):
-                if r.replica_id == body.get("replica_id"):
-                    return r.to_json()
-            return {}
-        raise AdminError(f"unknown management call '{call}'")
+        return self.admin.call(call, body)
 
     async def _handle_admin(self, request: web.Request) -> web.Response:
         call = request.match_info["call"]

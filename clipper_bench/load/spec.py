@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from enum import IntEnum
 from pathlib import Path
 
+
 # Per-query status codes in the raw data files.
-STATUS_OK = 0
-STATUS_DEFAULT = 1
-STATUS_ERROR = 2
-STATUS_NO_ANSWER = 3
-STATUS_NAMES = {STATUS_OK: "ok", STATUS_DEFAULT: "default", STATUS_ERROR: "error", STATUS_NO_ANSWER: "no_answer"}
+class QueryStatus(IntEnum):
+    """What became of one query, as the clients record it (one byte per query in the raw data)."""
+
+    OK = 0  # answered with the model's output
+    SLO_DEFAULT = 1  # answered with the application's default output: the SLO passed first
+    ERROR = 2  # answered with an error
+    UNANSWERED = 3  # no answer by the end of the drain
+
+    @property
+    def label(self) -> str:
+        """The name ``load_queries`` shows."""
+        return self.name.lower()
+
+
+# the codes as plain ints, for the clients' hot loops
+STATUS_OK, STATUS_DEFAULT, STATUS_ERROR, STATUS_NO_ANSWER = (int(s) for s in QueryStatus)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ class CpuSource(PowerSource):
     """Busy share (0-100%) of each named group of cores between consecutive reads."""
 
     name = "cpu"
+    measures_energy = False  # CPU time per core group, not watts
 
     def __init__(self, groups: Mapping[str, Sequence[int]]) -> None:
         self.groups = {k: list(v) for k, v in groups.items() if v}

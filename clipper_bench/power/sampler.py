@@ -37,8 +37,16 @@ class SamplerConfig:
     cpu_groups: dict[str, list[int]] = field(default_factory=dict)
 
 
+SOURCE_CLASSES = (NvmlSource, RaplSource, CpuSource)  # every power source; a new one is one more here
+
+
 def _sources(cfg: SamplerConfig) -> list[PowerSource]:
     return [NvmlSource(cfg.gpus), RaplSource(Path(cfg.powercap_root)), CpuSource(cfg.cpu_groups)]
+
+
+def energy_source_names() -> tuple[str, ...]:
+    """The sources whose channels measure energy or power (as each source declares)."""
+    return tuple(cls.name for cls in SOURCE_CLASSES if cls.measures_energy)
 
 
 LIVE_EVERY_S = 1.0
@@ -70,9 +78,9 @@ def read_live_watts(out_path: str | Path) -> float | None:
 
 
 def probe_energy_sources(cfg: SamplerConfig) -> dict[str, str]:
-    """Open and close the GPU and RAPL sources: ``{name: "ok" | "unavailable: <reason>"}``."""
+    """Open and close the sources that measure energy: ``{name: "ok" | "unavailable: <reason>"}``."""
     status = {}
-    for source in _sources(cfg)[:2]:
+    for source in (s for s in _sources(cfg) if s.measures_energy):
         try:
             source.open()
             status[source.name] = "ok"

@@ -32,6 +32,9 @@ class PowerSource(ABC):
     """A family of channels read together (all GPUs of a run, all RAPL domains, some cores)."""
 
     name: str
+    #: whether its channels measure energy or power (GPUs, RAPL) rather than only use (CPU time):
+    #: the idle measurement, the per-query energy and the report read this, not a list of names
+    measures_energy: bool = True
 
     @abstractmethod
     def open(self) -> None:

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..power.sampler import energy_source_names
 from ..results.frame import experiment_dirs, load_results
+from ..results.store import EXPERIMENT_FILE
 from . import plots
 from .table import add_series, best_under_slo, describe_best, summary_rows, to_markdown
 
@@ -38,9 +40,10 @@ class Report:
 def _no_energy_reason(dirs: list[Path]) -> str:
     """Why no energy was measured, from the idle probe or a record's source status."""
     for exp in dirs:
-        idle = json.loads((exp / "experiment.json").read_text()).get("idle_power") or {}
+        idle = json.loads((exp / EXPERIMENT_FILE).read_text()).get("idle_power") or {}
         sources = idle.get("sources") or {}
-        reasons = [f"{k}: {v}" for k, v in sources.items() if k in ("nvml", "rapl") and v != "ok"]
+        energy = energy_source_names()
+        reasons = [f"{k}: {v}" for k, v in sources.items() if k in energy and v != "ok"]
         if reasons:
             return "\n".join(textwrap.fill(r, 60) for r in reasons)
     return ""

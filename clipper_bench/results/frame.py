@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..load.spec import STATUS_DEFAULT, STATUS_ERROR, STATUS_NO_ANSWER, STATUS_OK
+from ..load.spec import QueryStatus
 from ..load.stats import ClientData
 from .status import RunStatus
-from .store import read_run_lines
+from .store import CONFIGS_DIR, EXPERIMENT_FILE, RUNS_FILE, read_run_lines, record_path
 
-STATUS_NAMES = {STATUS_OK: "ok", STATUS_DEFAULT: "slo_default", STATUS_ERROR: "error", STATUS_NO_ANSWER: "unanswered"}
+STATUS_NAMES = {int(s): s.label for s in QueryStatus}  # ok, slo_default, error, unanswered
 LATENCY_KEYS = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
 
 
@@ -43,7 +43,7 @@ def experiment_dirs(paths: str | Path | Iterable[str | Path]) -> list[Path]:
         paths = [paths]
     found: list[Path] = []
     for path in map(Path, paths):
-        if (path / "experiment.json").exists():
+        if (path / EXPERIMENT_FILE).exists():
             found.append(path)
         elif path.is_dir():
             inner = sorted(p.parent for p in path.glob("*/experiment.json"))
@@ -57,7 +57,7 @@ def experiment_dirs(paths: str | Path | Iterable[str | Path]) -> list[Path]:
 
 def _last_lines(exp: Path) -> list[dict[str, Any]]:
     last: dict[str, dict[str, Any]] = {}
-    for rec in read_run_lines(exp / "runs.ndjson"):
+    for rec in read_run_lines(exp / RUNS_FILE):
         last.pop(rec["config_id"], None)  # keep the order in which configurations last ended
         last[rec["config_id"]] = rec
     return list(last.values())
@@ -79,13 +79,13 @@ def _row(line: dict[str, Any], exp: Path, experiment: dict[str, Any]) -> dict[st
     latency = line.get("latency_ms") or {}
     for key in LATENCY_KEYS:
         row[f"{key}_ms"] = latency.get(key)
-    record_path = exp / "configs" / f"{line['config_id']}.json"
+    record_file = record_path(exp, line["config_id"])
     try:
-        record = json.loads(record_path.read_text())
+        record = json.loads(record_file.read_text())
     except OSError:
         record = {}
     except ValueError:
-        warnings.warn(f"{record_path} is not valid JSON (truncated?): its settings are left out", stacklevel=3)
+        warnings.warn(f"{record_file} is not valid JSON (truncated?): its settings are left out", stacklevel=3)
         record = {}
     if not isinstance(record, dict):
         record = {}
@@ -104,7 +104,7 @@ def load_results(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
     rows = []
     for exp in experiment_dirs(paths):
         try:
-            experiment = json.loads((exp / "experiment.json").read_text())
+            experiment = json.loads((exp / EXPERIMENT_FILE).read_text())
         except (OSError, ValueError) as exc:
             raise ResultsError(f"cannot read {exp / 'experiment.json'}: {exc}") from None
         rows.extend(_row(line, exp, experiment) for line in _last_lines(exp))
@@ -127,16 +127,16 @@ def load_queries(row_or_dir: pd.Series | str | Path, config_id: str | None = Non
         exp = Path(row_or_dir)
     if config_id is None:
         raise ValueError("load_queries(experiment_dir, config_id): name the configuration")
-    record_path = exp / "configs" / f"{config_id}.json"
+    record_file = record_path(exp, config_id)
     try:
-        record = json.loads(record_path.read_text())
+        record = json.loads(record_file.read_text())
     except OSError:
-        raise ResultsError(f"no record {record_path}: is {config_id} a configuration of {exp}?") from None
+        raise ResultsError(f"no record {record_file}: is {config_id} a configuration of {exp}?") from None
     window = record.get("window_wall_ns")
     frames = []
     for name in record.get("raw_files") or []:
         try:
-            c = ClientData.from_npz(str(exp / "configs" / name))
+            c = ClientData.from_npz(str(exp / CONFIGS_DIR / name))
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as exc:
             raise ResultsError(f"cannot read {exp / 'configs' / name} ({type(exc).__name__}: {exc}): the raw "
                                "file is damaged; the record's summary still holds its numbers") from None

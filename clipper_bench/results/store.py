@@ -95,6 +95,19 @@ class ResultsWriteError(OSError):
         return str(self.strerror)
 
 
+# Every file name of an experiment, in this one place (readers and writers use these).
+EXPERIMENT_FILE = "experiment.json"  # settings, core plan, configurations, host, idle power
+RUNS_FILE = "runs.ndjson"  # one line per configuration
+BASELINES_FILE = "baselines.ndjson"  # raw in-process speed per batch size
+CONFIGS_DIR = "configs"  # one record per configuration, its raw per-query data and power samples
+LOGS_DIR = "logs"  # every process's log, per configuration
+
+
+def record_path(experiment: Path, config_id: str) -> Path:
+    """Where configuration ``config_id``'s record is."""
+    return Path(experiment) / CONFIGS_DIR / f"{config_id}.json"
+
+
 class ExperimentStore:
     """One experiment's directory."""
 
@@ -106,21 +119,21 @@ class ExperimentStore:
             n += 1
             self.experiment_id = f"{time.strftime('%y%m%d_%H%M%S')}-{n}"
             self.path = Path(results_dir) / self.experiment_id
-        self.configs_dir = self.path / "configs"
-        self.logs_dir = self.path / "logs"
+        self.configs_dir = self.path / CONFIGS_DIR
+        self.logs_dir = self.path / LOGS_DIR
 
     def create(self, experiment: dict[str, Any]) -> None:
         """Make the experiment's directories and write experiment.json."""
         try:
             self.configs_dir.mkdir(parents=True, exist_ok=True)
             self.logs_dir.mkdir(parents=True, exist_ok=True)
-            atomic_write_json(self.path / "experiment.json", experiment)
+            atomic_write_json(self.path / EXPERIMENT_FILE, experiment)
         except OSError as exc:
-            raise ResultsWriteError(self.path / "experiment.json", exc) from None
+            raise ResultsWriteError(self.path / EXPERIMENT_FILE, exc) from None
 
     def update_experiment(self, fields: dict[str, Any]) -> None:
         """Add fields to experiment.json (rewritten atomically)."""
-        path = self.path / "experiment.json"
+        path = self.path / EXPERIMENT_FILE
         data = json.loads(path.read_text())
         data.update(fields)
         try:
@@ -184,7 +197,7 @@ class ExperimentStore:
 
     def append_run(self, line: dict[str, Any]) -> None:
         """Append one line to runs.ndjson."""
-        self.append_line("runs.ndjson", line)
+        self.append_line(RUNS_FILE, line)
 
     def append_line(self, filename: str, line: dict[str, Any]) -> None:
         """Append one JSON line to ``filename``, whole or not at all: a write cut short (a full disk)
@@ -212,7 +225,7 @@ class ExperimentStore:
 
     def runs(self) -> list[dict[str, Any]]:
         """The readable lines of runs.ndjson (see :func:`read_run_lines`; unreadable ones are warned about)."""
-        return read_run_lines(self.path / "runs.ndjson")
+        return read_run_lines(self.path / RUNS_FILE)
 
 
 _NUMBER = (int, float, type(None))

@@ -13,8 +13,6 @@ from ..common.processes import python_module_argv, reap, spawn
 from ..engine.manager import Placement
 from .settings import RunSettings
 
-BASELINES_FILE = "baselines.ndjson"
-
 
 class BaselineError(RuntimeError):
     """The baseline process failed; the message names its log."""

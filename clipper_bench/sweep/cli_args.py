@@ -82,7 +82,9 @@ def _add_load_flags(g: argparse._ArgumentGroup) -> None:
 
 
 def _add_engine_flags(g: argparse._ArgumentGroup) -> None:
-    g.add_argument("--engine", choices=["local", "docker", "ray"], default="local",
+    from .engines import engine_names
+
+    g.add_argument("--engine", choices=engine_names(), default="local",
                    help="serving engine: local processes (default) or Docker containers through clipper_admin's "
                         "DockerContainerManager, each replica pinned (see --query_frontend_image)")
     g.add_argument("--query_frontend_image", default="clipper/query_frontend:0.4.1",
@@ -159,9 +161,7 @@ def _settings_as_given(args: argparse.Namespace) -> RunSettings:
         warmup_s=args.warmup,
         warmup_reused_s=getattr(args, "warmup_reused", 1.0),
         concurrency=args.concurrency,
-        # Ray Serve: Clipper's JSON through its HTTP proxy, or deployment handles
-        transport=({"http": "rest", "handle": "ray_handle"}[getattr(args, "ray_ingress", "http")]
-                   if getattr(args, "engine", "local") == "ray" else args.transport),
+        transport=args.transport,  # "auto", and Ray's ingress, resolved by the engine (resolve_defaults)
         slo_ms=args.slo_ms,
         sleep_ms=args.sleep_ms,
         host=args.host,

@@ -163,52 +163,6 @@ def placements(point: ConfigPoint, plan: CorePlan, gpus: tuple[int, ...], oversu
     return out
 
 
-def _check_framework(settings: RunSettings) -> None:
-    """Image models need their framework installed here; say how to get it before anything starts."""
-    import importlib.util
-
-    from ..containers.models import get_model_spec
-    from ..containers.models.image import ARCHS
-
-    if settings.model_name not in ARCHS:
-        return
-    get_model_spec(settings.model_name)
-    needed = ["torch", "torchvision"] if settings.framework == "torch" else ["keras"]
-    missing = [m for m in needed if importlib.util.find_spec(m) is None]
-    if missing:
-        extra = "torch" if settings.framework == "torch" else "keras"
-        raise PlanError(
-            f"--framework {settings.framework} needs {', '.join(missing)}, not installed: "
-            f"run .venv/bin/pip install -e '.[{extra}]'"
-        )
-
-
-def _check_docker(settings: RunSettings) -> None:
-    """--engine docker: an engine that answers, the images it needs, and a transport it has."""
-    from clipper_admin.exceptions import ClipperException
-
-    from ..engine.docker_manager import docker_client_or_error
-    from ..engine.manager import IMAGE_PREFIX
-
-    bench_frontend = settings.query_frontend_image.startswith(IMAGE_PREFIX)
-    if settings.transport == "binary" and not bench_frontend:
-        raise PlanError(f"{settings.query_frontend_image} (Clipper's query frontend) has no binary query path: "
-                        "pass --transport rest, or --query_frontend_image clipper-bench/frontend")
-    try:
-        client = docker_client_or_error()
-    except ClipperException as exc:
-        raise PlanError(f"--engine docker: {exc.msg if hasattr(exc, 'msg') else exc}") from None
-    import docker
-
-    needed = [f"{IMAGE_PREFIX}{settings.model_name}"] + ([settings.query_frontend_image] if bench_frontend else [])
-    for image in needed:
-        try:
-            client.images.get(image)
-        except docker.errors.ImageNotFound:
-            raise PlanError(f"--engine docker: no image {image} here: build it with "
-                            f"bin/build_docker_images.sh {settings.model_name}") from None
-
-
 MAX_BATCH_SIZE = 4096  # the most inputs one request may carry, and far beyond any model's batch
 
 
@@ -272,9 +226,6 @@ def _check_numbers(settings: RunSettings) -> None:
         raise PlanError(f"--idle_s must be 0 or more seconds, got {settings.idle_s:g}")
     if settings.sleep_ms < 0:
         raise PlanError(f"--sleep_ms must be 0 or more milliseconds, got {settings.sleep_ms:g}")
-    if settings.transport == "shm" and settings.engine != "local":
-        raise PlanError("--transport shm needs the load clients and replicas on one host: use it with "
-                        "--engine local, or pass --transport binary")
     if settings.slo_ms <= 0:
         raise PlanError(f"--slo_ms must be positive, got {settings.slo_ms:g}")
     if settings.cuda_graphs == "on" and (not settings.model_gpus or settings.framework != "torch"
@@ -296,16 +247,9 @@ def _check_machine(settings: RunSettings, gpu_names: list[str]) -> None:
                 f"{max(settings.num_replicas)} replicas need {max(settings.num_replicas)} GPUs, "
                 f"--model_gpus gives {len(settings.model_gpus)}; list one GPU per replica"
             )
-    if settings.engine == "docker":
-        _check_docker(settings)
-    else:
-        _check_framework(settings)
-    if settings.engine == "ray":
-        from .ray_deployment import check_ray_installed
+    from .engines import engine_class
 
-        check_ray_installed()
-        if settings.rate_qps is not None:
-            raise PlanError("--rate (open loop) runs over the binary path, which Ray Serve lacks: drop --rate")
+    engine_class(settings.engine).validate(settings)
     if settings.gpu_power_limits_w or settings.gpu_clocks_mhz:
         from ..power.limits import LimitError, check_permission
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import signal
@@ -23,9 +22,10 @@ from ..power.limits import GpuLimits, LimitError, restore_leftovers
 from ..power.sampler import PowerMonitor, SamplerConfig, probe_energy_sources, read_live_watts
 from ..power.summary import idle_watts, summarize_power, trim
 from ..results.status import RunStatus, classify
-from ..results.store import ExperimentStore, host_info
-from .baseline import BASELINES_FILE, device_of, run_baseline, serving_efficiency
-from .deployment import Deployment
+from ..results.store import BASELINES_FILE, EXPERIMENT_FILE, ExperimentStore, host_info
+from .baseline import device_of, run_baseline, serving_efficiency
+from .engines import make_engine
+from .engines.base import Deployment, Engine, StartContext
 from .plan import ConfigPoint, PlanError, detect_gpus, placements, usable_cpus, validate
 from .progress import LivePoller, LiveStats, Progress
 from .settings import RunSettings
@@ -63,13 +63,13 @@ class ExperimentRunner:
         self.store = ExperimentStore(settings.results_dir, self.resumed)
         self.baselines: dict[tuple[int, str, int], dict[str, Any]] = {}
         self.idle_w: dict[str, float] = {}
+        self.engine: Engine = make_engine(settings)
         self.deployment: Deployment | None = None
-        self.ray_session = None  # --engine ray: one Ray connection for the whole experiment
         self.not_clean: list[dict[str, Any]] = []  # runs.ndjson lines of configurations not recorded ok
 
     def _load_previous(self) -> set[str]:
         """What a resumed experiment already has: configurations recorded ok, idle power, baselines."""
-        experiment = json.loads((self.store.path / "experiment.json").read_text())
+        experiment = json.loads((self.store.path / EXPERIMENT_FILE).read_text())
         self.idle_w = (experiment.get("idle_power") or {}).get("watts") or {}
         baselines = self.store.path / BASELINES_FILE
         if baselines.exists():
@@ -186,9 +186,7 @@ class ExperimentRunner:
                     raise KeyboardInterrupt
         finally:
             self._stop_deployment()
-            if self.ray_session is not None:
-                self.ray_session.shutdown()
-                self.ray_session = None
+            self.engine.close()
             signal.signal(signal.SIGTERM, previous)
         if self.not_clean:
             self.say(f"{len(self.not_clean)} of {len(self.points)} configurations are not clean measurements "
@@ -320,25 +318,11 @@ class ExperimentRunner:
                 return self.deployment
             self.say(f"  the running deployment is not healthy ({problem}): starting a fresh one")
         self._stop_deployment()
-        if s.engine == "ray":
-            from .ray_deployment import RayDeployment, RaySession
-
-            if self.ray_session is None:
-                self.ray_session = RaySession(s, len(usable_cpus()), self.store.path)
-            # slots for the most replicas of the sweep: the deployment's arguments never change
-            widest = dataclasses.replace(point, num_replicas=max(s.num_replicas))
-            slots = placements(widest, self.plan, s.model_gpus, s.oversubscribe)
-            self.deployment = RayDeployment.start(point, slots, s, self.ray_session,
-                                                  self.store.logs_dir / point.config_id)
-            return self.deployment
-        self.deployment = Deployment.start(
-            point, places, s, input_type=self.spec.input_type.api_name, input_elements=self.spec.input_size,
-            log_dir=self.store.logs_dir / point.config_id,
-            # replicas warm up every batch size they may be asked for while they stay deployed
-            container_args=[*s.container_args(), "--warm_batch_size",
-                            str(point.batch_size if s.fresh_deployments else max(s.batch_sizes))],
-            frontend_cpus=self.plan.frontend_cpus,
-        )
+        log_dir = self.store.logs_dir / point.config_id
+        self.deployment = self.engine.start(point, places, StartContext(
+            plan=self.plan, input_type=self.spec.input_type.api_name, input_elements=self.spec.input_size,
+            log_dir=log_dir, experiment_dir=self.store.path,
+        ))
         return self.deployment
 
     def _measure(self, point: ConfigPoint, places: list[Placement], concurrency: int,

@@ -112,26 +112,23 @@ SHM_MIN_INPUT_BYTES = 64 * 1024  # from here on, inputs travel through shared me
 def resolve_defaults(settings: RunSettings) -> RunSettings:
     """Settings with every ``auto`` resolved to what was measured fastest (docs/benchmarks.md, issue 14):
 
-    * transport: shared memory for inputs of 64 KiB or more on the local engine (the images: their
-      bytes then cross no socket); the binary path for small inputs; on ``--engine docker`` with
-      Clipper's own frontend, which has only the REST API, rest;
+    * transport: the engine's choice (``Engine.resolve_transport``): on the local engine shared
+      memory for inputs of 64 KiB or more (the images: their bytes then cross no socket) and the
+      binary path for small inputs; on ``--engine docker`` with Clipper's own frontend, which has only
+      the REST API, rest; on Ray what ``--ray_ingress`` says;
     * overlap_batches and cuda_graphs: on for torch image models on a GPU, off otherwise.
 
     Records carry the resolved values."""
     from ..containers.models.base import UnknownModelError, get_model_spec
+    from .engines import ENGINES, engine_class
 
     changes: dict[str, Any] = {}
-    if settings.transport == "auto":
-        try:
-            big = get_model_spec(settings.model_name).input_bytes >= SHM_MIN_INPUT_BYTES
-        except UnknownModelError:
-            big = False  # the plan reports the unknown model
-        if settings.engine == "local":
-            changes["transport"] = "shm" if big else "binary"
-        elif settings.engine == "docker" and not settings.query_frontend_image.startswith("clipper-bench/"):
-            changes["transport"] = "rest"
-        else:
-            changes["transport"] = "binary"
+    try:
+        large = get_model_spec(settings.model_name).input_bytes >= SHM_MIN_INPUT_BYTES
+    except UnknownModelError:
+        large = False  # the plan reports the unknown model
+    if settings.engine in ENGINES:  # else argparse has refused it
+        changes["transport"] = engine_class(settings.engine).resolve_transport(settings, large)
     torch_gpu = (settings.framework == "torch" and bool(settings.model_gpus)
                  and settings.model_name in ("vgg", "inception"))
     for flag in ("overlap_batches", "cuda_graphs"):

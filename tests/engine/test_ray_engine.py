@@ -113,7 +113,7 @@ def test_handle_ingress_serves_the_same_sweep(tmp_path):
 
 
 def test_without_ray_the_error_says_how_to_install_it(monkeypatch):
-    from clipper_bench.sweep import ray_deployment
+    from clipper_bench.sweep.engines import ray as ray_deployment
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name.startswith("ray") else real(name, *a))

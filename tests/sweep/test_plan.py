@@ -69,3 +69,18 @@ def test_auto_transport_is_shm_for_images_binary_for_small_inputs_and_rest_for_c
     gpu = resolve_defaults(RunSettings("vgg", model_gpus=(0,), overlap_batches="auto", cuda_graphs="auto"))
     cpu = resolve_defaults(RunSettings("vgg", overlap_batches="auto", cuda_graphs="auto"))
     assert (gpu.overlap_batches, gpu.cuda_graphs, cpu.overlap_batches, cpu.cuda_graphs) == ("on", "on", "off", "off")
+
+
+def test_every_engine_in_the_registry_is_offered_and_implements_the_interface():
+    import subprocess
+    import sys
+
+    from clipper_bench.sweep.engines import ENGINES, engine_class
+    from clipper_bench.sweep.engines.base import Engine
+
+    for name in ENGINES:
+        cls = engine_class(name)
+        assert issubclass(cls, Engine) and cls.name == name and not getattr(cls, "__abstractmethods__", None)
+    help_text = subprocess.run([sys.executable, "-m", "clipper_bench", "run", "--help"],
+                               capture_output=True, text=True, timeout=60).stdout
+    assert "--engine {" + ",".join(ENGINES) + "}" in help_text

@@ -1,4 +1,5 @@
-"""One deployment of a model: a frontend and its replicas, kept while only the batch size changes.
+"""``--engine local``: the frontend and replicas as processes of this host, and the deployment that the
+local and Docker engines share: a frontend and its replicas, kept while only the batch size changes.
 
 The original driver restarted Clipper for every configuration. Restarting costs seconds per
 configuration (model loads, warm-up compiles) and measures nothing, so a sweep keeps the deployment
@@ -17,37 +18,14 @@ from clipper_admin import ClipperConnection
 from clipper_admin.container_manager import ContainerManager
 from clipper_admin.exceptions import ClipperException
 
-from ..common.processes import free_ports
-from ..engine.manager import IMAGE_PREFIX, LocalContainerManager, Placement
-from .plan import ConfigPoint
-from .settings import RunSettings
+from ...common.processes import free_ports
+from ...engine.manager import IMAGE_PREFIX, LocalContainerManager, Placement
+from ..plan import ConfigPoint
+from ..settings import RunSettings
+from .base import Deployment, Engine, StartContext
 
 MODEL_VERSION = "1"
 DEFAULT_OUTPUT = "TIMEOUT"
-
-
-def make_manager(settings: RunSettings, places: list[Placement], log_dir: Path, container_args: list[str],
-                 frontend_cpus: tuple[int, ...]):
-    """The ContainerManager of ``settings.engine`` (local processes or Docker containers), on free ports."""
-    s = settings
-    query, admin, rpc, binary = free_ports(4, "127.0.0.1" if s.host in ("0.0.0.0", "") else s.host)
-    if s.engine == "docker":
-        from ..engine.docker_manager import DockerEngineManager
-
-        return DockerEngineManager(
-            placements=places, frontend_cpus=frontend_cpus, log_dir=log_dir, query_port=query, admin_port=admin,
-            rpc_port=rpc, binary_port=binary, host_network=s.docker_host_network,
-            query_frontend_image=s.query_frontend_image, mgmt_frontend_image=s.mgmt_frontend_image,
-            container_args=container_args, batches_in_flight=s.batches_in_flight,
-            replica_timeout_s=s.replica_timeout_s, start_timeout_s=s.replica_start_timeout_s,
-        )
-    return LocalContainerManager(
-        host=s.host, query_port=query, admin_port=admin, rpc_port=rpc, binary_port=binary,
-        log_dir=log_dir, placements=places, container_args=container_args,
-        frontend_cpus=frontend_cpus, batches_in_flight=s.batches_in_flight,
-        start_timeout_s=s.replica_start_timeout_s, replica_timeout_s=s.replica_timeout_s,
-        hang_min_s=s.replica_hang_min_s,
-    )
 
 
 def deployment_key(point: ConfigPoint) -> tuple:
@@ -56,32 +34,9 @@ def deployment_key(point: ConfigPoint) -> tuple:
             point.gpu_power_limit_w, point.gpu_clock_mhz)
 
 
-class DeploymentRecord:
-    """The record's ``deployment`` block, for any engine's deployment (needs ``started_for``,
-    ``startup_s``, ``log_dir`` and ``replica_ids()``)."""
-
-    started_for: str
-    startup_s: float
-    log_dir: Path
-
-    def replica_ids(self) -> list[str]:
-        """The live replicas' identities, by slot (each engine's deployment implements this)."""
-        raise NotImplementedError
-
-    def describe(self, point: ConfigPoint) -> dict:
-        """The record's ``deployment`` block."""
-        return {
-            "started_for": self.started_for,
-            "reused": self.started_for != point.config_id,
-            "startup_s": round(self.startup_s, 3),
-            "replicas": self.replica_ids(),
-            "logs": str(self.log_dir),
-        }
-
-
 @dataclass
-class Deployment(DeploymentRecord):
-    """A running frontend with one model deployed on its replicas."""
+class ClipperDeployment(Deployment):
+    """A running Clipper-protocol frontend (local or in Docker) with one model deployed on its replicas."""
 
     key: tuple
     manager: ContainerManager
@@ -93,21 +48,10 @@ class Deployment(DeploymentRecord):
     configs: list[str] = field(default_factory=list)
 
     @classmethod
-    def start(
-        cls,
-        point: ConfigPoint,
-        places: list[Placement],
-        settings: RunSettings,
-        *,
-        input_type: str,
-        input_elements: int,
-        log_dir: Path,
-        container_args: list[str],
-        frontend_cpus: tuple[int, ...],
-    ) -> Deployment:
-        """Start a frontend, register the model's application and deploy its replicas."""
+    def start(cls, point: ConfigPoint, manager: ContainerManager, settings: RunSettings, *, input_type: str,
+              input_elements: int, log_dir: Path) -> ClipperDeployment:
+        """Start ``manager``'s frontend, register the model's application and deploy its replicas."""
         t0 = time.monotonic()
-        manager = make_manager(settings, places, log_dir, container_args, frontend_cpus)
         slo_ms = settings.slo_ms
         conn = ClipperConnection(manager)
         try:
@@ -169,3 +113,40 @@ class Deployment(DeploymentRecord):
     def stop(self) -> None:
         """Stop the frontend and every replica."""
         self.manager.stop_all()
+
+
+class LocalEngine(Engine):
+    """clipper-bench's own frontend and replicas as pinned processes on this host."""
+
+    name = "local"
+    transports = ("binary", "shm", "rest")
+
+    @classmethod
+    def resolve_transport(cls, settings: RunSettings, large_inputs: bool) -> str:
+        """``auto``: shared memory for large inputs (their bytes then cross no socket), else binary."""
+        if settings.transport == "auto":
+            return "shm" if large_inputs else "binary"
+        return settings.transport
+
+    def _manager(self, places: list[Placement], log_dir: Path, container_args: list[str],
+                 frontend_cpus: tuple[int, ...], ports: tuple[int, int, int, int]) -> ContainerManager:
+        s = self.settings
+        query, admin, rpc, binary = ports
+        return LocalContainerManager(
+            host=s.host, query_port=query, admin_port=admin, rpc_port=rpc, binary_port=binary,
+            log_dir=log_dir, placements=places, container_args=container_args,
+            frontend_cpus=frontend_cpus, batches_in_flight=s.batches_in_flight,
+            start_timeout_s=s.replica_start_timeout_s, replica_timeout_s=s.replica_timeout_s,
+            hang_min_s=s.replica_hang_min_s,
+        )
+
+    def start(self, point: ConfigPoint, places: list[Placement], ctx: StartContext) -> ClipperDeployment:
+        """A fresh frontend and ``point.num_replicas`` replicas, on free ports."""
+        s = self.settings
+        ports = free_ports(4, "127.0.0.1" if s.host in ("0.0.0.0", "") else s.host)
+        # replicas warm up every batch size they may be asked for while they stay deployed
+        container_args = [*s.container_args(), "--warm_batch_size",
+                          str(point.batch_size if s.fresh_deployments else max(s.batch_sizes))]
+        manager = self._manager(places, ctx.log_dir, container_args, ctx.plan.frontend_cpus, ports)
+        return ClipperDeployment.start(point, manager, s, input_type=ctx.input_type,
+                                       input_elements=ctx.input_elements, log_dir=ctx.log_dir)

@@ -20,12 +20,12 @@ from typing import Any
 import psutil
 from clipper_admin.exceptions import ClipperException
 
-from ..common.processes import free_ports
-from ..common.ray_env import use_loopback_ray_env
-from ..engine.manager import Placement
-from .deployment import DeploymentRecord
-from .plan import ConfigPoint, PlanError
-from .settings import RunSettings
+from ...common.processes import free_ports
+from ...common.ray_env import use_loopback_ray_env
+from ...engine.manager import Placement
+from ..plan import ConfigPoint, PlanError, placements
+from ..settings import RunSettings
+from .base import Deployment, Engine, StartContext
 
 use_loopback_ray_env()
 
@@ -113,7 +113,7 @@ class RayManager:
         """Serve keeps no Clipper metrics to clear."""
 
 
-class RayDeployment(DeploymentRecord):
+class RayDeployment(Deployment):
     """A model on Ray Serve, reused across configurations that differ in batch size or replicas."""
 
     def __init__(self, point: ConfigPoint, settings: RunSettings, session: RaySession, places: list[Placement],
@@ -155,7 +155,7 @@ class RayDeployment(DeploymentRecord):
 
     def _run(self, point: ConfigPoint) -> None:
         """Deploy (or update in place) with ``point``'s replica count and batch size; wait until running."""
-        from ..engine.ray_serve import BenchModel
+        from ...engine.ray_serve import BenchModel
 
         s = self.settings
         gpus = 1 if s.model_gpus else 0
@@ -246,3 +246,47 @@ class RayDeployment(DeploymentRecord):
         except Exception:  # noqa: BLE001 - the session may already be gone
             pass
         shutil.rmtree(self.lock_dir, ignore_errors=True)
+
+
+class RayEngine(Engine):
+    """Ray Serve: a local Ray started for the experiment, or the cluster ``--ray_address`` names."""
+
+    name = "ray"
+    transports = ("rest", "ray_handle")
+
+    def __init__(self, settings: RunSettings) -> None:
+        super().__init__(settings)
+        self.session: RaySession | None = None
+
+    @classmethod
+    def resolve_transport(cls, settings: RunSettings, large_inputs: bool) -> str:
+        """Always what ``--ray_ingress`` says: Serve's HTTP proxy (Clipper's JSON) or deployment handles."""
+        return {"http": "rest", "handle": "ray_handle"}[settings.ray_ingress]
+
+    @classmethod
+    def validate(cls, settings: RunSettings) -> None:
+        """Ray Serve installed, the model's framework installed, and no open loop (it needs the binary path)."""
+        check_ray_installed()
+        super().validate(settings)
+        if settings.rate_qps is not None:
+            raise PlanError("--rate (open loop) runs over the binary path, which Ray Serve lacks: drop --rate")
+
+    def start(self, point: ConfigPoint, places: list[Placement], ctx: StartContext) -> RayDeployment:
+        """Deploy on Serve, with slots for the most replicas of the sweep (the deployment's arguments
+        never change, so a new replica count scales it in place)."""
+        import dataclasses
+
+        from ..plan import usable_cpus
+
+        s = self.settings
+        if self.session is None:
+            self.session = RaySession(s, len(usable_cpus()), ctx.experiment_dir)
+        widest = dataclasses.replace(point, num_replicas=max(s.num_replicas))
+        slots = placements(widest, ctx.plan, s.model_gpus, s.oversubscribe)
+        return RayDeployment.start(point, slots, s, self.session, ctx.log_dir)
+
+    def close(self) -> None:
+        """Stop the experiment's Ray session (a cluster named by --ray_address runs on)."""
+        if self.session is not None:
+            session, self.session = self.session, None
+            session.shutdown()

@@ -1,0 +1,69 @@
+"""``--engine docker``: the frontend and every replica as Docker containers, through clipper_admin's
+DockerContainerManager (see ``engine/docker_manager.py``), each replica pinned to its cores and GPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from clipper_admin.container_manager import ContainerManager
+
+from ...engine.manager import IMAGE_PREFIX, Placement
+from ..plan import PlanError
+from ..settings import RunSettings
+from .local import LocalEngine
+
+
+class DockerEngine(LocalEngine):
+    """Clipper's frontend images (or clipper-bench's own) and one container per replica."""
+
+    name = "docker"
+    transports = ("binary", "rest")
+
+    @classmethod
+    def resolve_transport(cls, settings: RunSettings, large_inputs: bool) -> str:
+        """``auto``: rest with Clipper's own frontend (it has nothing else), binary with clipper-bench's."""
+        if settings.transport == "auto":
+            return "binary" if settings.query_frontend_image.startswith(IMAGE_PREFIX) else "rest"
+        return settings.transport
+
+    @classmethod
+    def validate(cls, settings: RunSettings) -> None:
+        """A Docker engine that answers, the images the run needs, and a transport the frontend has."""
+        from clipper_admin.exceptions import ClipperException
+
+        from ...engine.docker_manager import docker_client_or_error
+
+        if settings.transport == "shm":
+            super().validate(settings)  # the shared-memory message
+        bench_frontend = settings.query_frontend_image.startswith(IMAGE_PREFIX)
+        if settings.transport == "binary" and not bench_frontend:
+            raise PlanError(f"{settings.query_frontend_image} (Clipper's query frontend) has no binary query "
+                            "path: pass --transport rest, or --query_frontend_image clipper-bench/frontend")
+        try:
+            client = docker_client_or_error()
+        except ClipperException as exc:
+            raise PlanError(f"--engine docker: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+        import docker
+
+        needed = [f"{IMAGE_PREFIX}{settings.model_name}"] + ([settings.query_frontend_image] if bench_frontend else [])
+        for image in needed:
+            try:
+                client.images.get(image)
+            except docker.errors.ImageNotFound:
+                raise PlanError(f"--engine docker: no image {image} here: build it with "
+                                f"bin/build_docker_images.sh {settings.model_name}") from None
+
+    def _manager(self, places: list[Placement], log_dir: Path, container_args: list[str],
+                 frontend_cpus: tuple[int, ...], ports: tuple[int, int, int, int]) -> ContainerManager:
+        from ...engine.docker_manager import DockerEngineManager
+
+        s = self.settings
+        query, admin, rpc, binary = ports
+        return DockerEngineManager(
+            placements=places, frontend_cpus=frontend_cpus, log_dir=log_dir, query_port=query, admin_port=admin,
+            rpc_port=rpc, binary_port=binary, host_network=s.docker_host_network,
+            query_frontend_image=s.query_frontend_image, mgmt_frontend_image=s.mgmt_frontend_image,
+            container_args=container_args, batches_in_flight=s.batches_in_flight,
+            replica_timeout_s=s.replica_timeout_s, start_timeout_s=s.replica_start_timeout_s,
+        )
+
