@@ -121,13 +121,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"clipper-bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    from .containers.models.build_cli import add_build_parser
+    from .engine.serve_cli import add_serve_parser
     from .report.cli_args import add_report_parser
-    from .sweep.cli_args import (
-        add_baseline_parser,
-        add_build_parser,
-        add_run_parser,
-        add_serve_parser,
-    )
+    from .sweep.cli_args import add_baseline_parser, add_run_parser
 
     add_run_parser(sub)
     add_baseline_parser(sub)

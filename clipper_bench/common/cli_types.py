@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
 
 def finite_float(text: str) -> float:
@@ -27,3 +28,16 @@ def port(text: str) -> int:
     if not 1 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port number from 1 to 65535, got {value}")
     return value
+
+
+def check_writable_dir(path: Path, flag: str = "--results_dir", what: str = "results directory") -> None:
+    """Make ``path`` if needed and prove it writable, or raise UsageError naming the flag to change."""
+    from .errors import UsageError
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"{what} {path} is not writable ({exc.strerror}); pass {flag} DIR") from None

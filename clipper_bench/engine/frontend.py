@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import signal
 import sys
@@ -27,22 +26,21 @@ from typing import Any
 import zmq
 from aiohttp import web
 
-from ..common.zmq_asyncio import ZmqReader, send_frames
-from ..protocol import binary, rpc, shm
+from ..common.zmq_asyncio import ZmqReader
 from ..protocol.binary import Status
 from .admin_api import AdminApi
+from .container_rpc import ContainerRpc
 from .dispatcher import Dispatcher, Query
 from .http_guard import GuardedSite
-from .inputs import InputError, check_binary_input, check_input_size, encode_json_input
+from .inputs import check_input_size
 from .metrics import MetricsRegistry
+from .query_binary import BinaryQueries
+from .query_rest import RestQueries
 from .registry import AdminError, Application, Registry
 
 log = logging.getLogger("clipper_bench.frontend")
 
 Buffer = bytes | memoryview
-
-NO_MODEL_EXPLANATION = "No connected models found for query"
-SLO_EXPLANATION = "Failed to retrieve a prediction response within the specified latency SLO"
 
 
 @dataclass(frozen=True)
@@ -63,24 +61,7 @@ class FrontendSettings:
     max_connections: int = 4096  # open HTTP connections per port; more are closed at once
 
 
-def _output_json(output: Buffer) -> Any:
-    """Clipper embeds an output that parses as JSON as JSON, and any other output as a string."""
-    text = bytes(output).decode("utf-8", "replace")
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def _error(message: str, cause: str, status: int = 400) -> web.Response:
-    return web.json_response({"error": message, "cause": cause}, status=status)
-
-
-class _BodyError(ValueError):
-    """A predict body that is JSON but not Clipper's shape; the message is the cause returned."""
-
-
-class Frontend:
+class Frontend(RestQueries, BinaryQueries, ContainerRpc):
     """All of the engine's frontend state and its handlers."""
 
     def __init__(self, settings: FrontendSettings) -> None:
@@ -226,15 +207,6 @@ class Frontend:
                     self.dispatcher.remove_replica(identity, what)
                     self._fault(identity, "silent", what)
 
-    def _check_descriptors(self, app: Application, descriptors: Sequence[Buffer]) -> None:
-        """Raise ShmError unless every descriptor names an existing region, lies inside it and has
-        the size the model declared."""
-        model = self.registry.model_for_app(app)
-        elements = model.input_elements if model is not None else None
-        expected = None if elements is None else elements * app.input_type.dtype.itemsize
-        for descriptor in descriptors:
-            shm.check_descriptor(descriptor, expected)
-
     def _check_sizes(self, app: Application, payloads: Sequence[Buffer]) -> None:
         """Raise InputError unless every input has the size its model declared."""
         model = self.registry.model_for_app(app)
@@ -242,166 +214,10 @@ class Frontend:
             for payload in payloads:
                 check_input_size(payload, app.input_type, model.input_elements)
 
-    async def _handle_predict(self, request: web.Request) -> web.Response:
-        app_name = request.match_info["app"]
-        app = self.registry.apps.get(app_name)
-        if app is None:
-            return _error("Error parsing JSON", f"No registered application with name {app_name}")
-        try:
-            single, raw_inputs = self._json_inputs(await request.json())
-            payloads = [encode_json_input(x, app.input_type) for x in raw_inputs]
-            self._check_sizes(app, payloads)
-        except RecursionError:
-            return _error("Error parsing JSON", "Body is not valid JSON: nested too deep")
-        except InputError as exc:
-            return _error("Error parsing JSON", f"Invalid input for application {app_name}: {exc}")
-        except ValueError as exc:
-            cause = str(exc) if isinstance(exc, _BodyError) else f"Body is not valid JSON: {exc}"
-            return _error("Error parsing JSON", cause)
-
-        loop = asyncio.get_running_loop()
-        futures = []
-        for payload in payloads:
-            future = loop.create_future()
-
-            def on_done(query: Query, status: Status, output: Buffer, future=future) -> None:
-                self._record(app, query, status)
-                if not future.done():
-                    future.set_result((query.query_id, status, bytes(output)))
-
-            self._submit(app, payload, on_done)
-            futures.append(future)
-        predictions = []
-        for query_id, status, output in [await f for f in futures]:
-            if status is Status.ERROR:
-                return _error("Prediction failed", output.decode("utf-8", "replace"), status=500)
-            item: dict[str, Any] = {"query_id": query_id, "output": _output_json(output),
-                                    "default": status is Status.DEFAULT}
-            if status is Status.DEFAULT:
-                item["default_explanation"] = (
-                    NO_MODEL_EXPLANATION if self.registry.model_for_app(app) is None else SLO_EXPLANATION
-                )
-            predictions.append(item)
-        return web.json_response(predictions[0] if single else {"batch_predictions": predictions})
-
-    def _json_inputs(self, body: Any) -> tuple[bool, list]:
-        """Whether a predict body is a single ``input``, and its inputs; raises _BodyError."""
-        if not isinstance(body, dict) or ("input" in body) == ("input_batch" in body):
-            raise _BodyError("Body must be an object with exactly one of 'input' or 'input_batch'")
-        if "input" in body:
-            return True, [body["input"]]
-        raw_inputs = body["input_batch"]
-        if not isinstance(raw_inputs, list) or not raw_inputs:
-            raise _BodyError("'input_batch' must be a non-empty list of inputs")
-        if len(raw_inputs) > self.settings.max_inputs_per_request:
-            raise _BodyError(f"{len(raw_inputs)} inputs in one request; the limit is "
-                             f"{self.settings.max_inputs_per_request}")
-        return False, raw_inputs
-
     async def _handle_metrics(self, request: web.Request) -> web.Response:
         return web.json_response(self.metrics.to_json())
 
-    def _on_binary(self, frames: list[zmq.Frame]) -> None:
-        identity = frames[0].bytes
-        body = frames[1:]  # zmq.Frame objects: sized buffers, passed on without copying
-        try:
-            req = binary.decode_request(body, self.settings.max_inputs_per_request)
-            app = self.registry.apps.get(req.app)
-            if app is None:
-                raise InputError(f"No registered application with name {req.app}")
-            if req.input_type != app.input_type:
-                raise InputError(
-                    f"application {app.name} takes {app.input_type.api_name}, "
-                    f"request carries {req.input_type.api_name}"
-                )
-            in_shm = bool(req.flags & shm.FLAG_SHM)
-            if in_shm:
-                self._check_descriptors(app, req.inputs)
-            else:
-                for item in req.inputs:
-                    check_binary_input(item, app.input_type)
-                self._check_sizes(app, req.inputs)
-        except (binary.BinaryProtocolError, InputError, shm.ShmError) as exc:
-            n = max(len(body) - 1, 1)
-            self._reply_binary(
-                identity, binary.peek_request_id(body), 0, bytes([Status.ERROR]) * n, [str(exc).encode()] * n
-            )
-            return
-
-        request_id = req.request_id
-        if len(req.inputs) == 1:
-
-            def on_single(query: Query, status: Status, output: Buffer) -> None:
-                self._record(app, query, status)
-                self._reply_binary(identity, request_id, query.query_id, bytes([status]), [output])
-
-            self._submit(app, req.inputs[0], on_single, in_shm)
-            return
-
-        n = len(req.inputs)
-        statuses = bytearray(n)
-        outputs: list[Buffer] = [b""] * n
-        remaining = [n]
-        first_id = self._next_query_id + 1
-
-        def make_callback(index: int) -> Callable[[Query, Status, Buffer], None]:
-            def on_item(query: Query, status: Status, output: Buffer) -> None:
-                self._record(app, query, status)
-                statuses[index] = status
-                outputs[index] = output
-                remaining[0] -= 1
-                if remaining[0] == 0:
-                    self._reply_binary(identity, request_id, first_id, bytes(statuses), outputs)
-
-            return on_item
-
-        for i, item in enumerate(req.inputs):
-            self._submit(app, item, make_callback(i), in_shm)
-
-    def _reply_binary(
-        self, identity: bytes, request_id: int, query_id: int, statuses: bytes, outputs: Sequence[Buffer]
-    ) -> None:
-        try:
-            send_frames(self._binary, [identity, *binary.encode_response(request_id, query_id, statuses, outputs)])
-        except zmq.ZMQError as exc:  # the client went away; nothing is waiting
-            log.debug("binary reply to %r dropped: %s", identity, exc)
-        self._binary_reader.recheck()
-
     # -- model containers ---------------------------------------------------------------------
-
-    def _send_rpc(self, identity: bytes, frames: Sequence[Buffer]) -> None:
-        send_frames(self._rpc, [identity, *frames])
-        self._rpc_reader.recheck()
-
-    def _on_rpc(self, frames: list[zmq.Frame]) -> None:
-        identity = frames[0].bytes
-        try:
-            message = rpc.decode_from_container(frames[1:])
-        except rpc.RpcError as exc:
-            log.warning("dropped a malformed RPC message from %r: %s", identity, exc)
-            return
-        replica = self.dispatcher.replicas.get(identity)
-        if replica is not None:
-            replica.last_seen = time.time()
-        if isinstance(message, rpc.PredictResponse):
-            self.dispatcher.on_response(identity, message)
-        elif isinstance(message, rpc.Heartbeat):
-            if replica is not None and self.dispatcher.on_heartbeat(identity):
-                self._fault(identity, "lost_batch",
-                            f"replica {replica.key[0]}#{replica.replica_id + 1} ({identity.decode('utf-8', 'replace')}) "
-                            "asked for work while holding a batch: the batch was lost and failed")
-            kind = (
-                rpc.HeartbeatType.KEEPALIVE
-                if replica is not None
-                else rpc.HeartbeatType.REQUEST_CONTAINER_METADATA
-            )
-            self._send_rpc(identity, rpc.encode_frontend_heartbeat(kind))
-        elif isinstance(message, rpc.ContainerMetadata):
-            new = self.dispatcher.add_replica(identity, message)
-            log.info(
-                "replica %d of %s:%s joined (%r)",
-                new.replica_id, message.model_name, message.model_version, identity,
-            )
 
     # -- management ---------------------------------------------------------------------------
 

@@ -109,7 +109,7 @@ class BenchModel:
             return await self.predict_batch(x)
         from starlette.responses import JSONResponse
 
-        from .frontend import _output_json
+        from .query_rest import _output_json
 
         try:
             body = await request.json()

@@ -70,13 +70,15 @@ def latency_stats_ms(latencies_ms: np.ndarray) -> dict[str, float | None]:
     return out
 
 
-def summarize(clients: Sequence[ClientData], window: tuple[int, int]) -> dict:
+def summarize(clients: Sequence[ClientData], window: tuple[int, int], slo_ms: float | None = None) -> dict:
     """The configuration's summary over the measurement window ``[start_ns, end_ns)``.
 
     Only queries due inside the window count: throughput is their successful answers per second of
     window (answers to warm-up queries never count, whenever they arrive), and latency, errors,
     SLO defaults and unanswered queries are theirs. ``num_errors`` counts queries answered with an
-    error; queries still out when the drain ended are ``num_unanswered``, apart.
+    error; queries still out when the drain ended are ``num_unanswered``, apart. Goodput (with
+    ``slo_ms``): the successful answers within the SLO, as a share of the queries sent in the window
+    (``goodput``) and per second (``goodput_qps``).
     """
     duration_s = (window[1] - window[0]) / 1e9
     latencies, statuses = [], []
@@ -89,6 +91,7 @@ def summarize(clients: Sequence[ClientData], window: tuple[int, int]) -> dict:
     lat = np.concatenate(latencies) if latencies else np.empty(0)
     status = np.concatenate(statuses) if statuses else np.empty(0, dtype=np.int8)
     completed = int((status == STATUS_OK).sum())
+    good = int((lat <= slo_ms).sum()) if slo_ms is not None else None
     return {
         "duration_s": duration_s,
         "num_sent": int(status.size),
@@ -97,6 +100,8 @@ def summarize(clients: Sequence[ClientData], window: tuple[int, int]) -> dict:
         "num_errors": int((status == STATUS_ERROR).sum()),
         "num_unanswered": int((status == STATUS_NO_ANSWER).sum()),
         "throughput_qps": completed / duration_s if duration_s > 0 else None,
+        "goodput": good / status.size if good is not None and status.size else None,
+        "goodput_qps": good / duration_s if good is not None and duration_s > 0 else None,
         "latency_ms": latency_stats_ms(lat),
         "drain": drain_stats(clients),
     }

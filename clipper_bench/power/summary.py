@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -56,9 +56,24 @@ def channel_energy(series: dict[str, list]) -> dict[str, Any]:
     return out
 
 
+class PowerSummary(TypedDict, total=False):
+    """The ``power`` block of a record (``status`` and the joules keys are always there)."""
+
+    status: str  # "ok", or why nothing was sampled
+    interval_ms: float
+    sources: dict[str, str]  # source -> "ok" | "unavailable: <reason>"
+    channels: dict[str, dict[str, Any]]  # per channel: joules, avg_w, duration_s, ...
+    energy_channels: list[str]  # the channels summed into joules
+    joules: float | None
+    avg_w: float | None
+    joules_per_query: float | None
+    idle_w: dict[str, float] | None
+    joules_per_query_above_idle: float | None
+
+
 def summarize_power(
     doc: dict[str, Any], num_completed: int | None, idle_w: dict[str, float] | None = None
-) -> dict[str, Any]:
+) -> PowerSummary:
     """The ``power`` block of a record."""
     if "error" in doc:
         return {"status": doc["error"], "sources": {}, "channels": {}, "joules": None,

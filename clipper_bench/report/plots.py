@@ -53,16 +53,33 @@ def _title(ax, model: str, what: str) -> None:
     ax.grid(True, alpha=0.3)
 
 
+def _interval(rows: pd.DataFrame, metric: str) -> np.ndarray | None:
+    """Error bars (below, above the plotted value) from ``--repeats``' 95% intervals, when recorded:
+    the points are the repeats' means then, so the bars sit around them."""
+    low, high = f"repeat_stats.{metric}.ci95_low", f"repeat_stats.{metric}.ci95_high"
+    if low not in rows or rows[low].isna().all():
+        return None
+    mean = rows[f"repeat_stats.{metric}.mean"]
+    return np.vstack([(mean - rows[low]).clip(lower=0).fillna(0), (rows[high] - mean).clip(lower=0).fillna(0)])
+
+
+def _value(rows: pd.DataFrame, column: str, metric: str) -> pd.Series:
+    """The repeats' mean when ``--repeats`` recorded one, else the single measurement."""
+    mean = f"repeat_stats.{metric}.mean"
+    return rows[mean].fillna(rows[column]) if mean in rows else rows[column]
+
+
 def latency_vs_throughput(frame: pd.DataFrame) -> Figure:
     """p99 latency against throughput, a line per replica count through its batch sizes (labelled)."""
     models = sorted(frame["model_name"].unique())
     fig, axes = _panels(len(models))
     for ax, model in zip(axes.flat, models, strict=False):
         for label, rows in _lines(frame[frame["model_name"] == model]):
-            ax.plot(rows["throughput_qps"], rows["p99_ms"], marker="o", label=label)
-            for _, r in rows.iterrows():
-                ax.annotate(f"b{r['batch_size']}", (r["throughput_qps"], r["p99_ms"]), fontsize=7,
-                            textcoords="offset points", xytext=(4, 3))
+            x, y = _value(rows, "throughput_qps", "throughput_qps"), _value(rows, "p99_ms", "p99_ms")
+            ax.errorbar(x, y, xerr=_interval(rows, "throughput_qps"), yerr=_interval(rows, "p99_ms"),
+                        marker="o", label=label, capsize=3)
+            for (_, r), xi, yi in zip(rows.iterrows(), x, y, strict=True):
+                ax.annotate(f"b{r['batch_size']}", (xi, yi), fontsize=7, textcoords="offset points", xytext=(4, 3))
         ax.set_xlabel("throughput (queries/s)")
         ax.set_ylabel("p99 latency (ms)")
         ax.set_ylim(bottom=0)
@@ -80,8 +97,10 @@ def throughput_and_p99_vs_batch(frame: pd.DataFrame) -> Figure:
     for col, model in enumerate(models):
         top, bottom = axes[0, col], axes[1, col]
         for label, rows in _lines(frame[frame["model_name"] == model]):
-            top.plot(rows["batch_size"], rows["throughput_qps"], marker="o", label=label)
-            bottom.plot(rows["batch_size"], rows["p99_ms"], marker="o", label=label)
+            top.errorbar(rows["batch_size"], _value(rows, "throughput_qps", "throughput_qps"),
+                         yerr=_interval(rows, "throughput_qps"), marker="o", label=label, capsize=3)
+            bottom.errorbar(rows["batch_size"], _value(rows, "p99_ms", "p99_ms"), yerr=_interval(rows, "p99_ms"),
+                            marker="o", label=label, capsize=3)
         for ax, what, unit in ((top, "throughput", "queries/s"), (bottom, "p99 latency", "ms")):
             _batch_axis(ax)
             ax.set_ylabel(f"{what} ({unit})")

@@ -38,11 +38,26 @@ def _fmt_count(value: Any) -> str:
     return "-" if value is None or pd.isna(value) else f"{int(value):,}"
 
 
+def _fmt_mean(r: pd.Series, column: str, metric: str, digits: int) -> str:
+    """The repeats' mean with its 95% interval's half-width (``--repeats``), else the one value."""
+    mean, low = r.get(f"repeat_stats.{metric}.mean"), r.get(f"repeat_stats.{metric}.ci95_low")
+    if mean is None or low is None or pd.isna(mean) or pd.isna(low):
+        return _fmt(r.get(column), digits)
+    return f"{_fmt(mean, digits)} ± {_fmt(mean - low, digits)}"
+
+
+def _fmt_share(value) -> str:
+    """A share as a percentage with one decimal, or - when unknown."""
+    if value is None or pd.isna(value):
+        return "-"
+    return f"{100 * float(value):.1f}%"
+
+
 def summary_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Header and formatted rows, one per configuration, sorted by series, model, replicas, batch."""
     columns = ["series"] if frame["series"].astype(bool).any() else []
-    columns += ["model", "replicas", "cores/replica", "batch", "status", "queries/s", "p50 ms", "p99 ms",
-                "errors", "SLO defaults", "watts", "mJ/query"]
+    columns += ["model", "replicas", "cores/replica", "batch", "status", "queries/s", "goodput", "p50 ms",
+                "p99 ms", "errors", "SLO defaults", "watts", "mJ/query"]
     ordered = frame.sort_values(["series", "model_name", "num_replicas", "cpus_per_replica", "batch_size"])
     rows = []
     for _, r in ordered.iterrows():
@@ -50,7 +65,8 @@ def summary_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         jpq = r.get("joules_per_query")
         row += [
             str(r["model_name"]), str(r["num_replicas"]), str(r["cpus_per_replica"]), str(r["batch_size"]),
-            str(r["status"]), _fmt(r.get("throughput_qps")), _fmt(r.get("p50_ms"), 2), _fmt(r.get("p99_ms"), 2),
+            str(r["status"]), _fmt_mean(r, "throughput_qps", "throughput_qps", 1), _fmt_share(r.get("goodput")),
+            _fmt_mean(r, "p50_ms", "p50_ms", 2), _fmt_mean(r, "p99_ms", "p99_ms", 2),
             _fmt_count(r.get("num_errors")), _fmt_count(r.get("num_defaults")), _fmt(r.get("avg_w"), 0),
             _fmt(None if jpq is None or pd.isna(jpq) else 1000 * jpq, 2),
         ]

@@ -113,6 +113,7 @@ def load_results(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
         return frame
     numeric = ["throughput_qps", "avg_w", "joules_per_query", "joules_per_query_above_idle",
                *(f"{k}_ms" for k in LATENCY_KEYS)]
+    numeric += [c for c in ("goodput", "goodput_qps") if c in frame]  # records before goodput lack them
     for column in numeric:
         frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame

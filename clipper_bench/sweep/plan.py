@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 
 from ..engine.manager import Placement
-from .settings import RunSettings
+from .settings import RunSettings, check_declared, resolve_defaults
 
 MIN_CORES_TO_RESERVE = 4
 CORES_FOR_TWO_PER_PROCESS = 8  # from here on the frontend and each client get two cores
@@ -50,14 +50,21 @@ class ConfigPoint:
     batch_size: int
     gpu_power_limit_w: float | None = None
     gpu_clock_mhz: int | None = None
+    rate_qps: float | None = None  # open loop at this offered rate
+    concurrency: int | None = None  # closed loop with this many outstanding (None: the default)
 
     @property
     def config_id(self) -> str:
+        """``model-rR-cC-bB``, then ``-plW``, ``-clkMHZ``, ``-rateQPS`` or ``-concN`` when swept."""
         cid = f"{self.model_name}-r{self.num_replicas}-c{self.cpus_per_replica}-b{self.batch_size}"
         if self.gpu_power_limit_w is not None:
             cid += f"-pl{self.gpu_power_limit_w:g}"
         if self.gpu_clock_mhz is not None:
             cid += f"-clk{self.gpu_clock_mhz}"
+        if self.rate_qps is not None:
+            cid += f"-rate{self.rate_qps:g}"
+        if self.concurrency is not None:
+            cid += f"-conc{self.concurrency}"
         return cid
 
 
@@ -135,14 +142,17 @@ def _ranges(cpus: list[int]) -> str:
 
 def configurations(settings: RunSettings) -> list[ConfigPoint]:
     """Every configuration, in the original's order: replicas, then cores per replica, then batch;
-    GPU power limits and clocks, when swept, vary outside the batch size."""
+    GPU power limits and clocks, when swept, vary outside the batch size; offered rates or
+    concurrencies, when swept, inside it (one deployment serves them all)."""
     return [
-        ConfigPoint(settings.model_name, r, c, b, pl, clk)
+        ConfigPoint(settings.model_name, r, c, b, pl, clk, rate, conc)
         for r in settings.num_replicas
         for c in settings.cpus_per_replica_nums
         for pl in (settings.gpu_power_limits_w or (None,))
         for clk in (settings.gpu_clocks_mhz or (None,))
         for b in settings.batch_sizes
+        for rate in (settings.rate_qps or (None,))
+        for conc in (settings.concurrency or (None,))
     ]
 
 
@@ -163,20 +173,9 @@ def placements(point: ConfigPoint, plan: CorePlan, gpus: tuple[int, ...], oversu
     return out
 
 
-MAX_BATCH_SIZE = 4096  # the most inputs one request may carry, and far beyond any model's batch
-
-
-def _check_bounds(settings: RunSettings) -> None:
-    """Limits that no machine changes: batch sizes a frontend can form, waits that cannot be negative."""
-    big = [b for b in settings.batch_sizes if b > MAX_BATCH_SIZE]
-    if big:
-        raise PlanError(f"--batch_sizes must be at most {MAX_BATCH_SIZE}, got {big}")
-    if settings.drain_timeout_s < 0:
-        raise PlanError(f"--drain_timeout_s must be 0 or more seconds, got {settings.drain_timeout_s:g}")
-
-
 def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) -> tuple[CorePlan, list[ConfigPoint]]:
     """Check every setting against this machine before anything starts; raise PlanError if wrong."""
+    settings = resolve_defaults(settings)
     _check_numbers(settings)
     _check_machine(settings, gpu_names)
     plan = plan_cores(settings, available)
@@ -187,47 +186,17 @@ def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) 
 
 
 def _check_numbers(settings: RunSettings) -> None:
-    """Values that are wrong on any machine."""
-    _check_bounds(settings)
-    for flag, values in (("--batch_sizes", settings.batch_sizes), ("--num_replicas", settings.num_replicas),
-                         ("--cpus_per_replica_nums", settings.cpus_per_replica_nums)):
-        if not values:
-            raise PlanError(f"{flag} needs at least one value")
-        bad = [v for v in values if v < 1]
-        if bad:
-            raise PlanError(f"{flag} must be positive integers, got {bad}")
-    if settings.duration_s <= 0:
-        raise PlanError(f"--duration must be positive seconds, got {settings.duration_s:g}")
-    if settings.warmup_s < 0:
-        raise PlanError(f"--warmup must be 0 or more seconds, got {settings.warmup_s:g}")
-    for flag, value in (("--replica_start_timeout_s", settings.replica_start_timeout_s),
-                        ("--replica_timeout_s", settings.replica_timeout_s),
-                        ("--replica_hang_s", settings.replica_hang_min_s)):
-        if value <= 0:
-            raise PlanError(f"{flag} must be positive seconds, got {value:g}")
-    if settings.warmup_reused_s < 0:
-        raise PlanError(f"--warmup_reused must be 0 or more seconds, got {settings.warmup_reused_s:g}")
-    if settings.num_clients < 1:
-        raise PlanError(f"--num_clients must be at least 1, got {settings.num_clients}")
-    if settings.concurrency is not None and settings.concurrency < 1:
-        raise PlanError(f"--concurrency must be at least 1, got {settings.concurrency}")
-    if settings.rate_qps is not None:
-        if settings.rate_qps <= 0:
-            raise PlanError(f"--rate must be a positive number of queries per second, got {settings.rate_qps:g}")
+    """Values that are wrong on any machine: each field's declared check, then how fields combine."""
+    problem = check_declared(settings)
+    if problem:
+        raise PlanError(problem)
+    if settings.rate_qps:
         if settings.transport not in ("binary", "shm"):
             raise PlanError("--rate (open loop) runs over the binary path: drop --transport rest")
-        if settings.concurrency is not None:
+        if settings.concurrency:
             raise PlanError("--rate (open loop) and --concurrency (closed loop) exclude each other: pass one")
     if settings.stable and (settings.stable_window_s <= 0 or settings.stable_tolerance <= 0):
         raise PlanError("--stable_window_s and --stable_tolerance must be positive")
-    if settings.power_interval_ms <= 0:
-        raise PlanError(f"--power_interval_ms must be positive, got {settings.power_interval_ms:g}")
-    if settings.idle_s < 0:
-        raise PlanError(f"--idle_s must be 0 or more seconds, got {settings.idle_s:g}")
-    if settings.sleep_ms < 0:
-        raise PlanError(f"--sleep_ms must be 0 or more milliseconds, got {settings.sleep_ms:g}")
-    if settings.slo_ms <= 0:
-        raise PlanError(f"--slo_ms must be positive, got {settings.slo_ms:g}")
     if settings.cuda_graphs == "on" and (not settings.model_gpus or settings.framework != "torch"
                                          or settings.model_name not in ("vgg", "inception")):
         raise PlanError("--cuda_graphs on captures torch image models (vgg, inception) on a GPU: "

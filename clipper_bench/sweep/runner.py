@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import signal
@@ -15,12 +16,14 @@ from clipper_admin.exceptions import ClipperException
 
 from ..containers.models import get_model_spec
 from ..engine.manager import IMAGE_PREFIX, Placement
+from ..load.intervals import repeat_stats
 from ..load.orchestrate import LoadError, run_clients
 from ..load.spec import LoadSpec
 from ..load.stats import ClientData, lateness_stats, summarize, window_metrics
 from ..power.limits import GpuLimits, LimitError, restore_leftovers
 from ..power.sampler import PowerMonitor, SamplerConfig, probe_energy_sources, read_live_watts
 from ..power.summary import idle_watts, summarize_power, trim
+from ..results.records import ConfigRecord, RunLine
 from ..results.status import RunStatus, classify
 from ..results.store import BASELINES_FILE, EXPERIMENT_FILE, ExperimentStore, host_info
 from .baseline import device_of, run_baseline, serving_efficiency
@@ -28,7 +31,8 @@ from .engines import make_engine
 from .engines.base import Deployment, Engine, StartContext
 from .plan import ConfigPoint, PlanError, detect_gpus, placements, usable_cpus, validate
 from .progress import LivePoller, LiveStats, Progress
-from .settings import RunSettings
+from .rate_search import RateSearch
+from .settings import RunSettings, resolve_defaults
 
 
 class Interrupted(KeyboardInterrupt):
@@ -49,7 +53,7 @@ class ExperimentRunner:
         say: Callable[[str], None] = lambda s: print(s, flush=True),
         progress: Progress | None = None,
     ) -> None:
-        self.settings = settings
+        self.settings = settings = resolve_defaults(settings)  # idempotent: the CLI has resolved them
         self.command_line = command_line
         self.say = say
         self.progress = progress or Progress()
@@ -212,15 +216,15 @@ class ExperimentRunner:
     def _run_point(self, point: ConfigPoint) -> dict[str, Any]:
         s = self.settings
         places = placements(point, self.plan, s.model_gpus, s.oversubscribe)
-        concurrency = s.concurrency_for(point.num_replicas, point.batch_size)
-        record: dict[str, Any] = {
+        concurrency = s.concurrency_for(point.num_replicas, point.batch_size, point.concurrency)
+        record: ConfigRecord = {
             "config_id": point.config_id,
             "node_configs": [self._node_config(point, places)],
             "clipper_metrics": None,
             "client_metrics": [],
             "summary": None,
             "settings": {
-                "engine": s.engine, "transport": s.transport, "concurrency": concurrency,
+                "engine": s.engine, "transport": s.transport, "concurrency": concurrency, "rate_qps": point.rate_qps,
                 "framework": s.framework, "precision": s.precision, "weights": s.weights,
                 "overlap_batches": s.overlap_batches,
                 "cuda_graphs": s.cuda_graphs,
@@ -242,6 +246,8 @@ class ExperimentRunner:
         try:
             with limits:
                 original_metrics = self._measure(point, places, concurrency, record)
+                self._repeat(point, concurrency, record)
+                self._search_rate(point, record)
             record["status"], record["reason"] = classify(record["summary"], record["faults"])
         except KeyboardInterrupt as exc:
             record["status"] = RunStatus.INTERRUPTED
@@ -268,40 +274,45 @@ class ExperimentRunner:
         return line
 
     def _run_line(self, point: ConfigPoint, record: dict[str, Any]) -> dict[str, Any]:
+        """The configuration's runs.ndjson line (a RunLine, as the dict written)."""
         summary = record["summary"] or {}
-        return {
-            "config_id": point.config_id,
-            "model_name": point.model_name,
-            "engine": self.settings.engine,
-            "transport": self.settings.transport,
-            "framework": self.settings.framework,
-            "precision": self.settings.precision,
-            "batch_size": point.batch_size,
-            "num_replicas": point.num_replicas,
-            "cpus_per_replica": point.cpus_per_replica,
-            "gpus": record["node_configs"][0]["gpus"],
-            "gpu_power_limit_w": point.gpu_power_limit_w,
-            "gpu_clock_mhz": point.gpu_clock_mhz,
-            "concurrency": record["settings"]["concurrency"],
-            "duration_s": self.settings.duration_s,
-            "num_completed": summary.get("num_completed"),
-            "num_errors": summary.get("num_errors"),
-            "num_defaults": summary.get("num_defaults"),
-            "num_unanswered": summary.get("num_unanswered"),
-            "throughput_qps": summary.get("throughput_qps"),
-            "latency_ms": summary.get("latency_ms"),
-            "serving_efficiency": record["serving_efficiency"],
-            "load": summary.get("load"),
-            "stability": summary.get("stability") and {
+        return RunLine(
+            config_id=point.config_id,
+            model_name=point.model_name,
+            engine=self.settings.engine,
+            transport=self.settings.transport,
+            framework=self.settings.framework,
+            precision=self.settings.precision,
+            batch_size=point.batch_size,
+            num_replicas=point.num_replicas,
+            cpus_per_replica=point.cpus_per_replica,
+            gpus=record["node_configs"][0]["gpus"],
+            gpu_power_limit_w=point.gpu_power_limit_w,
+            gpu_clock_mhz=point.gpu_clock_mhz,
+            concurrency=record["settings"]["concurrency"],
+            duration_s=self.settings.duration_s,
+            num_completed=summary.get("num_completed"),
+            num_errors=summary.get("num_errors"),
+            num_defaults=summary.get("num_defaults"),
+            num_unanswered=summary.get("num_unanswered"),
+            throughput_qps=summary.get("throughput_qps"),
+            goodput=summary.get("goodput"),
+            goodput_qps=summary.get("goodput_qps"),
+            max_rate_qps=(record.get("rate_search") or {}).get("max_rate_qps"),
+            repeat_stats=record.get("repeat_stats"),
+            latency_ms=summary.get("latency_ms"),
+            serving_efficiency=record["serving_efficiency"],
+            load=summary.get("load"),
+            stability=summary.get("stability") and {
                 k: summary["stability"][k] for k in ("stable", "measured_s", "max_duration_s")
             },
-            "power": _power_line(record.get("power")),
-            "faults": [f["what"] for f in record.get("faults") or []],
-            "partial": record.get("partial"),
-            "status": record["status"],
-            "reason": record["reason"],
-            "error": record["error"],
-        }
+            power=_power_line(record.get("power")),
+            faults=[f["what"] for f in record.get("faults") or []],
+            partial=record.get("partial"),
+            status=record["status"],
+            reason=record["reason"],
+            error=record["error"],
+        ).to_json()
 
     def _stop_deployment(self) -> None:
         if self.deployment is not None:
@@ -345,12 +356,12 @@ class ExperimentRunner:
         if stability and stability["stable"]:
             power_doc = trim(power_doc, window[1] / 1e9)
         record["window_wall_ns"] = list(window)
-        record["summary"] = summarize(clients, window)
+        record["summary"] = summarize(clients, window, s.slo_ms)
         record["summary"]["load"] = {
-            "mode": "open" if s.rate_qps else "closed",
-            "rate_qps": s.rate_qps, "arrival": s.arrival if s.rate_qps else None,
-            "concurrency": None if s.rate_qps else concurrency,
-            "lateness": lateness_stats(clients, window) if s.rate_qps else None,
+            "mode": "open" if point.rate_qps else "closed",
+            "rate_qps": point.rate_qps, "arrival": s.arrival if point.rate_qps else None,
+            "concurrency": None if point.rate_qps else concurrency,
+            "lateness": lateness_stats(clients, window) if point.rate_qps else None,
         }
         record["summary"]["stability"] = stability
         record["power"] = summarize_power(power_doc, record["summary"]["num_completed"], self.idle_w)
@@ -361,6 +372,48 @@ class ExperimentRunner:
         record["raw_files"] = [Path(sp.out_path).name for sp in specs]
         record["clipper_metrics"] = deployment.clipper_metrics()
         return original
+
+    def _load_only(self, point: ConfigPoint, concurrency: int, warmup: float, label: str) -> dict[str, Any]:
+        """One more window of load on the running deployment (no power sampling, raw data not kept);
+        its summary."""
+        s = self.settings
+        specs = [dataclasses.replace(spec, out_path=str(Path(spec.out_path).with_name(f"{label}.{Path(spec.out_path).name}")))
+                 for spec in self._load_specs(point, self.deployment.manager, concurrency, warmup)]
+        start_at, clients = run_clients(specs, self.store.logs_dir / point.config_id / label)
+        for spec in specs:
+            Path(spec.out_path).unlink(missing_ok=True)
+        window = (int((start_at + warmup) * 1e9), int((start_at + warmup + s.duration_s) * 1e9))
+        return summarize(clients, window, s.slo_ms)
+
+    def _repeat(self, point: ConfigPoint, concurrency: int, record: ConfigRecord) -> None:
+        """``--repeats N``: N - 1 more windows on the same deployment; every repeat's summary and the
+        mean with a 95% interval of throughput, p50 and p99 go in the record."""
+        s = self.settings
+        if s.repeats < 2 or record.get("summary") is None:
+            return
+        summaries = [record["summary"]]
+        for k in range(2, s.repeats + 1):
+            self.progress.update(LiveStats(f"repeat {k} of {s.repeats}"))
+            summaries.append(self._load_only(point, concurrency, min(s.warmup_s, s.warmup_reused_s), f"repeat{k}"))
+        record["repeats"] = [{k: v for k, v in x.items() if k != "drain"} for x in summaries]
+        record["repeat_stats"] = repeat_stats(summaries)
+
+    def _search_rate(self, point: ConfigPoint, record: ConfigRecord) -> None:
+        """``--max_rate_under_p99_ms``: probe open-loop rates on this deployment (see rate_search)."""
+        s = self.settings
+        capacity = (record.get("summary") or {}).get("throughput_qps") or 0.0
+        if s.max_rate_under_p99_ms is None or point.rate_qps or capacity <= 0 or self.deployment is None:
+            return
+        search = RateSearch(s.max_rate_under_p99_ms)
+
+        def probe(rate: float) -> dict[str, Any]:
+            self.progress.update(LiveStats(f"searching: {rate:,.1f} q/s offered"))
+            return self._load_only(dataclasses.replace(point, rate_qps=rate), 0, min(s.warmup_s, 1.0), "rate-search")
+
+        found = search.run(capacity, probe)
+        record["rate_search"] = search.to_json(found, capacity, s.arrival)
+        self.say(f"  highest rate with p99 <= {s.max_rate_under_p99_ms:g} ms: "
+                 + (f"{found:,.1f} q/s" if found else "none") + f" ({len(search.probes)} probes)")
 
     def _samples_path(self, point: ConfigPoint) -> Path:
         return self.store.configs_dir / f"{point.config_id}.power_samples.json"
@@ -379,7 +432,7 @@ class ExperimentRunner:
                 drain_timeout_s=s.drain_timeout_s, drain_max_s=s.drain_max_s, slo_s=s.slo_ms / 1000,
                 out_path=str(self.store.raw_path(point.config_id, i)),
                 pool_size=self.spec.pool_size(s.pool_size), seed=s.seed, cpus=self.plan.client_cpus,
-                rate_qps=s.rate_qps / s.num_clients if s.rate_qps else None, arrival=s.arrival,
+                rate_qps=point.rate_qps / s.num_clients if point.rate_qps else None, arrival=s.arrival,
                 stable_window_s=s.stable_window_s if s.stable else None, stable_tolerance=s.stable_tolerance,
             )
             for i in range(s.num_clients)

@@ -1,35 +1,159 @@
-"""The settings of one experiment: one frozen object, validated before anything runs."""
+"""The settings of one experiment: one frozen object, validated before anything runs.
+
+Each field is declared once, here: its default, its command-line flag and help, the group of
+``--help`` it belongs to (sweep, load, engine, power, models, output) and its own check. ``run``'s
+command line is generated from these declarations (``sweep/cli_args.py``), and the plan runs the
+checks before anything starts. The model flags (framework, precision, ...) are declared beside the
+models (``containers/models/flags.py``), which the container command shares.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from ..common.cli_types import finite_float
+
+GROUPS = {  # --help's groups, in order
+    "sweep": "sweep (the original driver's flags first)",
+    "load": "load",
+    "engine": "engine",
+    "power": "power and GPU settings",
+    "models": "models",
+    "output": "output",
+}
+
+
+def setting(default: Any, group: str, *names: str, help: str | Callable[[], str], check: Callable | None = None,
+            **argparse_options: Any) -> Any:
+    """A settings field with its flag: ``names`` as argparse takes them, ``help`` (or a function
+    that makes it when ``--help`` is built), ``check(value)`` returning what is wrong or None, and
+    argparse's ``type``, ``nargs``, ``choices`` (a list or a function), ``metavar``, ``action``,
+    ``required``."""
+    return field(default=default, metadata={"group": group, "names": names, "help": help, "check": check,
+                                            "argparse": argparse_options})
+
+
+def declared_fields() -> list:
+    """The fields of RunSettings that have a flag, in declaration order."""
+    return [f for f in fields(RunSettings) if "names" in f.metadata]
+
+
+def flag_of(f: Any) -> str:
+    """A field's long flag (the first ``--`` name)."""
+    return next(n for n in f.metadata["names"] if n.startswith("--"))
+
+
+# -- checks: each returns what is wrong with a value (the flag's name is put before it), or None
+
+
+def _positive_seconds(v: float) -> str | None:
+    return None if v > 0 else f"must be positive seconds, got {v:g}"
+
+
+def _non_negative_seconds(v: float) -> str | None:
+    return None if v >= 0 else f"must be 0 or more seconds, got {v:g}"
+
+
+def _non_negative_ms(v: float) -> str | None:
+    return None if v >= 0 else f"must be 0 or more milliseconds, got {v:g}"
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else f"must be positive, got {v:g}"
+
+
+def _at_least_one(v: int | None) -> str | None:
+    return None if v is None or v >= 1 else f"must be at least 1, got {v}"
+
+
+def _positive_or_none(v: float | None) -> str | None:
+    return None if v is None or v > 0 else f"must be positive, got {v:g}"
+
+
+def _positive_rates(values: tuple[float, ...]) -> str | None:
+    bad = [v for v in values if v <= 0]
+    return f"must be a positive number of queries per second, got {bad[0]:g}" if bad else None
+
+
+def _all_at_least_one(values: tuple[int, ...]) -> str | None:
+    bad = [v for v in values if v < 1]
+    return f"must be at least 1, got {bad[0]}" if bad else None
+
+
+def _positive_ints(values: tuple[int, ...]) -> str | None:
+    if not values:
+        return "needs at least one value"
+    bad = [v for v in values if v < 1]
+    return f"must be positive integers, got {bad}" if bad else None
+
+
+MAX_BATCH_SIZE = 4096  # the most inputs one request may carry, and far beyond any model's batch
+
+
+def _batch_sizes(values: tuple[int, ...]) -> str | None:
+    big = [b for b in values if b > MAX_BATCH_SIZE]
+    return f"must be at most {MAX_BATCH_SIZE}, got {big}" if big else _positive_ints(values)
+
+
+def _model_help() -> str:
+    from ..containers.models import model_names
+
+    return f"model to benchmark: {', '.join(model_names())}"
+
+
+def _arrival_names() -> list[str]:
+    from ..load.arrivals import ARRIVALS
+
+    return list(ARRIVALS)
+
+
+def _engine_names() -> list[str]:
+    from .engines import engine_names
+
+    return engine_names()
+
+
+def check_declared(settings: RunSettings) -> str | None:
+    """The first declared check that fails, as ``--flag <what is wrong>``, or None."""
+    for f in declared_fields():
+        check = f.metadata["check"]
+        problem = check(getattr(settings, f.name)) if check else None
+        if problem:
+            return f"{flag_of(f)} {problem}"
+    return None
 
 
 @dataclass(frozen=True)
 class RunSettings:
     """Everything ``clipper-bench run`` (and ``driver.py``) was asked to do."""
 
-    model_name: str
-    duration_s: float = 120.0
-    batch_sizes: tuple[int, ...] = (2,)
-    num_replicas: tuple[int, ...] = (1,)
-    model_cpus: tuple[int, ...] | None = None
-    cpus_per_replica_nums: tuple[int, ...] = (1,)
-    model_gpus: tuple[int, ...] = ()
-    num_clients: int = 1
-    engine: str = "local"
-    results_dir: Path = Path("results")
-    warmup_s: float = 5.0
-    warmup_reused_s: float = 1.0
-    concurrency: int | None = None
-    transport: str = "binary"  # the command line's "auto" is resolved by resolve_defaults
-    slo_ms: float = 500.0
-    sleep_ms: float = 10.0
-    host: str = "127.0.0.1"
-    oversubscribe: bool = False
-    drain_timeout_s: float = 10.0
+    model_name: str = setting(None, 'sweep', '-m', '--model_name', metavar="MODEL", help=_model_help, required=True)
+    duration_s: float = setting(120.0, 'sweep', '-d', '--duration', '--duration_seconds', type=finite_float, help="seconds each configuration is measured (default 120)", check=_positive_seconds)
+    batch_sizes: tuple[int, ...] = setting((2,), 'sweep', '-b', '--batch_sizes', type=int, nargs="+", help="batch sizes to sweep (default 2)", check=_batch_sizes)
+    num_replicas: tuple[int, ...] = setting((1,), 'sweep', '-r', '--num_replicas', type=int, nargs="+", help="replica counts to sweep (default 1)", check=_positive_ints)
+    model_cpus: tuple[int, ...] | None = setting(None, 'sweep', '-c', '--model_cpus', type=int, nargs="+", help="cores the replicas may use (default: all but the frontend's and load generator's)")
+    cpus_per_replica_nums: tuple[int, ...] = setting((1,), 'sweep', '-p', '--cpus_per_replica_nums', type=int, nargs="+", help="cores per replica to sweep (default 1)", check=_positive_ints)
+    model_gpus: tuple[int, ...] = setting((), 'sweep', '-g', '--model_gpus', type=int, nargs="+", help="GPU indices; replica i gets the i-th (default: CPU only)")
+    num_clients: int = setting(1, 'sweep', '-n', '--num_clients', type=int, help="load-generating client processes (default 1)", check=_at_least_one)
+    engine: str = setting("local", 'engine', '--engine', choices=_engine_names, help="serving engine: local processes (default) or Docker containers through clipper_admin's "
+                        "DockerContainerManager, each replica pinned (see --query_frontend_image)")
+    results_dir: Path = setting(Path("results"), 'output', '--results_dir', type=Path, help="where experiments go (default results/)")
+    warmup_s: float = setting(5.0, 'load', '--warmup', type=finite_float, help="seconds of load before measuring (default 5)", check=_non_negative_seconds)
+    warmup_reused_s: float = setting(1.0, 'sweep', '--warmup_reused', type=finite_float, help="warm-up of a configuration that reuses the running replicas, which have already "
+                        "run every batch size of the sweep (default 1 s; at most --warmup)", check=_non_negative_seconds)
+    concurrency: tuple[int, ...] = setting((), 'load', '--concurrency', type=int, nargs="+", help="closed loop: outstanding queries in all; several values are swept, innermost (default (batches in flight + 1) x replicas x batch size)", check=_all_at_least_one)
+    transport: str = setting("auto", 'load', '--transport', choices=["auto", "binary", "shm", "rest"], help="query path: binary (raw tensors over ZeroMQ), shm (inputs in shared memory, "
+                        "descriptors over ZeroMQ; --engine local) or rest (Clipper's JSON API); default auto: "
+                        "shm for inputs of 64 KiB or more (the images) on --engine local, binary otherwise")
+    slo_ms: float = setting(500.0, 'load', '--slo_ms', type=finite_float, help="application latency SLO in ms (default 500)", check=_positive)
+    sleep_ms: float = setting(10.0, 'models', '--sleep_ms', type=finite_float, help="batch time of the 'sleep' model in ms (default 10)", check=_non_negative_ms)
+    host: str = setting("127.0.0.1", 'engine', '--host', help="address the frontends bind to (default 127.0.0.1)")
+    oversubscribe: bool = setting(False, 'sweep', '--oversubscribe', action="store_true", help="allow more replica cores than there are free cores (replicas then share cores)")
+    drain_timeout_s: float = setting(10.0, 'load', '--drain_timeout_s', type=finite_float, help="after the window, wait for answers still out until none has come for this long or "
+                        "for twice the longest latency seen, whichever is longer (default 10)", check=_non_negative_seconds)
     pool_size: int = 1000
     seed: int = 0
     framework: str = "torch"
@@ -38,29 +162,44 @@ class RunSettings:
     cuda_graphs: str = "off"
     weights: str | None = None
     models_dir: Path = Path("models")
-    baseline: bool = False
-    baseline_s: float = 10.0
-    batches_in_flight: int = 2
-    power_interval_ms: float = 100.0
-    powercap_root: Path = Path("/sys/class/powercap")
-    idle_s: float = 5.0
-    gpu_power_limits_w: tuple[float, ...] = ()
-    gpu_clocks_mhz: tuple[int, ...] = ()
-    rate_qps: float | None = None
-    arrival: str = "constant"
-    stable: bool = False
-    resume: bool = False
-    fresh_deployments: bool = False
-    docker_host_network: bool = False
-    ray_address: str | None = None
-    ray_ingress: str = "http"
-    query_frontend_image: str = "clipper/query_frontend:0.4.1"
-    mgmt_frontend_image: str = "clipper/management_frontend:0.4.1"
-    replica_start_timeout_s: float = 120.0
-    replica_timeout_s: float = 30.0
-    replica_hang_min_s: float = 3.0
-    stable_window_s: float = 5.0
-    stable_tolerance: float = 0.1
+    baseline: bool = setting(False, 'models', '--baseline', action="store_true", help="first measure the model's raw in-process speed per batch size (pinned like replica 1); "
+                        "records then carry serving_efficiency")
+    baseline_s: float = setting(10.0, 'models', '--baseline_s', type=finite_float, help="seconds of each baseline measurement (default 10)")
+    batches_in_flight: int = setting(2, 'engine', '--batches_in_flight', type=int, choices=[1, 2, 3, 4], help="batches each replica is sent before it answers: 2 (default) so the next batch crosses "
+                        "the socket while the model computes; 1 is Clipper's own behaviour")
+    power_interval_ms: float = setting(100.0, 'power', '--power_interval_ms', type=finite_float, help="how often GPU power, RAPL energy and CPU use are sampled (default 100)", check=_positive)
+    powercap_root: Path = setting(Path("/sys/class/powercap"), 'power', '--powercap_root', type=Path, help="root of the powercap sysfs tree for RAPL (default /sys/class/powercap)")
+    idle_s: float = setting(5.0, 'power', '--idle_s', type=finite_float, help="seconds of idle power measured before the first configuration (0 to skip; default 5)", check=_non_negative_seconds)
+    gpu_power_limits_w: tuple[float, ...] = setting((), 'power', '--gpu_power_limits', type=finite_float, nargs="+", metavar="W", help="sweep GPU power limits (watts); set before each configuration, restored after (needs root)")
+    gpu_clocks_mhz: tuple[int, ...] = setting((), 'power', '--gpu_clocks', type=int, nargs="+", metavar="MHZ", help="sweep locked GPU SM clocks (MHz); released after each configuration (needs root)")
+    rate_qps: tuple[float, ...] = setting((), 'load', '--rate', type=finite_float, nargs="+", metavar="QPS", help="open loop: send at this total rate (split over the clients) instead of keeping --concurrency queries outstanding; latency then counts from each query's scheduled time; several values are swept, innermost", check=_positive_rates)
+    repeats: int = setting(1, 'sweep', '--repeats', type=int, metavar="N", help="measure each configuration N times (own windows, one deployment); records hold every repeat and the mean with a 95%% confidence interval of throughput, p50 and p99 (default 1)", check=_at_least_one)
+    max_rate_under_p99_ms: float | None = setting(None, 'load', '--max_rate_under_p99_ms', type=finite_float, metavar="MS", help="after each configuration's own measurement, search (bisection over the open-loop rate, on the same deployment) for the highest rate whose p99 stays within MS with at least 99%% of queries answered within the SLO; the record's rate_search holds the rate found and every probe", check=_positive_or_none)
+    arrival: str = setting("constant", 'load', '--arrival', choices=_arrival_names, help="open-loop arrival process (default constant)")
+    stable: bool = setting(False, 'load', '--stable', action="store_true", help="stop measuring once the last three windows agree on throughput and p99 "
+                        "(--duration is then the maximum)")
+    resume: bool = setting(False, 'sweep', '--resume', action="store_true", help="continue the latest experiment in --results_dir run with the same settings: "
+                        "configurations recorded ok are skipped, the rest (degraded, no_answers, failed, "
+                        "interrupted, missing) run")
+    fresh_deployments: bool = setting(False, 'sweep', '--fresh_deployments', action="store_true", help="restart the frontend and replicas for every configuration, as the original driver "
+                        "did (default: keep them while only the batch size changes)")
+    docker_host_network: bool = setting(False, 'engine', '--docker_host_network', action="store_true", help="--engine docker: run every container on the host's network (all traffic on 127.0.0.1) "
+                        "instead of a network of its own")
+    ray_address: str | None = setting(None, 'engine', '--ray_address', help="--engine ray: join this existing Ray cluster (host:port of its head; default: start a "
+                        "local Ray on 127.0.0.1 for the run)")
+    ray_ingress: str = setting("http", 'engine', '--ray_ingress', choices=["http", "handle"], help="--engine ray: load through Serve's HTTP proxy (Clipper's JSON) or deployment handles")
+    query_frontend_image: str = setting("clipper/query_frontend:0.4.1", 'engine', '--query_frontend_image', help="--engine docker: the query frontend image (default Clipper 0.4.1's; clipper-bench/frontend "
+                        "is clipper-bench's own, which needs no registry and serves the binary path)")
+    mgmt_frontend_image: str = setting("clipper/management_frontend:0.4.1", 'engine', '--mgmt_frontend_image', help="--engine docker: the management frontend image (unused with clipper-bench/frontend)")
+    replica_start_timeout_s: float = setting(120.0, 'engine', '--replica_start_timeout_s', type=finite_float, help="a replica that has not connected this long after it started fails its "
+                        "configuration (default 120)", check=_positive_seconds)
+    replica_timeout_s: float = setting(30.0, 'engine', '--replica_timeout_s', type=finite_float, help="the frontend forgets an idle replica silent this long, a busy one after 10x "
+                        "(default 30; dead local replicas are noticed within 0.2 s anyway)", check=_positive_seconds)
+    replica_hang_min_s: float = setting(3.0, 'engine', '--replica_hang_s', type=finite_float, help="a replica holding a batch is declared hung, recorded as a fault and killed after "
+                        "10x its model's slowest time per query x the batch's size, but never sooner than "
+                        "this (default 3 s)", check=_positive_seconds)
+    stable_window_s: float = setting(5.0, 'load', '--stable_window_s', type=finite_float, help="window of --stable (default 5 s)")
+    stable_tolerance: float = setting(0.1, 'load', '--stable_tolerance', type=finite_float, help="how far (max/min - 1) three windows may differ and still agree (default 0.1)")
 
     def model_options(self) -> dict[str, Any]:
         """The ModelOptions fields every replica and baseline of this experiment gets."""
@@ -98,11 +237,11 @@ class RunSettings:
         query is answered by the SLO on a Clipper frontend, so three SLOs past a minute is plenty."""
         return max(60.0, self.drain_timeout_s) + 3 * self.slo_ms / 1000
 
-    def concurrency_for(self, num_replicas: int, batch_size: int) -> int:
-        """Outstanding queries in all: the user's, or enough that every replica's batches in flight
-        are full and one more full batch waits for each (2 x replicas x batch size by default)."""
-        if self.concurrency:
-            return self.concurrency
+    def concurrency_for(self, num_replicas: int, batch_size: int, concurrency: int | None = None) -> int:
+        """Outstanding queries in all: the configuration's ``concurrency``, or enough that every
+        replica's batches in flight are full and one more full batch waits for each."""
+        if concurrency:
+            return concurrency
         return (self.batches_in_flight + 1) * num_replicas * batch_size
 
 

@@ -89,3 +89,53 @@ def test_windows_agree_only_within_tolerance():
     assert not agree([(100, 10), (130, 10), (100, 10)], 0.1)
     assert not agree([(100, 10), (100, 10)], 0.1)
     assert not agree([(0, 10), (0, 10), (0, 10)], 0.1)
+
+
+def test_rate_and_concurrency_lists_give_one_record_per_value_on_one_deployment(tmp_path, no_leftover_processes):
+    common = ["-m", "noop", "-b", "2", "-d", "1", "--warmup", "0.5", "--idle_s", "0", "--results_dir"]
+    for flag, values, key in (("--rate", ["100", "300"], "rate_qps"), ("--concurrency", ["1", "4"], "concurrency")):
+        out = tmp_path / flag.strip("-")
+        proc = subprocess.run([sys.executable, str(DRIVER), *common, str(out), flag, *values],
+                              capture_output=True, text=True, cwd=REPO, timeout=180)
+        assert proc.returncode == 0, proc.stderr
+        exp = max(p for p in out.iterdir() if p.is_dir())
+        lines = [json.loads(x) for x in (exp / "runs.ndjson").read_text().splitlines()]
+        suffix = "rate" if key == "rate_qps" else "conc"
+        assert [line["config_id"] for line in lines] == [f"noop-r1-c1-b2-{suffix}{v}" for v in values]
+        records = [json.loads((exp / "configs" / f"{line['config_id']}.json").read_text()) for line in lines]
+        assert [r["settings"][key] for r in records] == [float(v) if key == "rate_qps" else int(v) for v in values]
+        assert all(r["status"] == "ok" for r in records)
+        assert all(line["goodput"] > 0.99 and line["goodput_qps"] > 0 for line in lines)  # noop: all within SLO
+        assert [r["deployment"]["reused"] for r in records] == [False, True]  # one deployment serves both
+        if key == "rate_qps":
+            assert [line["load"]["mode"] for line in lines] == ["open", "open"]
+            # delivered within 10% of what was asked (1 s windows on a shared machine)
+            assert all(abs(line["throughput_qps"] - float(v)) < 0.1 * float(v) for line, v in zip(lines, values, strict=True))
+
+
+def test_the_rate_search_finds_the_sleep_models_capacity_and_records_every_probe(tmp_path, no_leftover_processes):
+    # one replica, batch 1, 20 ms a batch: capacity 50 q/s; constant arrivals make the knee sharp
+    line, record, _ = run(tmp_path, "-m", "sleep", "--sleep_ms", "20", "-r", "1", "-b", "1", "-d", "3",
+                          "--warmup", "1", "--arrival", "constant", "--max_rate_under_p99_ms", "100")
+    search = record["rate_search"]
+    assert line["max_rate_qps"] == search["max_rate_qps"]
+    assert abs(search["max_rate_qps"] - 50) <= 0.15 * 50, search
+    assert search["bounds_qps"][1] > 50 and 2 <= len(search["probes"]) <= search["max_steps"]
+    passed = [p["rate_qps"] for p in search["probes"] if p["passed"]]
+    failed = [p["rate_qps"] for p in search["probes"] if not p["passed"]]
+    assert max(passed) == search["max_rate_qps"] and failed and min(failed) > max(passed)
+    assert all(p["passed"] == (p["p99_ms"] <= 100 and p["goodput"] >= 0.99) for p in search["probes"])
+
+
+def test_repeats_are_recorded_with_intervals_that_hold_their_mean(tmp_path, no_leftover_processes):
+    import clipper_bench
+
+    line, record, _ = run(tmp_path, "-m", "noop", "-b", "2", "-d", "1", "--warmup", "0.5", "--repeats", "3")
+    assert len(record["repeats"]) == 3 and record["repeats"][0]["throughput_qps"] == line["throughput_qps"]
+    for key, values in (("throughput_qps", [r["throughput_qps"] for r in record["repeats"]]),
+                        ("p99_ms", [r["latency_ms"]["p99"] for r in record["repeats"]])):
+        stats = record["repeat_stats"][key]
+        assert stats["n"] == 3 and stats["mean"] == pytest.approx(np.mean(values))
+        assert stats["ci95_low"] <= stats["mean"] <= stats["ci95_high"]
+    frame = clipper_bench.load_results(max(p for p in tmp_path.iterdir() if p.is_dir()))
+    assert frame["repeat_stats.p99_ms.ci95_high"].iloc[0] == pytest.approx(record["repeat_stats"]["p99_ms"]["ci95_high"])

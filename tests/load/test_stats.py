@@ -68,3 +68,23 @@ def test_original_window_lists_every_50_completions_in_seconds():
     assert wm["all_lats"][0] == pytest.approx([0.004] * 50)
     assert wm["thrus"][1] == pytest.approx(100.0)  # 50 completions 10 ms apart: queries/s
     assert "all_lats" not in window_metrics(c, (0, 10_000 * MS), all_lats=False)
+
+
+def test_goodput_is_the_share_of_window_queries_answered_successfully_within_the_slo():
+    # five window queries: ok in 5 ms, ok in 50 ms, ok in 500 ms, an SLO default, an error
+    c = client(0, [1000, 1100, 1200, 1300, 1400], [5, 50, 500, 100, 10],
+               [STATUS_OK, STATUS_OK, STATUS_OK, STATUS_DEFAULT, STATUS_ERROR])
+    s = summarize([c], (1000 * MS, 2000 * MS), slo_ms=100)
+    assert s["goodput"] == pytest.approx(2 / 5) and s["goodput_qps"] == pytest.approx(2.0)
+    assert s["throughput_qps"] == pytest.approx(3.0)  # throughput counts every success, late or not
+    assert summarize([c], (1000 * MS, 2000 * MS))["goodput"] is None  # no SLO, no goodput
+
+
+def test_a_95_percent_interval_is_students_t_around_the_mean():
+    from clipper_bench.load.intervals import mean_ci95
+
+    got = mean_ci95([10, 12, 11, 13, 9])
+    assert got["mean"] == pytest.approx(11.0) and got["n"] == 5
+    half = 2.776 * np.std([10, 12, 11, 13, 9], ddof=1) / np.sqrt(5)  # t(0.975, 4 dof) = 2.776
+    assert (got["ci95_low"], got["ci95_high"]) == (pytest.approx(11 - half), pytest.approx(11 + half))
+    assert mean_ci95([7.0])["ci95_low"] is None and mean_ci95([None, None])["mean"] is None

@@ -84,3 +84,25 @@ def test_every_engine_in_the_registry_is_offered_and_implements_the_interface():
     help_text = subprocess.run([sys.executable, "-m", "clipper_bench", "run", "--help"],
                                capture_output=True, text=True, timeout=60).stdout
     assert "--engine {" + ",".join(ENGINES) + "}" in help_text
+
+
+def test_the_command_line_is_generated_from_the_settings_declarations_with_their_defaults():
+    import argparse
+
+    from clipper_bench.sweep.cli_args import add_run_flags, settings_from_args
+    from clipper_bench.sweep.settings import GROUPS, declared_fields, resolve_defaults
+
+    parser = argparse.ArgumentParser()
+    add_run_flags(parser)
+    from_cli = settings_from_args(parser.parse_args(["-m", "noop"]))
+    assert from_cli == resolve_defaults(RunSettings("noop"))  # one default per field, the declared one
+    declared = {f.name for f in declared_fields()}
+    model_flags = {"framework", "precision", "overlap_batches", "cuda_graphs", "weights", "models_dir", "seed"}
+    import dataclasses
+
+    assert {f.name for f in dataclasses.fields(RunSettings)} - declared - model_flags == {"pool_size"}
+    assert all(f.metadata["group"] in GROUPS and f.metadata["help"] for f in declared_fields())
+    changed = settings_from_args(parser.parse_args(["-m", "noop", "-d", "3", "-b", "1", "4", "--rate", "50",
+                                                    "--replica_hang_s", "9", "--gpu_clocks", "1500"]))
+    assert (changed.duration_s, changed.batch_sizes, changed.rate_qps, changed.replica_hang_min_s,
+            changed.gpu_clocks_mhz) == (3.0, (1, 4), 50.0, 9.0, (1500,))

@@ -268,7 +268,7 @@ class RayEngine(Engine):
         """Ray Serve installed, the model's framework installed, and no open loop (it needs the binary path)."""
         check_ray_installed()
         super().validate(settings)
-        if settings.rate_qps is not None:
+        if settings.rate_qps:
             raise PlanError("--rate (open loop) runs over the binary path, which Ray Serve lacks: drop --rate")
 
     def start(self, point: ConfigPoint, places: list[Placement], ctx: StartContext) -> RayDeployment:

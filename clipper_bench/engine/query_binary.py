@@ -1,0 +1,101 @@
+"""The frontend's binary query path over ZeroMQ (see :mod:`clipper_bench.protocol.binary`), with
+inputs inline or as shared-memory descriptors. A mixin of :class:`~.frontend.Frontend`, which
+provides the registry, the binary socket and its reader, ``_submit``, ``_record`` and ``_check_sizes``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import zmq
+
+from ..common.zmq_asyncio import send_frames
+from ..protocol import binary, shm
+from ..protocol.binary import Status
+from .dispatcher import Query
+from .inputs import InputError, check_binary_input
+from .registry import Application
+
+log = logging.getLogger("clipper_bench.frontend")
+
+Buffer = bytes | memoryview
+
+
+class BinaryQueries:
+    """Requests on the binary port, answered when every input of a request is answered."""
+
+    def _check_descriptors(self, app: Application, descriptors: Sequence[Buffer]) -> None:
+        """Raise ShmError unless every descriptor names an existing region, lies inside it and has
+        the size the model declared."""
+        model = self.registry.model_for_app(app)
+        elements = model.input_elements if model is not None else None
+        expected = None if elements is None else elements * app.input_type.dtype.itemsize
+        for descriptor in descriptors:
+            shm.check_descriptor(descriptor, expected)
+
+    def _on_binary(self, frames: list[zmq.Frame]) -> None:
+        identity = frames[0].bytes
+        body = frames[1:]  # zmq.Frame objects: sized buffers, passed on without copying
+        try:
+            req = binary.decode_request(body, self.settings.max_inputs_per_request)
+            app = self.registry.apps.get(req.app)
+            if app is None:
+                raise InputError(f"No registered application with name {req.app}")
+            if req.input_type != app.input_type:
+                raise InputError(
+                    f"application {app.name} takes {app.input_type.api_name}, "
+                    f"request carries {req.input_type.api_name}"
+                )
+            in_shm = bool(req.flags & shm.FLAG_SHM)
+            if in_shm:
+                self._check_descriptors(app, req.inputs)
+            else:
+                for item in req.inputs:
+                    check_binary_input(item, app.input_type)
+                self._check_sizes(app, req.inputs)
+        except (binary.BinaryProtocolError, InputError, shm.ShmError) as exc:
+            n = max(len(body) - 1, 1)
+            self._reply_binary(
+                identity, binary.peek_request_id(body), 0, bytes([Status.ERROR]) * n, [str(exc).encode()] * n
+            )
+            return
+
+        request_id = req.request_id
+        if len(req.inputs) == 1:
+
+            def on_single(query: Query, status: Status, output: Buffer) -> None:
+                self._record(app, query, status)
+                self._reply_binary(identity, request_id, query.query_id, bytes([status]), [output])
+
+            self._submit(app, req.inputs[0], on_single, in_shm)
+            return
+
+        n = len(req.inputs)
+        statuses = bytearray(n)
+        outputs: list[Buffer] = [b""] * n
+        remaining = [n]
+        first_id = self._next_query_id + 1
+
+        def make_callback(index: int) -> Callable[[Query, Status, Buffer], None]:
+            def on_item(query: Query, status: Status, output: Buffer) -> None:
+                self._record(app, query, status)
+                statuses[index] = status
+                outputs[index] = output
+                remaining[0] -= 1
+                if remaining[0] == 0:
+                    self._reply_binary(identity, request_id, first_id, bytes(statuses), outputs)
+
+            return on_item
+
+        for i, item in enumerate(req.inputs):
+            self._submit(app, item, make_callback(i), in_shm)
+
+    def _reply_binary(
+        self, identity: bytes, request_id: int, query_id: int, statuses: bytes, outputs: Sequence[Buffer]
+    ) -> None:
+        try:
+            send_frames(self._binary, [identity, *binary.encode_response(request_id, query_id, statuses, outputs)])
+        except zmq.ZMQError as exc:  # the client went away; nothing is waiting
+            log.debug("binary reply to %r dropped: %s", identity, exc)
+        self._binary_reader.recheck()
+

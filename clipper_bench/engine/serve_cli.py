@@ -1,0 +1,93 @@
+"""``clipper-bench serve``: the local engine with one model deployed, serving until Ctrl-C (for use
+with another load generator, or to look at it by hand)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import time
+from pathlib import Path
+
+from ..common.cli_types import finite_float, port
+
+
+def add_serve_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``serve`` command and its flags."""
+    p = sub.add_parser(
+        "serve",
+        help="start the local engine alone and keep it running until Ctrl-C",
+        description="Start the local Clipper-compatible engine; optionally deploy a model and link an app of the same name.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--query_port", type=port, default=1337, help="Clipper's query port (default 1337)")
+    p.add_argument("--admin_port", type=port, default=1338, help="Clipper's management port (default 1338)")
+    p.add_argument("--rpc_port", type=port, default=7000, help="Clipper's container RPC port (default 7000)")
+    p.add_argument("--binary_port", type=port, default=1339, help="the binary query port (default 1339)")
+    p.add_argument("-m", "--model_name", default=None, help="also deploy this model, with an app of the same name")
+    p.add_argument("-r", "--num_replicas", type=int, default=1, help="replicas of -m (default 1)")
+    p.add_argument("-b", "--batch_size", type=int, default=-1,
+                   help="largest batch of -m (default -1: Clipper's default, unbounded)")
+    p.add_argument("--slo_ms", type=finite_float, default=500.0, help="the app's latency SLO in ms (default 500)")
+    p.add_argument("--sleep_ms", type=finite_float, default=10.0,
+                   help="batch time of the 'sleep' model in ms (default 10)")
+    p.add_argument("--log_dir", type=Path, default=None, help="where process logs go (default: a temporary directory)")
+    p.set_defaults(func=cmd_serve)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from clipper_admin import ClipperConnection
+    from clipper_admin.exceptions import ClipperException
+
+    from ..common.errors import UsageError
+    from ..containers.models import UnknownModelError, get_model_spec
+    from .manager import IMAGE_PREFIX, LocalContainerManager
+
+    spec = None
+    if args.model_name:
+        try:
+            spec = get_model_spec(args.model_name)
+        except UnknownModelError as exc:
+            raise UsageError(str(exc)) from None
+    manager = LocalContainerManager(
+        host=args.host, query_port=args.query_port, admin_port=args.admin_port,
+        rpc_port=args.rpc_port, binary_port=args.binary_port, log_dir=args.log_dir,
+        container_args=["--sleep_ms", repr(args.sleep_ms)],
+    )
+    signal.signal(signal.SIGTERM, _interrupt)  # also during start-up: stop at once, reap everything
+    conn = ClipperConnection(manager)
+    try:
+        try:
+            conn.start_clipper()
+            if spec is not None:
+                name = spec.name
+                conn.register_application(name, spec.input_type.api_name, "TIMEOUT", int(args.slo_ms * 1000))
+                conn.deploy_model(name, "1", spec.input_type.api_name, f"{IMAGE_PREFIX}{name}",
+                                  num_replicas=args.num_replicas, batch_size=args.batch_size)
+                conn.link_model_to_app(name, name)
+                manager.set_input_size(name, "1", spec.input_size)
+        except ClipperException as exc:
+            raise UsageError(f"could not start the engine: {exc.msg if hasattr(exc, 'msg') else exc}") from None
+        print(f"query frontend   http://{manager.get_query_addr()}  (POST /<app>/predict, GET /metrics)")
+        print(f"admin frontend   http://{manager.get_admin_addr()}  (clipper_admin, /admin/...)")
+        print(f"container RPC    tcp://{manager.host}:{manager.rpc_port}")
+        print(f"binary queries   tcp://{manager.get_binary_addr()}")
+        print(f"logs             {manager.log_dir}")
+        if spec is not None:
+            print(f"app '{spec.name}' serves model '{spec.name}' with {args.num_replicas} replica(s); try:")
+            example = ",".join(["0.5"] * spec.input_size) if spec.input_size <= 16 else "..."
+            print(f"  curl -s -X POST -d '{{\"input\": [{example}]}}' http://{manager.get_query_addr()}/{spec.name}/predict")
+        print("Ctrl-C to stop", flush=True)
+        while True:
+            time.sleep(0.5)
+            if manager.frontend is None or not manager.frontend.alive():
+                raise UsageError(f"the frontend exited; see {manager.log_dir / 'frontend.log'}")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        manager.stop_all()
+        print("stopped", flush=True)
+    return 0
