@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_parser(sub)
     add_report_parser(sub)
     _container_parser(sub)
+    parser.set_defaults(subcommands=sub.choices)  # the parsers by command (run's takes --config files)
     return parser
 
 
@@ -141,7 +142,15 @@ def main(argv: list[str] | None = None) -> int:
     # (as non-interactive shells do for background jobs).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        args = build_parser().parse_args(argv)
+        argv = sys.argv[1:] if argv is None else list(argv)
+        parser = build_parser()
+        if argv and argv[0] == "run":
+            from .sweep.sweep_file import apply_config_file, config_path
+
+            path = config_path(argv)
+            if path is not None:
+                apply_config_file(parser._defaults["subcommands"]["run"], path)
+        args = parser.parse_args(argv)
         return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"clipper-bench: error: {exc}", file=sys.stderr)

@@ -1,7 +1,9 @@
 """When an open-loop client sends: the arrival processes, by ``--arrival`` name.
 
 Each is a function ``(rate_qps, seconds, seed) -> offsets in seconds from the start``; adding a load
-shape is one function here and one line in :data:`ARRIVALS`, which ``--arrival`` offers.
+shape is one function here and one line in :data:`ARRIVALS`, which ``--arrival`` offers. Besides
+these, ``trace:FILE`` replays recorded arrivals (one timestamp in seconds per line), time-scaled so
+that their mean rate is the offered rate and repeated when the trace is shorter than the run.
 """
 
 from __future__ import annotations
@@ -27,11 +29,44 @@ def poisson(rate_qps: float, seconds: float, seed: int) -> np.ndarray:
 ARRIVALS: dict[str, Callable[[float, float, int], np.ndarray]] = {"constant": constant, "poisson": poisson}
 
 
+TRACE_PREFIX = "trace:"
+
+
+def read_trace(path: str) -> np.ndarray:
+    """A trace file's arrival times (seconds, one per line, blank lines and ``#`` comments skipped),
+    sorted; ValueError naming the problem when it cannot be replayed."""
+    try:
+        lines = open(path).read().splitlines()
+    except OSError as exc:
+        raise ValueError(f"trace {path}: cannot read it ({exc.strerror})") from None
+    try:
+        times = np.sort(np.array([float(x) for x in lines if x.strip() and not x.startswith("#")]))
+    except ValueError as exc:
+        raise ValueError(f"trace {path}: every line must be a timestamp in seconds ({exc})") from None
+    if times.size < 2 or times[-1] <= times[0] or not np.isfinite(times).all():
+        raise ValueError(f"trace {path}: needs at least two different finite timestamps")
+    return times
+
+
+def trace(path: str, rate_qps: float, seconds: float) -> np.ndarray:
+    """The trace's arrivals, scaled to ``rate_qps`` on average, repeated to cover ``seconds``."""
+    times = read_trace(path)
+    span = times[-1] - times[0]
+    scale = ((times.size - 1) / span) / rate_qps  # trace seconds -> run seconds
+    one = (times - times[0]) * scale
+    period = (span + span / (times.size - 1)) * scale  # the trace, then one mean gap, then again
+    copies = int(np.ceil(seconds / period)) + 1
+    offsets = (one[None, :] + period * np.arange(copies)[:, None]).ravel()
+    return offsets[offsets < seconds]
+
+
 def schedule_ns(rate_qps: float, seconds: float, arrival: str, seed: int = 0) -> np.ndarray:
     """Send offsets (ns from the start) of every query over ``seconds`` at ``rate_qps``."""
     if rate_qps <= 0:
         raise ValueError(f"rate must be positive, got {rate_qps}")
+    if arrival.startswith(TRACE_PREFIX):
+        return (trace(arrival[len(TRACE_PREFIX):], rate_qps, seconds) * 1e9).astype(np.int64)
     shape = ARRIVALS.get(arrival)
     if shape is None:
-        raise ValueError(f"unknown arrival process {arrival!r}: use {' or '.join(ARRIVALS)}")
+        raise ValueError(f"unknown arrival process {arrival!r}: use {', '.join(ARRIVALS)} or trace:FILE")
     return (shape(rate_qps, seconds, seed) * 1e9).astype(np.int64)

@@ -345,29 +345,68 @@ async def _closed_loop(spec: LoadSpec, rec: Recorder, query: Callable[[int], Awa
     drain.finish()
 
 
-async def _run_rest(spec: LoadSpec, bodies: list[bytes], rec: Recorder) -> None:
-    import aiohttp
+async def _open_loop(spec: LoadSpec, rec: Recorder, query: Callable[[int], Awaitable[tuple[int, int]]]) -> None:
+    """Open loop over an asyncio transport: query ``i`` goes out at its scheduled time, whatever the
+    answers do (each in its own task; latency counts from the schedule, as over the binary path)."""
+    from .arrivals import schedule_ns
 
-    url = f"http://{spec.address}/{spec.app}/predict"
     clock = time.perf_counter_ns
-    n_pool = len(bodies)
-    headers = {"Content-Type": "application/json"}
-    connector = aiohttp.TCPConnector(limit=spec.concurrency)
-    timeout = aiohttp.ClientTimeout(total=None)  # the drain decides when to stop waiting
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    offsets = schedule_ns(spec.rate_qps, spec.warmup_s + spec.duration_s, spec.arrival,
+                          seed=spec.seed * 1000 + spec.client_index).tolist()
+    await asyncio.sleep(max(spec.start_at_wall - time.time(), 0))
+    start = clock()
+    tasks: set[asyncio.Task] = set()
 
-        async def query(i: int) -> tuple[int, int]:
-            try:
-                async with session.post(url, data=bodies[i % n_pool], headers=headers) as resp:
-                    body = await resp.read()
-                t = clock()
-                if resp.status != 200:
-                    return t, STATUS_ERROR
-                return t, STATUS_DEFAULT if json.loads(body).get("default", False) else STATUS_OK
-            except (TimeoutError, aiohttp.ClientError, ValueError):
-                return clock(), STATUS_ERROR
+    async def one(i: int) -> None:
+        rec.answered(i, *await query(i))
 
-        await _closed_loop(spec, rec, query)
+    for offset in offsets:
+        due = start + offset
+        if due > clock():
+            await asyncio.sleep((due - clock()) / 1e9)
+        rec.scheduled_ns.append(due)
+        task = asyncio.create_task(one(rec.sent(clock())))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    drain = rec.start_drain(spec)
+    while tasks and not drain.over(clock()):
+        await asyncio.wait(set(tasks), timeout=0.05)
+    for task in list(tasks):  # their queries stay unanswered
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    drain.finish()
+
+
+async def _run_rest(spec: LoadSpec, bodies: list[bytes], rec: Recorder) -> None:
+    """Clipper's REST API over keep-alive connections (see load.http_client): one per outstanding
+    query in closed loop, as many as the offered rate needs in open loop."""
+    from .http_client import HttpError, HttpPool, post_request
+
+    host, _, port = spec.address.rpartition(":")
+    requests = [post_request(host, int(port), f"/{spec.app}/predict", body) for body in bodies]
+    clock = time.perf_counter_ns
+    n_pool = len(requests)
+    pool = HttpPool(host, int(port), limit=0 if spec.rate_qps else spec.concurrency)
+
+    async def query(i: int) -> tuple[int, int]:
+        try:
+            status, body = await pool.request(requests[i % n_pool])
+        except (HttpError, OSError):
+            return clock(), STATUS_ERROR
+        t = clock()
+        if status != 200:
+            return t, STATUS_ERROR
+        if b"true" not in body:  # "default": false (or absent): skip parsing the JSON
+            return t, STATUS_OK
+        try:
+            return t, STATUS_DEFAULT if json.loads(body).get("default", False) else STATUS_OK
+        except (ValueError, AttributeError):
+            return t, STATUS_ERROR
+
+    try:
+        await (_open_loop if spec.rate_qps else _closed_loop)(spec, rec, query)
+    finally:
+        pool.close()
 
 
 async def _run_ray_handle(spec: LoadSpec, arrays: list, rec: Recorder) -> None:
@@ -391,7 +430,7 @@ async def _run_ray_handle(spec: LoadSpec, arrays: list, rec: Recorder) -> None:
             except Exception:  # noqa: BLE001 - any failure of the call is this query's error
                 return clock(), STATUS_ERROR
 
-        await _closed_loop(spec, rec, query)
+        await (_open_loop if spec.rate_qps else _closed_loop)(spec, rec, query)
     finally:
         ray.shutdown()
 

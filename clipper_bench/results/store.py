@@ -99,6 +99,7 @@ class ResultsWriteError(OSError):
 EXPERIMENT_FILE = "experiment.json"  # settings, core plan, configurations, host, idle power
 RUNS_FILE = "runs.ndjson"  # one line per configuration
 BASELINES_FILE = "baselines.ndjson"  # raw in-process speed per batch size
+SWEEP_FILE = "sweep.yaml"  # the sweep, resolved, as `run --config` takes it
 CONFIGS_DIR = "configs"  # one record per configuration, its raw per-query data and power samples
 LOGS_DIR = "logs"  # every process's log, per configuration
 

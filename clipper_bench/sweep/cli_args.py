@@ -64,6 +64,9 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
                     "and write one record per configuration.",
     )
     add_run_flags(p)
+    p.add_argument("--config", metavar="SWEEP_YAML", default=None,
+                   help="take every flag from this YAML file (flag names without dashes as keys, lists for "
+                        "swept ones); flags given here override it. Each experiment writes its own as sweep.yaml")
     p.set_defaults(func=cmd_run)
 
 

@@ -191,8 +191,6 @@ def _check_numbers(settings: RunSettings) -> None:
     if problem:
         raise PlanError(problem)
     if settings.rate_qps:
-        if settings.transport not in ("binary", "shm"):
-            raise PlanError("--rate (open loop) runs over the binary path: drop --transport rest")
         if settings.concurrency:
             raise PlanError("--rate (open loop) and --concurrency (closed loop) exclude each other: pass one")
     if settings.stable and (settings.stable_window_s <= 0 or settings.stable_tolerance <= 0):

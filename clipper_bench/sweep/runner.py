@@ -25,7 +25,7 @@ from ..power.sampler import PowerMonitor, SamplerConfig, probe_energy_sources, r
 from ..power.summary import idle_watts, summarize_power, trim
 from ..results.records import ConfigRecord, RunLine
 from ..results.status import RunStatus, classify
-from ..results.store import BASELINES_FILE, EXPERIMENT_FILE, ExperimentStore, host_info
+from ..results.store import BASELINES_FILE, EXPERIMENT_FILE, SWEEP_FILE, ExperimentStore, host_info
 from .baseline import device_of, run_baseline, serving_efficiency
 from .engines import make_engine
 from .engines.base import Deployment, Engine, StartContext
@@ -33,6 +33,7 @@ from .plan import ConfigPoint, PlanError, detect_gpus, placements, usable_cpus, 
 from .progress import LivePoller, LiveStats, Progress
 from .rate_search import RateSearch
 from .settings import RunSettings, resolve_defaults
+from .sweep_file import write_sweep_file
 
 
 class Interrupted(KeyboardInterrupt):
@@ -161,6 +162,7 @@ class ExperimentRunner:
                 "host": host_info(self.gpu_names or detect_gpus()),
                 "started_at": time.time(),
             })
+            write_sweep_file(self.store.path / SWEEP_FILE, s)
         self.say(f"experiment {self.store.path}: {len(self.points)} configurations; {self.plan.note}"
                  + (f"; resuming, {len(done)} already measured" if self.resumed else ""))
         previous = signal.signal(signal.SIGTERM, _raise_interrupted)

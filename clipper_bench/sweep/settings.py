@@ -104,10 +104,21 @@ def _model_help() -> str:
     return f"model to benchmark: {', '.join(model_names())}"
 
 
-def _arrival_names() -> list[str]:
-    from ..load.arrivals import ARRIVALS
+def _arrival(text: str) -> str:
+    """``--arrival``'s type: a known process, or ``trace:FILE`` with a readable trace."""
+    import argparse
 
-    return list(ARRIVALS)
+    from ..load.arrivals import ARRIVALS, TRACE_PREFIX, read_trace
+
+    if text.startswith(TRACE_PREFIX):
+        try:
+            read_trace(text[len(TRACE_PREFIX):])
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+    if text not in ARRIVALS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(ARRIVALS)} or trace:FILE")
+    return text
 
 
 def _engine_names() -> list[str]:
@@ -175,7 +186,7 @@ class RunSettings:
     rate_qps: tuple[float, ...] = setting((), 'load', '--rate', type=finite_float, nargs="+", metavar="QPS", help="open loop: send at this total rate (split over the clients) instead of keeping --concurrency queries outstanding; latency then counts from each query's scheduled time; several values are swept, innermost", check=_positive_rates)
     repeats: int = setting(1, 'sweep', '--repeats', type=int, metavar="N", help="measure each configuration N times (own windows, one deployment); records hold every repeat and the mean with a 95%% confidence interval of throughput, p50 and p99 (default 1)", check=_at_least_one)
     max_rate_under_p99_ms: float | None = setting(None, 'load', '--max_rate_under_p99_ms', type=finite_float, metavar="MS", help="after each configuration's own measurement, search (bisection over the open-loop rate, on the same deployment) for the highest rate whose p99 stays within MS with at least 99%% of queries answered within the SLO; the record's rate_search holds the rate found and every probe", check=_positive_or_none)
-    arrival: str = setting("constant", 'load', '--arrival', choices=_arrival_names, help="open-loop arrival process (default constant)")
+    arrival: str = setting("constant", 'load', '--arrival', type=_arrival, help="open-loop arrival process: constant, poisson, or trace:FILE (recorded arrivals, one timestamp in seconds per line, scaled to --rate on average; default constant)")
     stable: bool = setting(False, 'load', '--stable', action="store_true", help="stop measuring once the last three windows agree on throughput and p99 "
                         "(--duration is then the maximum)")
     resume: bool = setting(False, 'sweep', '--resume', action="store_true", help="continue the latest experiment in --results_dir run with the same settings: "

@@ -60,7 +60,7 @@ def test_poisson_gaps_have_the_right_mean_and_spread():
     assert (gaps > 0).all()
     const = np.diff(schedule_ns(rate, 1.0, "constant")) / 1e9
     assert np.allclose(const, 1 / rate, atol=1e-9)
-    with pytest.raises(ValueError, match="constant or poisson"):
+    with pytest.raises(ValueError, match="use constant, poisson or trace:FILE"):
         schedule_ns(rate, 1.0, "bursty")
 
 
@@ -139,3 +139,27 @@ def test_repeats_are_recorded_with_intervals_that_hold_their_mean(tmp_path, no_l
         assert stats["ci95_low"] <= stats["mean"] <= stats["ci95_high"]
     frame = clipper_bench.load_results(max(p for p in tmp_path.iterdir() if p.is_dir()))
     assert frame["repeat_stats.p99_ms.ci95_high"].iloc[0] == pytest.approx(record["repeat_stats"]["p99_ms"]["ci95_high"])
+
+
+def test_rest_open_loop_delivers_the_rate_asked_below_capacity(tmp_path, no_leftover_processes):
+    # sleep 5 ms at batch 8 takes up to 1,600 q/s: 200 q/s is well below it
+    line, record, clients = run(tmp_path, "-m", "sleep", "--sleep_ms", "5", "-b", "8", "--transport", "rest",
+                                "--rate", "200", "-d", "3", "--warmup", "1")
+    assert line["status"] == "ok" and line["transport"] == "rest" and line["load"]["mode"] == "open"
+    assert abs(line["throughput_qps"] - 200) <= 0.05 * 200, line["throughput_qps"]
+    (c,) = clients
+    assert abs(c.send_wall_ns.size - 200 * 4) <= 2  # every scheduled query of warm-up + window went out
+    assert (c.send_wall_ns >= c.start_wall_ns).all()  # latency counts from the schedule, not the send
+
+
+def test_a_trace_is_replayed_with_its_shape_at_the_offered_mean_rate(tmp_path):
+    trace = tmp_path / "arrivals.txt"
+    trace.write_text("# a burst of three, a pause, a pair\n100.0\n100.1\n100.15\n100.5\n100.55\n")
+    offsets = schedule_ns(40, 2.0, f"trace:{trace}") / 1e9
+    assert len(offsets) == 80  # 40 q/s on average over 2 s
+    gaps = np.diff(offsets[:5])
+    np.testing.assert_allclose(gaps / gaps[0], [1, 0.5, 3.5, 0.5], rtol=1e-4)  # the trace's gaps, scaled
+    bad = tmp_path / "bad.txt"
+    bad.write_text("1.0\nsoon\n")
+    with pytest.raises(ValueError, match="every line must be a timestamp"):
+        schedule_ns(10, 1.0, f"trace:{bad}")

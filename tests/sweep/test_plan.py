@@ -105,4 +105,53 @@ def test_the_command_line_is_generated_from_the_settings_declarations_with_their
     changed = settings_from_args(parser.parse_args(["-m", "noop", "-d", "3", "-b", "1", "4", "--rate", "50",
                                                     "--replica_hang_s", "9", "--gpu_clocks", "1500"]))
     assert (changed.duration_s, changed.batch_sizes, changed.rate_qps, changed.replica_hang_min_s,
-            changed.gpu_clocks_mhz) == (3.0, (1, 4), 50.0, 9.0, (1500,))
+            changed.gpu_clocks_mhz) == (3.0, (1, 4), (50.0,), 9.0, (1500,))
+
+
+def _parsed_settings(argv):
+    from clipper_bench.cli import build_parser
+    from clipper_bench.sweep.cli_args import settings_from_args
+    from clipper_bench.sweep.sweep_file import apply_config_file, config_path
+
+    parser = build_parser()
+    if config_path(argv):
+        apply_config_file(parser._defaults["subcommands"]["run"], config_path(argv))
+    return settings_from_args(parser.parse_args(argv))
+
+
+def test_a_sweep_file_gives_the_same_settings_as_the_same_flags_and_flags_override_it(tmp_path):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("model_name: sleep\nsleep_ms: 5\nnum_replicas: [1, 2]\nbatch_sizes: [1, 8]\n"
+                     "duration: 3\nrate: [50, 100]\narrival: poisson\nstable: true\n")
+    flags = ["run", "-m", "sleep", "--sleep_ms", "5", "-r", "1", "2", "-b", "1", "8", "-d", "3",
+             "--rate", "50", "100", "--arrival", "poisson", "--stable"]
+    assert _parsed_settings(["run", "--config", str(sweep)]) == _parsed_settings(flags)
+    overridden = _parsed_settings(["run", "--config", str(sweep), "-b", "4", "--arrival", "constant"])
+    assert overridden.batch_sizes == (4,) and overridden.arrival == "constant" and overridden.rate_qps == (50.0, 100.0)
+
+
+def test_the_written_sweep_file_reproduces_the_sweep(tmp_path):
+    from clipper_bench.sweep.sweep_file import write_sweep_file
+
+    original = _parsed_settings(["run", "-m", "noop", "-b", "1", "4", "--concurrency", "2", "8", "-d", "2",
+                                 "--slo_ms", "50", "--framework", "keras", "--seed", "3"])
+    write_sweep_file(tmp_path / "sweep.yaml", original)
+    assert _parsed_settings(["run", "--config", str(tmp_path / "sweep.yaml")]) == original
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("batch_sizes: [0", "is not valid YAML"),
+    ("model_name: noop\nbatchsize: 3\n", "unknown key 'batchsize'"),
+    ("model_name: noop\ntransport: fast\n", "'transport' must be one of"),
+    ("model_name: noop\nduration: 3 s\n", "'duration': must be a number, got '3 s'"),
+    ("- just\n- a list\n", "must map flags to values"),
+])
+def test_a_bad_sweep_file_is_one_line_naming_the_key(tmp_path, text, fragment):
+    import subprocess
+    import sys
+
+    (tmp_path / "s.yaml").write_text(text)
+    proc = subprocess.run([sys.executable, "-m", "clipper_bench", "run", "--config", str(tmp_path / "s.yaml"),
+                           "--results_dir", str(tmp_path / "res")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert fragment in proc.stderr and not (tmp_path / "res").exists()

@@ -265,11 +265,9 @@ class RayEngine(Engine):
 
     @classmethod
     def validate(cls, settings: RunSettings) -> None:
-        """Ray Serve installed, the model's framework installed, and no open loop (it needs the binary path)."""
+        """Ray Serve installed, and the model's framework."""
         check_ray_installed()
         super().validate(settings)
-        if settings.rate_qps:
-            raise PlanError("--rate (open loop) runs over the binary path, which Ray Serve lacks: drop --rate")
 
     def start(self, point: ConfigPoint, places: list[Placement], ctx: StartContext) -> RayDeployment:
         """Deploy on Serve, with slots for the most replicas of the sweep (the deployment's arguments
