@@ -30,11 +30,13 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet --no-deps "clipper_admin==0.4.1"
+# --no-warn-conflicts: pip would otherwise end with an ERROR line about clipper_admin's cloudpickle
+# pin on a good install (see above); the import check at the end is the real check.
+.venv/bin/python -m pip install --quiet --no-warn-conflicts --no-deps "clipper_admin==0.4.1"
 if [[ -n "$extras" ]]; then
-  .venv/bin/python -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+  .venv/bin/python -m pip install --quiet --no-warn-conflicts "torch==2.14.1" "torchvision==0.29.1"
 fi
-.venv/bin/python -m pip install --quiet -e ".${extras}"
+.venv/bin/python -m pip install --quiet --no-warn-conflicts -e ".${extras}"
 if [[ -n "$extras" && "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
   missing=()
   command -v dockerd >/dev/null || missing+=(docker.io)

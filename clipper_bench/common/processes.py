@@ -21,8 +21,15 @@ PARENT_PID_ENV = "CLIPPER_BENCH_PARENT_PID"
 _PR_SET_PDEATHSIG = 1
 
 
+EXPERIMENT_ENV = "CLIPPER_BENCH_EXPERIMENT"  # the experiment id, put in every child's title
+
+
 def become_child(title: str) -> None:
-    """Call first thing in a child process: set its title and die with the parent."""
+    """Call first thing in a child process: set its title (with the experiment id, so that two runs
+    on one machine are told apart in ``ps`` and ``htop``) and die with the parent."""
+    experiment = os.environ.get(EXPERIMENT_ENV)
+    if experiment:
+        title = f"{title} [{experiment}]"
     try:
         import setproctitle
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from typing import Any
 import requests
 from clipper_admin.exceptions import ClipperException
 
+from ..common.processes import EXPERIMENT_ENV
 from ..containers.models import get_model_spec
 from ..engine.manager import IMAGE_PREFIX, Placement
 from ..load.intervals import repeat_stats
@@ -163,6 +165,7 @@ class ExperimentRunner:
                 "started_at": time.time(),
             })
             write_sweep_file(self.store.path / SWEEP_FILE, s)
+        os.environ[EXPERIMENT_ENV] = self.store.experiment_id  # every process started from here carries it
         self.say(f"experiment {self.store.path}: {len(self.points)} configurations; {self.plan.note}"
                  + (f"; resuming, {len(done)} already measured" if self.resumed else ""))
         previous = signal.signal(signal.SIGTERM, _raise_interrupted)

@@ -532,3 +532,29 @@ def test_baseline_takes_its_own_flags_and_measures_baseline_s_per_batch_size(tmp
     assert [line["batch_size"] for line in lines] == [1, 8] and all(line["throughput_qps"] > 0 for line in lines)
     refused = subprocess.run(cmd[:6] + ["-d", "5"], capture_output=True, text=True, timeout=60, cwd=REPO)
     assert refused.returncode == 2 and "unrecognized arguments: -d 5" in refused.stderr
+
+
+def test_every_process_of_a_run_carries_the_experiment_id_in_its_title(tmp_path, no_leftover_processes):
+    import psutil
+
+    proc = subprocess.Popen([sys.executable, str(DRIVER), "-m", "sleep", "--sleep_ms", "5", "-b", "1", "-d", "4",
+                             "--warmup", "1", "--idle_s", "0", "--results_dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        first = proc.stdout.readline()  # "experiment <dir>/<id>: ..."
+        experiment_id = first.split(":")[0].rsplit("/", 1)[-1]
+        titles: set[str] = set()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not {"frontend", "replica", "loadgen"} <= {t.split()[1] for t in titles}:
+            for child in psutil.Process(proc.pid).children(recursive=True):
+                try:
+                    title = " ".join(child.cmdline()).strip()
+                except psutil.Error:
+                    continue
+                if title.startswith("clipper-bench "):
+                    titles.add(title)
+            time.sleep(0.2)
+        assert {"frontend", "replica", "loadgen"} <= {t.split()[1] for t in titles}, titles
+        assert all(t.endswith(f"[{experiment_id}]") for t in titles), titles
+    finally:
+        proc.communicate(timeout=60)
