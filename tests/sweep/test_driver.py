@@ -378,7 +378,7 @@ def test_answers_to_warmup_queries_are_not_throughput_and_the_drain_waits_for_sl
                       results=tmp_path)
     assert proc.returncode == 1, proc.stderr
     exp = only_experiment(tmp_path)
-    rec = _records(exp)["sleep-r1-c1-b1"]
+    rec = _records(exp)["sleep-r1-c1-b1-conc2"]  # --concurrency is in the id
     assert rec["status"] == "no_answers" and "no query was sent inside the measurement window" in rec["reason"]
     s = rec["summary"]
     assert s["num_sent"] == 0 and s["throughput_qps"] == 0 and s["num_errors"] == 0
@@ -393,7 +393,7 @@ def test_a_late_answer_to_a_window_query_is_waited_for_and_counted(tmp_path, no_
                       "--warmup", "0", "--idle_s", "0", "--slo_ms", "60000", "--drain_timeout_s", "0.2",
                       results=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    rec = _records(only_experiment(tmp_path))["sleep-r1-c1-b1"]
+    rec = _records(only_experiment(tmp_path))["sleep-r1-c1-b1-conc1"]
     s = rec["summary"]
     assert rec["status"] == "ok" and s["num_sent"] == s["num_completed"] == 1 and s["num_unanswered"] == 0
     assert s["throughput_qps"] == 1.0 and s["latency_ms"]["p50"] > 1400
