@@ -24,18 +24,21 @@ _PR_SET_PDEATHSIG = 1
 EXPERIMENT_ENV = "CLIPPER_BENCH_EXPERIMENT"  # the experiment id, put in every child's title
 
 
-def become_child(title: str) -> None:
-    """Call first thing in a child process: set its title (with the experiment id, so that two runs
-    on one machine are told apart in ``ps`` and ``htop``) and die with the parent."""
+def set_title(title: str) -> None:
+    """Set this process's title, with the experiment id when it runs for one, so that two runs on
+    one machine are told apart in ``ps`` and ``htop``."""
     experiment = os.environ.get(EXPERIMENT_ENV)
-    if experiment:
-        title = f"{title} [{experiment}]"
     try:
         import setproctitle
 
-        setproctitle.setproctitle(title)
+        setproctitle.setproctitle(f"{title} [{experiment}]" if experiment else title)
     except ImportError:  # pragma: no cover - setproctitle is a dependency
         pass
+
+
+def become_child(title: str) -> None:
+    """Call first thing in a child process: set its title (see :func:`set_title`) and die with the parent."""
+    set_title(title)
     parent = os.environ.get(PARENT_PID_ENV)
     if parent and sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)

@@ -12,10 +12,9 @@ import zmq
 
 from ..common.zmq_asyncio import send_frames
 from ..protocol import rpc
+from ..protocol.binary import Buffer
 
 log = logging.getLogger("clipper_bench.frontend")
-
-Buffer = bytes | memoryview
 
 
 class ContainerRpc:

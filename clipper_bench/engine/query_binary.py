@@ -11,14 +11,12 @@ import zmq
 
 from ..common.zmq_asyncio import send_frames
 from ..protocol import binary, shm
-from ..protocol.binary import Status
+from ..protocol.binary import Buffer, Status
 from .dispatcher import Query
 from .inputs import InputError, check_binary_input
 from .registry import Application
 
 log = logging.getLogger("clipper_bench.frontend")
-
-Buffer = bytes | memoryview
 
 
 class BinaryQueries:

@@ -10,11 +10,9 @@ from typing import Any
 
 from aiohttp import web
 
-from ..protocol.binary import Status
+from ..protocol.binary import Buffer, Status
 from .dispatcher import Query
 from .inputs import InputError, encode_json_input
-
-Buffer = bytes | memoryview
 
 NO_MODEL_EXPLANATION = "No connected models found for query"
 SLO_EXPLANATION = "Failed to retrieve a prediction response within the specified latency SLO"

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..common.processes import EXPERIMENT_ENV
+from ..common.processes import set_title
 from .cpu import CpuSource
 from .nvml import NvmlSource
 from .rapl import RaplSource
@@ -170,14 +170,7 @@ def _die_with(parent_pid: int) -> None:
 def _sampler_process(cfg: SamplerConfig, ready: Any, parent_pid: int) -> None:
     _die_with(parent_pid)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))  # runs sample's cleanup
-    experiment = os.environ.get(EXPERIMENT_ENV)
-    try:
-        import setproctitle
-
-        setproctitle.setproctitle(f"clipper-bench sampler -> {Path(cfg.out_path).name}"
-                                  + (f" [{experiment}]" if experiment else ""))
-    except ImportError:  # pragma: no cover
-        pass
+    set_title(f"clipper-bench sampler -> {Path(cfg.out_path).name}")
     sample(cfg, ready)
 
 

@@ -6,30 +6,35 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from ..common.cli_types import check_writable_dir, finite_float
-from .settings import RunSettings, resolve_defaults
+from ..common.cli_types import check_writable_dir
+from .settings import GROUPS, MODEL_FIELDS, RunSettings, declared_fields, flag_of, resolve_defaults
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
     """``run``'s flags, generated from RunSettings' declarations, in --help groups by concern; the model
     flags come from their own declarations beside the models."""
     from ..containers.models.flags import add_model_option_flags
-    from .settings import GROUPS, declared_fields, flag_of
 
     groups = {key: p.add_argument_group(title) for key, title in GROUPS.items()}
     for f in declared_fields():
-        meta = f.metadata
-        options = dict(meta["argparse"])
-        if callable(options.get("choices")):
-            options["choices"] = options["choices"]()
-        if options.get("action") != "store_true":
-            options["default"] = list(f.default) if isinstance(f.default, tuple) else f.default
-            if "choices" not in options:
-                options.setdefault("metavar", flag_of(f)[2:].upper())
-        text = meta["help"]() if callable(meta["help"]) else meta["help"]
-        groups[meta["group"]].add_argument(*meta["names"], dest=f.name, help=text, **options)
+        _add_declared_flag(groups[f.metadata["group"]], f)
     add_model_option_flags(groups["models"])
+
+
+def _add_declared_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup, f: Any) -> None:
+    """One RunSettings field's flag, as declared (its default, help, choices, type)."""
+    meta = f.metadata
+    options = dict(meta["argparse"])
+    if callable(options.get("choices")):
+        options["choices"] = options["choices"]()
+    if options.get("action") != "store_true":
+        options["default"] = list(f.default) if isinstance(f.default, tuple) else f.default
+        if "choices" not in options:
+            options.setdefault("metavar", flag_of(f)[2:].upper())
+    text = meta["help"]() if callable(meta["help"]) else meta["help"]
+    p.add_argument(*meta["names"], dest=f.name, help=text, **options)
 
 
 def settings_from_args(args: argparse.Namespace) -> RunSettings:
@@ -38,15 +43,12 @@ def settings_from_args(args: argparse.Namespace) -> RunSettings:
 
 
 def _settings_as_given(args: argparse.Namespace) -> RunSettings:
-    from .settings import declared_fields
-
-    values = {f.name: getattr(args, f.name) for f in declared_fields() if hasattr(args, f.name)}
+    names = [f.name for f in declared_fields()] + list(MODEL_FIELDS)
+    values = {name: getattr(args, name) for name in names if hasattr(args, name)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    return RunSettings(
-        **values,
-        framework=args.framework, precision=args.precision, overlap_batches=args.overlap_batches,
-        cuda_graphs=args.cuda_graphs, weights=args.weights, models_dir=Path(args.models_dir), seed=args.seed,
-    )
+    values["models_dir"] = Path(values["models_dir"])
+    return RunSettings(**values)
+
 
 def quiet_cluster_logs() -> None:
     """clipper_admin and the manager log every step at INFO; the runner prints its own summary."""
@@ -107,9 +109,14 @@ def _run_experiment(settings: RunSettings, baseline_only: bool) -> list[str]:
     return runner.not_clean
 
 
+# the settings that matter to a baseline (the others keep their defaults)
+BASELINE_FIELDS = ("model_name", "batch_sizes", "model_cpus", "cpus_per_replica_nums", "model_gpus", "baseline_s",
+                   "results_dir", "sleep_ms")
+
+
 def add_baseline_parser(sub: argparse._SubParsersAction) -> None:
-    """The ``baseline`` command: only the flags that choose the model, its placement and the time."""
-    from ..containers.models import model_names
+    """The ``baseline`` command: only the flags that choose the model, its placement and the time,
+    declared once with the run's (RunSettings), plus the model flags."""
     from ..containers.models.flags import add_model_option_flags
 
     p = sub.add_parser(
@@ -118,19 +125,9 @@ def add_baseline_parser(sub: argparse._SubParsersAction) -> None:
         description="Run the model in one process pinned like replica 1 (its cores, its GPU) and time "
                     "batches. Writes baselines.ndjson in a new experiment directory.",
     )
-    p.add_argument("-m", "--model_name", required=True, metavar="MODEL",
-                   help=f"model to measure: {', '.join(model_names())}")
-    p.add_argument("-b", "--batch_sizes", type=int, nargs="+", default=[2], help="batch sizes (default 2)")
-    p.add_argument("-c", "--model_cpus", type=int, nargs="+", default=None,
-                   help="cores replica 1 would get from (default: all but the frontend's and load generator's)")
-    p.add_argument("-p", "--cpus_per_replica_nums", type=int, nargs="+", default=[1],
-                   help="cores of the process (default 1)")
-    p.add_argument("-g", "--model_gpus", type=int, nargs="+", default=[],
-                   help="GPU index of the process (default: CPU only)")
-    p.add_argument("--baseline_s", type=finite_float, default=10.0,
-                   help="seconds measured per batch size (default 10)")
-    p.add_argument("--results_dir", type=Path, default=Path("results"), help="where experiments go (default results/)")
-    p.add_argument("--sleep_ms", type=finite_float, default=10.0, help="batch time of the 'sleep' model in ms (default 10)")
+    declared = {f.name: f for f in declared_fields()}
+    for name in BASELINE_FIELDS:
+        _add_declared_flag(p, declared[name])
     add_model_option_flags(p)
     p.set_defaults(func=cmd_baseline)
 

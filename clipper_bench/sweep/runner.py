@@ -356,7 +356,7 @@ class ExperimentRunner:
         start_at, clients, power_doc = self._run_load(point, places, deployment.manager, specs, warmup, record)
         deployment.check_frontend()
         record["faults"] = deployment.faults_since(record["started_at"])
-        window = (int((start_at + warmup) * 1e9), int((start_at + warmup + s.duration_s) * 1e9))
+        window = self._window(start_at, warmup)
         window, stability = self._stability(clients, window)
         if stability and stability["stable"]:
             power_doc = trim(power_doc, window[1] / 1e9)
@@ -387,7 +387,7 @@ class ExperimentRunner:
         start_at, clients = run_clients(specs, self.store.logs_dir / point.config_id / label)
         for spec in specs:
             Path(spec.out_path).unlink(missing_ok=True)
-        window = (int((start_at + warmup) * 1e9), int((start_at + warmup + s.duration_s) * 1e9))
+        window = self._window(start_at, warmup)
         return summarize(clients, window, s.slo_ms)
 
     def _repeat(self, point: ConfigPoint, concurrency: int, record: ConfigRecord) -> None:
@@ -419,6 +419,11 @@ class ExperimentRunner:
         record["rate_search"] = search.to_json(found, capacity, s.arrival)
         self.say(f"  highest rate with p99 <= {s.max_rate_under_p99_ms:g} ms: "
                  + (f"{found:,.1f} q/s" if found else "none") + f" ({len(search.probes)} probes)")
+
+    def _window(self, start_at: float, warmup: float) -> tuple[int, int]:
+        """The measurement window (wall-clock ns) of load that started at ``start_at`` with ``warmup``."""
+        begin = start_at + warmup
+        return int(begin * 1e9), int((begin + self.settings.duration_s) * 1e9)
 
     def _samples_path(self, point: ConfigPoint) -> Path:
         return self.store.configs_dir / f"{point.config_id}.power_samples.json"

@@ -16,6 +16,9 @@ from typing import Any
 
 from ..common.cli_types import finite_float
 
+# RunSettings fields whose flags are declared beside the models (containers/models/flags.py)
+MODEL_FIELDS = ("framework", "precision", "weights", "models_dir", "seed", "overlap_batches", "cuda_graphs")
+
 GROUPS = {  # --help's groups, in order
     "sweep": "sweep (the original driver's flags first)",
     "load": "load",

@@ -19,9 +19,8 @@ from typing import Any
 import yaml
 
 from ..common.errors import UsageError
-from .settings import RunSettings, declared_fields, flag_of
+from .settings import MODEL_FIELDS, RunSettings, declared_fields, flag_of
 
-MODEL_FLAGS = ("framework", "precision", "weights", "models_dir", "seed", "overlap_batches", "cuda_graphs")
 NOT_IN_FILE = ("resume",)  # how a run was started, not what it measures
 
 
@@ -92,7 +91,7 @@ def sweep_file(settings: RunSettings) -> dict[str, Any]:
         if f.name in NOT_IN_FILE:
             continue
         data[flag_of(f)[2:]] = _plain(getattr(settings, f.name))
-    for name in MODEL_FLAGS:
+    for name in MODEL_FIELDS:
         data[name] = _plain(getattr(settings, name))
     return data
 

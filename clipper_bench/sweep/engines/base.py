@@ -100,13 +100,18 @@ class Engine(ABC):
     @classmethod
     def validate(cls, settings: RunSettings) -> None:
         """Raise PlanError naming the fix when this engine cannot run ``settings`` here."""
+        cls.check_transport(settings)
+        check_framework(settings)
+
+    @classmethod
+    def check_transport(cls, settings: RunSettings) -> None:
+        """PlanError when this engine does not serve ``settings.transport``."""
         if settings.transport not in cls.transports:
             if settings.transport == "shm":
                 raise PlanError("--transport shm needs the load clients and replicas on one host: use it with "
                                 "--engine local, or pass --transport binary")
             raise PlanError(f"--engine {cls.name} serves --transport {' or '.join(cls.transports)}, "
                             f"not {settings.transport}")
-        check_framework(settings)
 
     @abstractmethod
     def start(self, point: ConfigPoint, places: list[Placement], ctx: StartContext) -> Deployment:

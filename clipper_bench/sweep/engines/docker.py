@@ -33,8 +33,7 @@ class DockerEngine(LocalEngine):
 
         from ...engine.docker_manager import docker_client_or_error
 
-        if settings.transport == "shm":
-            super().validate(settings)  # the shared-memory message
+        cls.check_transport(settings)  # the images hold the model's framework: nothing to check here
         bench_frontend = settings.query_frontend_image.startswith(IMAGE_PREFIX)
         if settings.transport == "binary" and not bench_frontend:
             raise PlanError(f"{settings.query_frontend_image} (Clipper's query frontend) has no binary query "
