@@ -76,3 +76,13 @@ def classify(summary: dict[str, Any], faults: list[dict[str, Any]]) -> tuple[Run
             f"answer; the limit for ok is {100 * ERROR_SHARE_LIMIT:g}%"
         )
     return RunStatus.OK, None
+
+
+def classify_windows(summaries: list[dict[str, Any]], faults: list[dict[str, Any]]) -> tuple[RunStatus, str | None]:
+    """The status of a configuration measured in several windows (``--repeats``): ``ok`` only when
+    every window is; otherwise the first window's status that is not, with the repeat named."""
+    for k, summary in enumerate(summaries):
+        status, reason = classify(summary, faults)
+        if status is not RunStatus.OK:
+            return status, (reason if len(summaries) == 1 else f"repeat {k + 1} of {len(summaries)}: {reason}")
+    return RunStatus.OK, None

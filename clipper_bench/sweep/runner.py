@@ -26,7 +26,7 @@ from ..power.limits import GpuLimits, LimitError, restore_leftovers
 from ..power.sampler import PowerMonitor, SamplerConfig, probe_energy_sources, read_live_watts
 from ..power.summary import idle_watts, summarize_power, trim
 from ..results.records import ConfigRecord, RunLine
-from ..results.status import RunStatus, classify
+from ..results.status import RunStatus, classify_windows
 from ..results.store import BASELINES_FILE, EXPERIMENT_FILE, SWEEP_FILE, ExperimentStore, host_info
 from .baseline import device_of, run_baseline, serving_efficiency
 from .engines import make_engine
@@ -253,7 +253,11 @@ class ExperimentRunner:
                 original_metrics = self._measure(point, places, concurrency, record)
                 self._repeat(point, concurrency, record)
                 self._search_rate(point, record)
-            record["status"], record["reason"] = classify(record["summary"], record["faults"])
+                if record.get("repeats") or record.get("rate_search"):  # faults in the extra windows count too
+                    self.deployment.check_frontend()
+                    record["faults"] = self.deployment.faults_since(record["started_at"])
+            record["status"], record["reason"] = classify_windows(record.get("repeats") or [record["summary"]],
+                                                                  record["faults"])
         except KeyboardInterrupt as exc:
             record["status"] = RunStatus.INTERRUPTED
             record["error"] = record["reason"] = f"interrupted ({exc or 'Ctrl-C'})"

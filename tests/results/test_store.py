@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from clipper_bench.results.status import RunStatus, classify
+from clipper_bench.results.status import RunStatus, classify, classify_windows
 from clipper_bench.results.store import ExperimentStore
 
 
@@ -47,6 +47,13 @@ def test_statuses_say_what_was_measured():
     status, reason = classify(_summary(5, 0, defaults=3, errors=2), [])
     assert status is RunStatus.NO_ANSWERS and "3 SLO defaults, 2 errors, 0 unanswered" in reason
     assert [s.clean for s in RunStatus] == [True, False, False, False, False]
+
+
+def test_a_repeated_configuration_is_ok_only_when_every_repeat_is():
+    assert classify_windows([_summary(100, 100), _summary(100, 100)], []) == (RunStatus.OK, None)
+    status, reason = classify_windows([_summary(100, 100), _summary(100, 90, errors=10), _summary(0, 0)], [])
+    assert status is RunStatus.DEGRADED and reason.startswith("repeat 2 of 3: 10 of 100")
+    assert classify_windows([_summary(100, 90, errors=10)], []) == classify(_summary(100, 90, errors=10), [])
 
 
 def test_bad_runs_lines_are_skipped_with_a_warning_naming_file_and_line(tmp_path):
