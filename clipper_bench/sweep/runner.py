@@ -251,11 +251,7 @@ class ExperimentRunner:
         try:
             with limits:
                 original_metrics = self._measure(point, places, concurrency, record)
-                self._repeat(point, concurrency, record)
-                self._search_rate(point, record)
-                if record.get("repeats") or record.get("rate_search"):  # faults in the extra windows count too
-                    self.deployment.check_frontend()
-                    record["faults"] = self.deployment.faults_since(record["started_at"])
+                self._extra_windows(point, concurrency, record)
             record["status"], record["reason"] = classify_windows(record.get("repeats") or [record["summary"]],
                                                                   record["faults"])
         except KeyboardInterrupt as exc:
@@ -393,6 +389,15 @@ class ExperimentRunner:
             Path(spec.out_path).unlink(missing_ok=True)
         window = self._window(start_at, warmup)
         return summarize(clients, window, s.slo_ms)
+
+    def _extra_windows(self, point: ConfigPoint, concurrency: int, record: ConfigRecord) -> None:
+        """``--repeats`` and ``--max_rate_under_p99_ms`` on the running deployment; faults and the
+        frontend's health are read again after them, as they count toward the status too."""
+        self._repeat(point, concurrency, record)
+        self._search_rate(point, record)
+        if record.get("repeats") or record.get("rate_search"):
+            self.deployment.check_frontend()
+            record["faults"] = self.deployment.faults_since(record["started_at"])
 
     def _repeat(self, point: ConfigPoint, concurrency: int, record: ConfigRecord) -> None:
         """``--repeats N``: N - 1 more windows on the same deployment; every repeat's summary and the
