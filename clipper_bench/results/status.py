@@ -56,6 +56,11 @@ def classify(summary: dict[str, Any], faults: list[dict[str, Any]]) -> tuple[Run
             "no query was sent inside the measurement window (the closed loop waited for answers to "
             "warm-up queries the whole time): lengthen --warmup and -d, or raise --concurrency"
         )
+    if completed == 0 and faults:  # the fault, not the model's speed, is why nothing was answered
+        return RunStatus.NO_ANSWERS, (
+            f"none of the {sent} queries sent in the window was answered successfully; faults during "
+            "the configuration: " + "; ".join(f["what"] for f in faults)
+        )
     if summary["num_defaults"] == sent:
         return RunStatus.NO_ANSWERS, (
             f"all {sent} queries sent in the window got the SLO default: the model is slower than "
