@@ -55,3 +55,15 @@ def pin_from_environment() -> list[int] | None:
     cpus = parse_cpu_list(text)
     pin_current_process(cpus)
     return cpus
+
+
+def pin_all_threads(cpus: Sequence[int]) -> None:
+    """Pin every thread of this process, not only the caller, to ``cpus`` (``sched_setaffinity`` on
+    one thread pins only that thread, so each of ``/proc/self/task``): for processes that started
+    their threads before they could be pinned, such as Ray's workers."""
+    os.sched_setaffinity(0, set(cpus))
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), set(cpus))
+        except OSError:  # the thread ended meanwhile
+            pass

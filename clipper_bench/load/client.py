@@ -409,31 +409,37 @@ async def _run_rest(spec: LoadSpec, bodies: list[bytes], rec: Recorder) -> None:
         pool.close()
 
 
-async def _run_ray_handle(spec: LoadSpec, arrays: list, rec: Recorder) -> None:
-    """Closed loop through a Ray Serve deployment handle (this process joins the cluster as a driver)."""
+def _serve_handle(spec: LoadSpec, first_input: Any, cleanup: contextlib.ExitStack) -> Any:
+    """The deployment's handle, its router warmed by one call, before the start: a client process
+    joins the cluster as a driver here (and leaves it on cleanup); a client that is a Ray actor is
+    in it already. Left to the start, this took seconds that the window then lacked."""
     from ..common.ray_env import use_loopback_ray_env
 
     use_loopback_ray_env()
     import ray
     from ray import serve
 
-    ray.init(address=spec.address, logging_level="WARNING", log_to_driver=False)
-    try:
-        handle = serve.get_app_handle(spec.app)
-        clock = time.perf_counter_ns
-        n_pool = len(arrays)
+    if not ray.is_initialized():
+        ray.init(address=spec.address, logging_level="WARNING", log_to_driver=False)
+        cleanup.callback(ray.shutdown)
+    handle = serve.get_app_handle(spec.app)
+    handle.remote(first_input).result()
+    return handle
 
-        async def query(i: int) -> tuple[int, int]:
-            try:
-                await handle.remote(arrays[i % n_pool])
-                return clock(), STATUS_OK
-            except Exception:  # noqa: BLE001 - any failure of the call is this query's error
-                return clock(), STATUS_ERROR
 
-        await (_open_loop if spec.rate_qps else _closed_loop)(spec, rec, query)
-    finally:
-        ray.shutdown()
+async def _run_ray_handle(spec: LoadSpec, handle: Any, arrays: list, rec: Recorder) -> None:
+    """Closed or open loop through a Ray Serve deployment handle."""
+    clock = time.perf_counter_ns
+    n_pool = len(arrays)
 
+    async def query(i: int) -> tuple[int, int]:
+        try:
+            await handle.remote(arrays[i % n_pool])
+            return clock(), STATUS_OK
+        except Exception:  # noqa: BLE001 - any failure of the call is this query's error
+            return clock(), STATUS_ERROR
+
+    await (_open_loop if spec.rate_qps else _closed_loop)(spec, rec, query)
 
 
 def _ready_receiver(sock: Any, rec: Recorder) -> Callable[[], int]:
@@ -468,11 +474,12 @@ def _ready_receiver(sock: Any, rec: Recorder) -> Callable[[], int]:
     return receive_ready
 
 
-def run(spec: LoadSpec, spec_path: Path | None = None) -> None:
+def run(spec: LoadSpec, wait_for_start: Callable[[], float] | None = None) -> None:
     """Generate the load a spec asks for and write the raw data file.
 
-    With ``spec_path``, signal readiness and take the start time from stdin (see ``wait_for_go``).
-    Everything that takes time (the input pool, its shared-memory region) is ready before that.
+    With ``wait_for_start``, call it once everything that takes time (the input pool, its
+    shared-memory region) is ready: it signals readiness and returns the start time (wall clock;
+    see ``wait_for_go`` for a client process, ``ray_clients`` for a Ray actor).
     """
     import dataclasses
 
@@ -482,8 +489,8 @@ def run(spec: LoadSpec, spec_path: Path | None = None) -> None:
     arrays = model.make_inputs(spec.pool_size, seed=spec.seed + spec.client_index)
     with contextlib.ExitStack() as cleanup:
         generate = _prepare(spec, model, arrays, cleanup)
-        if spec_path is not None:
-            spec = dataclasses.replace(spec, start_at_wall=wait_for_go(spec_path))
+        if wait_for_start is not None:
+            spec = dataclasses.replace(spec, start_at_wall=wait_for_start())
         rec = Recorder()
         anchor_wall_ns, anchor_perf_ns = time.time_ns(), time.perf_counter_ns()
         try:
@@ -519,7 +526,8 @@ def _prepare(spec: LoadSpec, model, arrays, cleanup: contextlib.ExitStack) -> Ca
             bodies = [json.dumps({"input": a.tolist()}).encode() for a in arrays]
         return lambda s, rec: asyncio.run(_run_rest(s, bodies, rec))
     if spec.transport == "ray_handle":
-        return lambda s, rec: asyncio.run(_run_ray_handle(s, arrays, rec))
+        handle = _serve_handle(spec, arrays[0], cleanup)
+        return lambda s, rec: asyncio.run(_run_ray_handle(s, handle, arrays, rec))
     raise ValueError(f"unknown transport {spec.transport!r}")
 
 
@@ -535,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     become_child(f"clipper-bench loadgen client#{spec.client_index} {spec.transport} -> {spec.app}")
     signal.signal(signal.SIGTERM, _stop)
     try:
-        run(spec, Path(argv[0]))
+        run(spec, lambda: wait_for_go(Path(argv[0])))
     except KeyboardInterrupt:
         return 130
     return 0

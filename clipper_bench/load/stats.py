@@ -15,6 +15,8 @@ from .spec import STATUS_DEFAULT, STATUS_ERROR, STATUS_NO_ANSWER, STATUS_OK
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
 WINDOW_COMPLETIONS = 50
+SITE_TEXT = ("node_id", "node_ip", "hostname")  # where a client on a Ray cluster ran ...
+SITE_NS = ("clock_offset_ns", "clock_rtt_ns")  # ... and its clock against the driver's
 
 
 @dataclass
@@ -34,6 +36,7 @@ class ClientData:
     stable_windows: list | None = None  # stop-when-stable: (queries/s, p99 ms) per window
     drain_s: float | None = None  # how long the client waited for answers after it stopped sending
     drain_silence_limit_s: float | None = None  # the silence that would have ended that wait
+    site: dict | None = None  # a client on a Ray cluster: its node and clock offset (see load.ray_clients)
 
     def __post_init__(self) -> None:
         if self.start_wall_ns is None:
@@ -51,8 +54,11 @@ class ClientData:
             windows = data["stable_windows"].tolist() if "stable_windows" in data else None
             drain = float(data["drain_ns"]) / 1e9 if "drain_ns" in data else None
             limit = float(data["drain_silence_limit_ns"]) / 1e9 if "drain_silence_limit_ns" in data else None
+            site = {"client_index": int(data["client_index"]),
+                    **{k: str(data[k]) for k in SITE_TEXT if k in data},
+                    **{k: int(data[k]) for k in SITE_NS if k in data}} if "node_id" in data else None
             return cls(int(data["client_index"]), send, done, data["status"].copy(), start,
-                       stopped + offset if stopped >= 0 else None, windows, drain, limit)
+                       stopped + offset if stopped >= 0 else None, windows, drain, limit, site)
 
     def measured(self, window: tuple[int, int]) -> np.ndarray:
         """Mask of queries due inside the measurement window."""

@@ -183,6 +183,10 @@ class PowerMonitor:
         self._ready = ctx.Event()
         self._process = ctx.Process(target=_sampler_process, args=(cfg, self._ready, os.getpid()), daemon=True)
 
+    def probe(self) -> dict[str, str]:
+        """The energy sources this sampler would read (see :func:`probe_energy_sources`)."""
+        return probe_energy_sources(self.cfg)
+
     def start(self, ready_timeout_s: float = 30.0) -> None:
         """Start the sampler process; wait up to ``ready_timeout_s`` for it to open its sources."""
         self._process.start()

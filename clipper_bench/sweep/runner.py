@@ -19,11 +19,11 @@ from ..common.processes import EXPERIMENT_ENV
 from ..containers.models import get_model_spec
 from ..engine.manager import IMAGE_PREFIX, Placement
 from ..load.intervals import repeat_stats
-from ..load.orchestrate import LoadError, run_clients
+from ..load.orchestrate import LoadError
 from ..load.spec import LoadSpec
 from ..load.stats import ClientData, lateness_stats, summarize, window_metrics
 from ..power.limits import GpuLimits, LimitError, restore_leftovers
-from ..power.sampler import PowerMonitor, SamplerConfig, probe_energy_sources, read_live_watts
+from ..power.sampler import SamplerConfig, read_live_watts
 from ..power.summary import idle_watts, summarize_power, trim
 from ..results.records import ConfigRecord, RunLine
 from ..results.status import RunStatus, classify_windows
@@ -31,6 +31,7 @@ from ..results.store import BASELINES_FILE, EXPERIMENT_FILE, SWEEP_FILE, Experim
 from .baseline import device_of, run_baseline, serving_efficiency
 from .engines import make_engine
 from .engines.base import Deployment, Engine, StartContext
+from .nodes import host_power, nodes_block
 from .plan import ConfigPoint, PlanError, detect_gpus, placements, usable_cpus, validate
 from .progress import LivePoller, LiveStats, Progress
 from .rate_search import RateSearch
@@ -111,15 +112,16 @@ class ExperimentRunner:
         gpus = sorted(set(s.model_gpus))
         cfg = self._sampler_config(time.time() + 0.5, s.idle_s, self.store.path / "idle_power_samples.json",
                                    gpus, {"all": usable_cpus()})
-        sources = probe_energy_sources(cfg)
+        monitor = self.engine.idle_monitor(cfg)
+        sources = monitor.probe()
         if not any(v == "ok" for v in sources.values()):
+            monitor.stop()
             reason = "; ".join(f"{k}: {v}" for k, v in sources.items())
             self.store.update_experiment({"idle_power": {"duration_s": 0, "watts": {}, "sources": sources,
                                                          "skipped": "no GPU or RAPL energy source"}})
             self.say(f"idle power: skipped, nothing here measures watts ({reason})")
             return
         self.say(f"measuring idle power for {s.idle_s:g} s ...")
-        monitor = PowerMonitor(cfg)
         try:
             monitor.start()
             doc = monitor.result()
@@ -376,6 +378,12 @@ class ExperimentRunner:
         record["client_metrics"] = [{k: v for k, v in m.items() if k != "all_lats"} for m in original]
         record["raw_files"] = [Path(sp.out_path).name for sp in specs]
         record["clipper_metrics"] = deployment.clipper_metrics()
+        if any(c.site for c in clients):  # clients on a Ray cluster's nodes
+            record["clients"] = [c.site for c in clients]
+        if "hosts" in power_doc:  # power sampled on every host of a Ray cluster
+            record["power"]["hosts"] = host_power(power_doc)
+        if record["deployment"].get("ray_nodes"):
+            record["nodes"] = nodes_block(record)
         return original
 
     def _load_only(self, point: ConfigPoint, concurrency: int, warmup: float, label: str) -> dict[str, Any]:
@@ -384,7 +392,7 @@ class ExperimentRunner:
         s = self.settings
         specs = [dataclasses.replace(spec, out_path=str(Path(spec.out_path).with_name(f"{label}.{Path(spec.out_path).name}")))
                  for spec in self._load_specs(point, self.deployment.manager, concurrency, warmup)]
-        start_at, clients = run_clients(specs, self.store.logs_dir / point.config_id / label)
+        start_at, clients = self.deployment.run_clients(specs, self.store.logs_dir / point.config_id / label)
         for spec in specs:
             Path(spec.out_path).unlink(missing_ok=True)
         window = self._window(start_at, warmup)
@@ -465,7 +473,7 @@ class ExperimentRunner:
         groups = {f"replica{i + 1}": list(p.cpus) for i, p in enumerate(places)}
         groups["frontend"] = list(self.plan.frontend_cpus) or usable_cpus()
         samples_path = self._samples_path(point)
-        monitors: list[PowerMonitor] = []
+        monitors: list[Any] = []  # PowerMonitor or ClusterPowerMonitor: the deployment says
         pollers: list[LivePoller] = []
         started: list[float] = []
 
@@ -478,8 +486,8 @@ class ExperimentRunner:
         def start_power(start_at: float) -> None:
             started.append(start_at)
             gpus = [p.gpu for p in places if p.gpu is not None]
-            monitors.append(PowerMonitor(self._sampler_config(start_at + warmup, s.duration_s, samples_path,
-                                                              gpus, groups)))
+            monitors.append(self.deployment.power_monitor(self._sampler_config(start_at + warmup, s.duration_s,
+                                                                               samples_path, gpus, groups)))
             monitors[0].start()
             pollers.append(LivePoller(
                 f"http://{manager.get_query_addr()}/metrics", point.model_name,
@@ -489,7 +497,8 @@ class ExperimentRunner:
 
         self.progress.update(LiveStats("starting load clients"))
         try:
-            start_at, clients = run_clients(specs, self.store.logs_dir / point.config_id, on_start=start_power)
+            start_at, clients = self.deployment.run_clients(specs, self.store.logs_dir / point.config_id,
+                                                            on_start=start_power)
             power_doc = monitors[0].result() if monitors else {"error": "power sampler never started"}
         except KeyboardInterrupt:
             self._record_partial(record, specs, started[0] + warmup if started else None)

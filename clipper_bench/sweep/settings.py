@@ -202,6 +202,8 @@ class RunSettings:
     ray_address: str | None = setting(None, 'engine', '--ray_address', help="--engine ray: join this existing Ray cluster (host:port of its head; default: start a "
                         "local Ray on 127.0.0.1 for the run)")
     ray_ingress: str = setting("http", 'engine', '--ray_ingress', choices=["http", "handle"], help="--engine ray: load through Serve's HTTP proxy (Clipper's JSON) or deployment handles")
+    ray_load_from: str = setting("nodes", 'engine', '--ray_load_from', choices=["nodes", "driver"], help="--engine ray: run the -n load clients as Ray actors spread over the cluster's nodes, client i on node i mod N (nodes, the default), or as processes on the driver's host (driver)")
+    ray_http_host: str = setting("127.0.0.1", 'engine', '--ray_http_host', help="--engine ray: address Serve's HTTP proxy (on the head node) binds to (default 127.0.0.1; 0.0.0.0 for load from other hosts with --ray_ingress http)")
     query_frontend_image: str = setting("clipper/query_frontend:0.4.1", 'engine', '--query_frontend_image', help="--engine docker: the query frontend image (default Clipper 0.4.1's; clipper-bench/frontend "
                         "is clipper-bench's own, which needs no registry and serves the binary path)")
     mgmt_frontend_image: str = setting("clipper/management_frontend:0.4.1", 'engine', '--mgmt_frontend_image', help="--engine docker: the management frontend image (unused with clipper-bench/frontend)")

@@ -11,11 +11,16 @@ from __future__ import annotations
 
 import importlib.util
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 from ...engine.manager import Placement
+from ...load.orchestrate import run_clients
+from ...load.spec import LoadSpec
+from ...load.stats import ClientData
+from ...power.sampler import PowerMonitor, SamplerConfig
 from ..plan import ConfigPoint, CorePlan, PlanError
 from ..settings import RunSettings
 
@@ -71,6 +76,15 @@ class Deployment(ABC):
     def stop(self) -> None:
         """Stop everything this deployment started."""
 
+    def run_clients(self, specs: list[LoadSpec], work_dir: Path,
+                    on_start: Callable[[float], None] | None = None) -> tuple[float, list[ClientData]]:
+        """Run the load clients (here: one process each on this host; see ``orchestrate.run_clients``)."""
+        return run_clients(specs, work_dir, on_start)
+
+    def power_monitor(self, cfg: SamplerConfig) -> PowerMonitor:
+        """The power sampler of a configuration's window (here: one process on this host)."""
+        return PowerMonitor(cfg)
+
     def describe(self, point: ConfigPoint) -> dict:
         """The record's ``deployment`` block."""
         return {
@@ -116,6 +130,10 @@ class Engine(ABC):
     @abstractmethod
     def start(self, point: ConfigPoint, places: list[Placement], ctx: StartContext) -> Deployment:
         """Deploy ``point``'s model on ``places``; raise ClipperException when it cannot."""
+
+    def idle_monitor(self, cfg: SamplerConfig) -> PowerMonitor:
+        """The power sampler of the idle measurement, before anything is deployed (here: this host)."""
+        return PowerMonitor(cfg)
 
     def close(self) -> None:
         """Release what the engine holds for the whole experiment (a Ray session, say)."""

@@ -10,19 +10,25 @@ replicas that stay keep running).
 
 from __future__ import annotations
 
-import json
+import math
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psutil
 from clipper_admin.exceptions import ClipperException
 
 from ...common.processes import free_ports
+from ...common.ray_cluster import NodeInfo, actor_alive, alive_nodes, on_node, where_am_i
 from ...common.ray_env import use_loopback_ray_env
 from ...engine.manager import Placement
+from ...load.ray_clients import run_clients_on_nodes
+from ...load.spec import LoadSpec
+from ...load.stats import ClientData
+from ...power.ray_sampler import ClusterPowerMonitor, HostPlan, start_sampler_actors
+from ...power.sampler import SamplerConfig
 from ..plan import ConfigPoint, PlanError, placements
 from ..settings import RunSettings
 from .base import Deployment, Engine, StartContext
@@ -62,9 +68,49 @@ class RaySession:
             ray.init(address=settings.ray_address, logging_level="WARNING", log_to_driver=False)
         self.gcs_address = ray.get_runtime_context().gcs_address
         (port,) = free_ports(1)
-        serve.start(http_options={"host": "127.0.0.1" if self.started_here else "0.0.0.0", "port": port})
+        # the proxy on the head only: clients on every node reach it there, and Ray nodes that share
+        # one machine (a loopback cluster) would otherwise all bind the same port
+        serve.start(proxy_location="HeadOnly", http_options={"host": settings.ray_http_host, "port": port})
+        self.http_host = self.gcs_address.rsplit(":", 1)[0] if settings.ray_http_host == "0.0.0.0" \
+            else settings.ray_http_host
         self.http_port = port
         self.work_dir = work_dir
+        self._hosts: dict[str, list[NodeInfo]] | None = None
+        self._samplers: list[Any] | None = None
+
+    def nodes(self) -> list[NodeInfo]:
+        """The cluster's live nodes, head first."""
+        return alive_nodes()
+
+    def hosts(self) -> dict[str, list[NodeInfo]]:
+        """The live nodes grouped by the machine they run on (asked once of a task on each node)."""
+        if self._hosts is None:
+            nodes = self.nodes()
+            probe = self.ray.remote(num_cpus=0)(where_am_i)
+            found = self.ray.get([probe.options(scheduling_strategy=on_node(n.node_id)).remote() for n in nodes],
+                                 timeout=START_TIMEOUT_S)
+            self._hosts = {}
+            for node, where in zip(nodes, found, strict=True):
+                self._hosts.setdefault(where["host_id"], []).append(node)
+        return self._hosts
+
+    def host_plans(self, gpus: dict[str, list[int]], cpu_groups: dict[str, dict[str, list[int]]]) -> list[HostPlan]:
+        """One power plan per host, labelled by hostname (numbered where two share one)."""
+        plans = []
+        names = [nodes[0].hostname or "host" for nodes in self.hosts().values()]
+        for k, (hid, nodes) in enumerate(self.hosts().items()):
+            label = names[k] if names.count(names[k]) == 1 else f"{names[k]}-{k + 1}"
+            plans.append(HostPlan(label, hid, tuple(n.node_id for n in nodes), tuple(sorted(gpus.get(hid, []))),
+                                  cpu_groups.get(hid, {})))
+        return plans
+
+    def power_monitor(self, cfg: SamplerConfig, gpus: dict[str, list[int]],
+                      cpu_groups: dict[str, dict[str, list[int]]]) -> ClusterPowerMonitor:
+        """A power monitor over every host (its sampler actors started at the first call)."""
+        plans = self.host_plans(gpus, cpu_groups)
+        if self._samplers is None:
+            self._samplers = start_sampler_actors(plans)
+        return ClusterPowerMonitor(cfg, plans, self._samplers)
 
     def shutdown(self) -> None:
         """Stop Serve and Ray if this run started them; else only disconnect (the cluster runs on)."""
@@ -87,7 +133,7 @@ class RayManager:
 
     def get_query_addr(self) -> str:
         """Host:port of Serve's HTTP proxy."""
-        return f"127.0.0.1:{self.session.http_port}"
+        return f"{self.session.http_host}:{self.session.http_port}"
 
     def get_binary_addr(self) -> str:
         """Always raise ClipperException: Ray Serve has no binary query path."""
@@ -128,8 +174,11 @@ class RayDeployment(Deployment):
         self.num_replicas = point.num_replicas
         self.startup_s = startup_s
         self.places = places
-        self.report_dir = log_dir / "ray-replicas"
         self.lock_dir = Path(tempfile.mkdtemp(prefix="clipper-bench-ray-slots-"))
+        from ...engine.ray_serve import start_registry
+
+        self.registry_name = f"replicas-{self.lock_dir.name}"
+        self.registry = start_registry(self.registry_name)
 
     @classmethod
     def start(cls, point: ConfigPoint, places: list[Placement], settings: RunSettings, session: RaySession,
@@ -160,7 +209,10 @@ class RayDeployment(Deployment):
         s = self.settings
         gpus = 1 if s.model_gpus else 0
         threads = str(point.cpus_per_replica)
+        nodes = len(self.session.nodes())
+        spread = {"max_replicas_per_node": math.ceil(max(s.num_replicas) / nodes)} if nodes > 1 else {}
         app = BenchModel.options(
+            **spread,  # over the nodes, fixed for the sweep (a change would replace every replica)
             name=point.model_name,
             num_replicas=point.num_replicas,
             max_ongoing_requests=max(8, 2 * max(s.batch_sizes)),  # fixed for the sweep: Serve caps batches by it
@@ -173,7 +225,7 @@ class RayDeployment(Deployment):
         # A fixed code version: otherwise every serve.run gets a random one and replaces all replicas
         # (Ray 2.60 removed the public `version` option; Serve's own internal flag still sets it).
         ).options(version=CODE_VERSION, _internal=True).bind(point.model_name, s.model_options(), [list(p.cpus) for p in self.places],
-               str(self.lock_dir), str(self.report_dir))
+               str(self.lock_dir), self.registry_name)
         self.session.serve.run(app, name=point.model_name, route_prefix=f"/{point.model_name}", blocking=False)
         deadline = time.monotonic() + max(START_TIMEOUT_S, s.replica_start_timeout_s)
         while True:
@@ -191,16 +243,27 @@ class RayDeployment(Deployment):
         self.batch_size, self.num_replicas = point.batch_size, point.num_replicas
 
     def live_replicas(self) -> list[dict[str, Any]]:
-        """What each live replica reported at start: slot, pid, cores of every thread, GPU."""
-        out = []
-        for path in sorted(self.report_dir.glob("*.json")) if self.report_dir.exists() else []:
-            try:
-                info = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            if psutil.pid_exists(info["pid"]):
-                out.append(info)
-        return sorted(out, key=lambda r: r["slot"])
+        """What each live replica reported at start: node, host, slot, pid, cores of every thread, GPU."""
+        reports = self.session.ray.get(self.registry.reports.remote(), timeout=START_TIMEOUT_S)
+        return sorted((r for r in reports if actor_alive(r["actor_id"])), key=lambda r: (r["slot"], r["node_id"]))
+
+    def run_clients(self, specs: list[LoadSpec], work_dir: Path,
+                    on_start: Callable[[float], None] | None = None) -> tuple[float, list[ClientData]]:
+        """``--ray_load_from nodes``: the clients as Ray actors over the cluster's nodes; else here."""
+        if self.settings.ray_load_from == "nodes":
+            return run_clients_on_nodes(specs, self.session.nodes(), on_start)
+        return super().run_clients(specs, work_dir, on_start)
+
+    def power_monitor(self, cfg: SamplerConfig) -> ClusterPowerMonitor:
+        """A sampler on every host of the cluster: the GPUs its replicas were given, their cores."""
+        gpus: dict[str, list[int]] = {}
+        groups: dict[str, dict[str, list[int]]] = {}
+        for r in self.live_replicas():
+            visible = [int(g) for g in (r.get("cuda_visible_devices") or "").split(",") if g.strip().isdigit()]
+            gpus.setdefault(r["host_id"], []).extend(g for g in visible if g not in gpus[r["host_id"]])
+            if r["cpus"]:
+                groups.setdefault(r["host_id"], {})[f"replica{r['slot'] + 1}"] = r["cpus"]
+        return self.session.power_monitor(cfg, gpus, groups)
 
     def serves(self, point: ConfigPoint) -> bool:
         """Whether ``point`` differs from this deployment in batch size or replica count at most,
@@ -232,8 +295,10 @@ class RayDeployment(Deployment):
         return [f"ray-pid-{r['pid']}" for r in self.live_replicas()]
 
     def describe(self, point: ConfigPoint) -> dict:
-        """The record's ``deployment`` block, with what each live replica reported at start."""
-        return {**super().describe(point), "ray_replicas": self.live_replicas()}
+        """The record's ``deployment`` block, with what each live replica reported at start and the
+        cluster's live nodes."""
+        return {**super().describe(point), "ray_replicas": self.live_replicas(),
+                "ray_nodes": [n.to_json() for n in self.session.nodes()]}
 
     def clipper_metrics(self) -> None:
         """None: Serve keeps no Clipper ``/metrics``."""
@@ -243,6 +308,7 @@ class RayDeployment(Deployment):
         """Delete the Serve application (if the session still can) and the slot lock files."""
         try:
             self.session.serve.delete(self.manager.app)
+            self.session.ray.kill(self.registry, no_restart=True)
         except Exception:  # noqa: BLE001 - the session may already be gone
             pass
         shutil.rmtree(self.lock_dir, ignore_errors=True)
@@ -274,14 +340,24 @@ class RayEngine(Engine):
         never change, so a new replica count scales it in place)."""
         import dataclasses
 
-        from ..plan import usable_cpus
-
         s = self.settings
-        if self.session is None:
-            self.session = RaySession(s, len(usable_cpus()), ctx.experiment_dir)
+        session = self._session(ctx.experiment_dir)
         widest = dataclasses.replace(point, num_replicas=max(s.num_replicas))
         slots = placements(widest, ctx.plan, s.model_gpus, s.oversubscribe)
-        return RayDeployment.start(point, slots, s, self.session, ctx.log_dir)
+        return RayDeployment.start(point, slots, s, session, ctx.log_dir)
+
+    def _session(self, work_dir: Path) -> RaySession:
+        from ..plan import usable_cpus
+
+        if self.session is None:
+            self.session = RaySession(self.settings, len(usable_cpus()), work_dir)
+        return self.session
+
+    def idle_monitor(self, cfg: SamplerConfig) -> ClusterPowerMonitor:
+        """Idle power on every host of the cluster (the GPUs of ``-g`` on each)."""
+        session = self._session(Path(cfg.out_path).parent)
+        hosts = session.hosts()
+        return session.power_monitor(cfg, {h: list(cfg.gpus) for h in hosts}, {h: cfg.cpu_groups for h in hosts})
 
     def close(self) -> None:
         """Stop the experiment's Ray session (a cluster named by --ray_address runs on)."""
