@@ -14,6 +14,7 @@ from ..power.sampler import energy_source_names
 from ..results.frame import experiment_dirs, load_results
 from ..results.store import EXPERIMENT_FILE
 from . import plots
+from .nodes import NODE_COLUMNS, node_rows
 from .table import add_series, best_under_slo, describe_best, summary_rows, to_markdown
 
 FIGURES = (
@@ -35,6 +36,7 @@ class Report:
     best: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    node_rows: list[list[str]] = field(default_factory=list)  # configurations run on a Ray cluster
 
 
 def _no_energy_reason(dirs: list[Path]) -> str:
@@ -67,7 +69,7 @@ def build_report(paths: list[Path], out_dir: Path, slo_ms: float | None = None) 
         raise ValueError(f"no configuration has been recorded yet in {', '.join(map(str, dirs))}")
     out_dir.mkdir(parents=True, exist_ok=True)
     columns, rows = summary_rows(frame)
-    report = Report(out_dir, frame, columns, rows)
+    report = Report(out_dir, frame, columns, rows, node_rows=node_rows(dirs))
     ok = frame[frame["status"] == "ok"]
     failed = frame[frame["status"] != "ok"]
     if not failed.empty:
@@ -118,6 +120,10 @@ def _markdown(report: Report, figures: list) -> str:
         parts += ["## Best configuration under the latency target", ""] + [f"- {b}" for b in report.best] + [""]
     parts += ["## Configurations", "", to_markdown(report.columns, report.rows)]
     parts += [f"{n}" for n in report.notes]
+    if report.node_rows:
+        parts += ["", "## Nodes", "", "Where each replica and load client ran, and the energy of the machine each "
+                  "node runs on (Ray nodes that share a machine share its energy).", "",
+                  to_markdown(NODE_COLUMNS, report.node_rows)]
     parts += ["", "## Plots", ""]
     for _, caption, png in figures:
         parts += [f"![{caption}]({png.name})", ""]

@@ -110,18 +110,20 @@ class ExperimentRunner:
         """Idle power of the sources this experiment uses, once, before anything is deployed."""
         s = self.settings
         gpus = sorted(set(s.model_gpus))
-        cfg = self._sampler_config(time.time() + 0.5, s.idle_s, self.store.path / "idle_power_samples.json",
-                                   gpus, {"all": usable_cpus()})
-        monitor = self.engine.idle_monitor(cfg)
-        sources = monitor.probe()
+
+        def config() -> SamplerConfig:
+            return self._sampler_config(time.time() + 0.5, s.idle_s, self.store.path / "idle_power_samples.json",
+                                        gpus, {"all": usable_cpus()})
+
+        sources = self.engine.idle_monitor(config()).probe()  # on a cluster this first call takes seconds
         if not any(v == "ok" for v in sources.values()):
-            monitor.stop()
             reason = "; ".join(f"{k}: {v}" for k, v in sources.items())
             self.store.update_experiment({"idle_power": {"duration_s": 0, "watts": {}, "sources": sources,
                                                          "skipped": "no GPU or RAPL energy source"}})
             self.say(f"idle power: skipped, nothing here measures watts ({reason})")
             return
         self.say(f"measuring idle power for {s.idle_s:g} s ...")
+        monitor = self.engine.idle_monitor(config())  # the window timed from now
         try:
             monitor.start()
             doc = monitor.result()

@@ -74,7 +74,7 @@ def run_on_cluster(address: str, results: Path, *args: str) -> tuple[list[dict],
     return records, exp
 
 
-def assert_spread_over_both_nodes(records: list[dict], exp: Path) -> None:
+def assert_spread_over_both_nodes(records: list[dict], exp: Path, rapl: bool) -> None:
     from clipper_bench.load.stats import ClientData
 
     for rec in records:
@@ -100,22 +100,42 @@ def assert_spread_over_both_nodes(records: list[dict], exp: Path) -> None:
         merged = np.concatenate(latencies)
         assert rec["summary"]["num_completed"] == merged.size
         assert rec["summary"]["latency_ms"]["p99"] == pytest.approx(float(np.percentile(merged, 99)))
-        # both nodes share this machine: one power host, which says why it has no energy
+        # both nodes share this machine: one power host, sampled once
         (host,) = rec["power"]["hosts"].values()
         assert sorted(host["node_ids"]) == sorted(n["node_id"] for n in nodes)
-        assert host["sources"]["rapl"].startswith("unavailable") and host["joules"] is None
-        assert rec["power"]["joules"] is None
+        assert all(n["power_host"] == next(iter(rec["power"]["hosts"])) for n in nodes)
+        if rapl:  # the fake RAPL's constant watts, counted once although two nodes run here
+            assert host["sources"]["rapl"] == "ok" and host["joules"] == rec["power"]["joules"]
+            assert rec["power"]["avg_w"] == pytest.approx(sum(rec["power"]["idle_w"].values()), rel=0.1)
+        else:  # no source here: it says why, and no number stands for the unknown
+            assert host["sources"]["rapl"].startswith("unavailable") and host["joules"] is None
+            assert rec["power"]["joules"] is None
+
+
+def assert_report_shows_nodes(exp: Path, out: Path, records: list[dict]) -> None:
+    proc = subprocess.run([sys.executable, "-m", "clipper_bench", "report", str(exp), "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    nodes = (out / "report.md").read_text().split("## Nodes", 1)[1]
+    for rec in records:
+        rows = [line for line in nodes.splitlines() if line.startswith(f"| {rec['config_id']} |")]
+        assert len(rows) == 2 and sum("| yes |" in r for r in rows) == 1
 
 
 def test_noop_and_sleep_on_two_nodes(two_node_cluster, tmp_path):
-    noop, noop_exp = run_on_cluster(two_node_cluster, tmp_path / "noop", "-m", "noop", "-b", "1", "4")
+    from tests.power.fake_powercap import FakePowercap
+
+    with FakePowercap(tmp_path / "powercap"):
+        noop, noop_exp = run_on_cluster(two_node_cluster, tmp_path / "noop", "-m", "noop", "-b", "1", "4",
+                                        "--powercap_root", str(tmp_path / "powercap"))
     assert [r["config_id"] for r in noop] == ["noop-r2-c1-b1", "noop-r2-c1-b4"]
-    assert_spread_over_both_nodes(noop, noop_exp)
+    assert_spread_over_both_nodes(noop, noop_exp, rapl=True)
+    assert_report_shows_nodes(noop_exp, tmp_path / "report", noop)
 
     sleep_ms = 250.0
     sleep, sleep_exp = run_on_cluster(two_node_cluster, tmp_path / "sleep", "-m", "sleep", "--sleep_ms", str(sleep_ms),
                                       "-b", "1", "2", "--ray_ingress", "handle")
-    assert_spread_over_both_nodes(sleep, sleep_exp)
+    assert_spread_over_both_nodes(sleep, sleep_exp, rapl=False)
     for rec in sleep:
         ideal = 2 * rec["node_configs"][0]["batch_size"] / (sleep_ms / 1000)
         got = rec["summary"]["throughput_qps"]
