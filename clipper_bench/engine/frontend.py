@@ -59,6 +59,8 @@ class FrontendSettings:
     hang_min_s: float = 3.0  # a replica holding a batch is hung after at least this long (see dispatcher)
     header_timeout_s: float = 10.0  # an HTTP connection must send its request headers (and idle at most) this long
     max_connections: int = 4096  # open HTTP connections per port; more are closed at once
+    metrics_port: int = 0  # Prometheus' /metrics (Clipper's exporter uses 1390); 0: not served
+    power_dir: str = ""  # where the running power sampler's *.live.json files are (for Prometheus)
 
 
 class Frontend(RestQueries, BinaryQueries, ContainerRpc):
@@ -108,7 +110,10 @@ class Frontend(RestQueries, BinaryQueries, ContainerRpc):
         admin_app.router.add_get("/admin/ping", self._handle_ping)
         admin_app.router.add_post("/admin/{call}", self._handle_admin)
         admin_app.router.add_post("/admin/clipper_bench/{call}", self._handle_bench_admin)
-        for app, port in ((query_app, s.query_port), (admin_app, s.admin_port)):
+        apps = [(query_app, s.query_port), (admin_app, s.admin_port)]
+        if s.metrics_port:
+            apps.append((self._prometheus_app(), s.metrics_port))
+        for app, port in apps:
             runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=s.header_timeout_s)
             await runner.setup()
             await GuardedSite(runner, s.host, port, reuse_address=True, header_timeout_s=s.header_timeout_s,
@@ -116,6 +121,24 @@ class Frontend(RestQueries, BinaryQueries, ContainerRpc):
             self._runners.append(runner)
         self._sweeper = asyncio.create_task(self._sweep_deadlines())
         self._watchdog = asyncio.create_task(self._watch_replicas())
+
+    def _prometheus_app(self) -> web.Application:
+        """``GET /metrics`` in Prometheus' text format (see engine.prometheus)."""
+        from pathlib import Path
+
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        from .prometheus import ClipperCollector
+
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(ClipperCollector(self.metrics.to_json, Path(self.settings.power_dir) if self.settings.power_dir else None))
+
+        async def scrape(request: web.Request) -> web.Response:
+            return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app = web.Application()
+        app.router.add_get("/metrics", scrape)
+        return app
 
     async def stop(self) -> None:
         if self._sweeper is not None:
@@ -318,6 +341,9 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
                              "this long (default 10)")
     parser.add_argument("--max_connections", type=int, default=4096,
                         help="open HTTP connections per port; more are closed at once (default 4096)")
+    parser.add_argument("--metrics_port", type=int, default=0,
+                        help="serve Prometheus' /metrics on this port (Clipper's exporter: 1390; default 0: not served)")
+    parser.add_argument("--power_dir", default="", help="directory of the power sampler's live files, for Prometheus")
     parser.add_argument("--title", default="", help="process title shown by ps and htop")
     args = parser.parse_args(argv)
     from ..common.pinning import pin_from_environment
@@ -337,6 +363,8 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
         hang_min_s=args.hang_min_s,
         header_timeout_s=args.header_timeout_s,
         max_connections=args.max_connections,
+        metrics_port=args.metrics_port,
+        power_dir=args.power_dir,
     )
 
 

@@ -146,6 +146,8 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
     admin_port: int = 1338
     rpc_port: int = 7000
     binary_port: int = 1339
+    metrics_port: int = 0  # Prometheus' /metrics (0: not served)
+    power_dir: str = ""  # the power sampler's live files, for Prometheus
     log_dir: Path | None = None
     placements: list[Placement] = field(default_factory=list)
     container_args: list[str] = field(default_factory=list)
@@ -190,6 +192,10 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
         """Address of the binary query path (``tcp://`` + this)."""
         return f"{self._client_host}:{self.binary_port}"
 
+    def get_prometheus_addr(self) -> str | None:
+        """Host:port of the Prometheus ``/metrics`` endpoint, or None when it is not served."""
+        return f"{self._client_host}:{self.metrics_port}" if self.metrics_port else None
+
     # -- the frontend -------------------------------------------------------------------------
 
     def start_clipper(self, query_frontend_image=None, mgmt_frontend_image=None,
@@ -211,6 +217,7 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
             "--binary_port", str(self.binary_port), "--title", title,
             "--batches_in_flight", str(self.batches_in_flight),
             "--replica_timeout_s", str(self.replica_timeout_s), "--hang_min_s", str(self.hang_min_s),
+            "--metrics_port", str(self.metrics_port), "--power_dir", self.power_dir,
         )
         env = dict(os.environ)
         env.pop(CPUS_ENV, None)

@@ -199,6 +199,7 @@ class RunSettings:
                         "did (default: keep them while only the batch size changes)")
     docker_host_network: bool = setting(False, 'engine', '--docker_host_network', action="store_true", help="--engine docker: run every container on the host's network (all traffic on 127.0.0.1) "
                         "instead of a network of its own")
+    metrics_port: int = setting(1390, 'engine', '--metrics_port', type=int, help="--engine local: serve Prometheus' /metrics (the frontend's histograms, meters and counters, and the running window's watts) on this port, as Clipper's exporter does (default 1390; when it is taken a free port is used and recorded; 0 turns it off)")
     ray_address: str | None = setting(None, 'engine', '--ray_address', help="--engine ray: join this existing Ray cluster (host:port of its head; default: start a "
                         "local Ray on 127.0.0.1 for the run)")
     ray_ingress: str = setting("http", 'engine', '--ray_ingress', choices=["http", "handle"], help="--engine ray: load through Serve's HTTP proxy (Clipper's JSON) or deployment handles")

@@ -20,6 +20,7 @@ from clipper_admin.exceptions import ClipperException
 
 from ...common.processes import free_ports
 from ...engine.manager import IMAGE_PREFIX, LocalContainerManager, Placement
+from ...results.store import CONFIGS_DIR
 from ..plan import ConfigPoint
 from ..settings import RunSettings
 from .base import Deployment, Engine, StartContext
@@ -110,6 +111,11 @@ class ClipperDeployment(Deployment):
 
         return requests.get(f"http://{self.manager.get_query_addr()}/metrics", timeout=10).json()
 
+    def describe(self, point: ConfigPoint) -> dict:
+        """The record's ``deployment`` block, with the Prometheus endpoint where one is served."""
+        addr = getattr(self.manager, "get_prometheus_addr", lambda: None)()
+        return {**super().describe(point), "prometheus_metrics": f"http://{addr}/metrics" if addr else None}
+
     def stop(self) -> None:
         """Stop the frontend and every replica."""
         self.manager.stop_all()
@@ -120,6 +126,7 @@ class LocalEngine(Engine):
 
     name = "local"
     transports = ("binary", "shm", "rest")
+    power_dir: Path | None = None  # the experiment's configs/, set at the first start
 
     @classmethod
     def resolve_transport(cls, settings: RunSettings, large_inputs: bool) -> str:
@@ -137,12 +144,28 @@ class LocalEngine(Engine):
             log_dir=log_dir, placements=places, container_args=container_args,
             frontend_cpus=frontend_cpus, batches_in_flight=s.batches_in_flight,
             start_timeout_s=s.replica_start_timeout_s, replica_timeout_s=s.replica_timeout_s,
-            hang_min_s=s.replica_hang_min_s,
+            hang_min_s=s.replica_hang_min_s, metrics_port=self._metrics_port(),
+            power_dir=str(self.power_dir or ""),
         )
+
+    def _metrics_port(self) -> int:
+        """``--metrics_port`` when it is free, else a free one (0: none)."""
+        import socket
+
+        wanted = self.settings.metrics_port
+        if not wanted:
+            return 0
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", wanted))
+                return wanted
+            except OSError:  # another run (or Clipper) holds it: the record says which port was used
+                return free_ports(1)[0]
 
     def start(self, point: ConfigPoint, places: list[Placement], ctx: StartContext) -> ClipperDeployment:
         """A fresh frontend and ``point.num_replicas`` replicas, on free ports."""
         s = self.settings
+        self.power_dir = ctx.experiment_dir / CONFIGS_DIR  # where each window's sampler writes its live watts
         ports = free_ports(4, "127.0.0.1" if s.host in ("0.0.0.0", "") else s.host)
         # replicas warm up every batch size they may be asked for while they stay deployed
         container_args = [*s.container_args(), "--warm_batch_size",
