@@ -120,3 +120,15 @@ def test_example_notebook_executes(experiments):
         del os.environ["CLIPPER_BENCH_EXPERIMENT"]
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "queries, p99" in printed
+
+
+def test_load_results_round_trips_through_parquet(experiments, tmp_path):
+    import pandas as pd
+
+    df = clipper_bench.load_results(experiments[0])
+    path = tmp_path / "results.parquet"
+    df.to_parquet(path)  # every column, the nested ones included, has a type parquet can hold
+    back = pd.read_parquet(path)
+    assert list(back.columns) == list(df.columns) and len(back) == len(df)
+    assert back.throughput_qps.tolist() == df.throughput_qps.tolist()
+    assert back.config_id.tolist() == df.config_id.tolist()
