@@ -17,12 +17,16 @@ from . import plots
 from .nodes import NODE_COLUMNS, node_rows
 from .table import add_series, best_under_slo, describe_best, summary_rows, to_markdown
 
-FIGURES = (
+FIGURES = (  # name, caption, drawing (frame, slo_ms, picks)
     ("latency_vs_throughput", "p99 latency against throughput, per replica count", plots.latency_vs_throughput),
     ("throughput_p99_vs_batch", "throughput and p99 latency against batch size", plots.throughput_and_p99_vs_batch),
-    ("energy_vs_batch", "energy per query against batch size", None),
-    ("throughput_heatmap", "throughput per batch size and replica count", plots.throughput_heatmap),
+    ("energy_vs_batch", "energy per query against batch size", lambda f, slo, picks: plots.energy_vs_batch(f)),
+    ("throughput_heatmap", "throughput per batch size and replica count", lambda f, slo, picks: plots.throughput_heatmap(f)),
 )
+FIGURE_FORMATS = ("pdf", "svg", "png")  # vector for papers, and a 300-dpi PNG
+PNG_DPI = 300
+PAGE_IN = (11.0, 8.5)  # every page of report.pdf: US letter, landscape
+TABLE_ROWS_PER_PAGE = 22
 
 
 @dataclass
@@ -39,16 +43,20 @@ class Report:
     node_rows: list[list[str]] = field(default_factory=list)  # configurations run on a Ray cluster
 
 
-def _no_energy_reason(dirs: list[Path]) -> str:
-    """Why no energy was measured, from the idle probe or a record's source status."""
+def _no_energy_reason(dirs: list[Path], frame: pd.DataFrame) -> str:
+    """Why no energy was measured: from the idle probe, else from the records' source status."""
+    energy = energy_source_names()
     for exp in dirs:
         idle = json.loads((exp / EXPERIMENT_FILE).read_text()).get("idle_power") or {}
-        sources = idle.get("sources") or {}
-        energy = energy_source_names()
-        reasons = [f"{k}: {v}" for k, v in sources.items() if k in energy and v != "ok"]
+        reasons = [f"{k}: {v}" for k, v in (idle.get("sources") or {}).items() if k in energy and v != "ok"]
         if reasons:
-            return "\n".join(textwrap.fill(r, 60) for r in reasons)
-    return ""
+            return "; ".join(reasons)
+    reasons = []
+    for name in energy:
+        column = f"power.sources.{name}"
+        values = frame[column].dropna() if column in frame else []
+        reasons += [f"{name}: {v}" for v in list(dict.fromkeys(values))[:1] if v != "ok"]
+    return "; ".join(reasons)
 
 
 def _experiments_line(frame: pd.DataFrame) -> str:
@@ -85,17 +93,13 @@ def build_report(paths: list[Path], out_dir: Path, slo_ms: float | None = None) 
     from matplotlib.backends.backend_pdf import PdfPages
 
     pdf_path = out_dir / "report.pdf"
-    figures = []
-    if not ok.empty:
-        for name, caption, draw in FIGURES:
-            fig = plots.energy_vs_batch(ok, _no_energy_reason(dirs)) if draw is None else draw(ok)
-            png = out_dir / f"{name}.png"
-            fig.savefig(png, dpi=110)
-            report.files.append(png)
-            figures.append((fig, caption, png))
+    figures = _draw_figures(report, ok, dirs, slo_ms) if not ok.empty else []
     with PdfPages(pdf_path) as pdf:
-        pdf.savefig(_front_page(report))
+        for page in _front_pages(report):
+            pdf.savefig(page)
         for fig, _, _ in figures:
+            fig.set_size_inches(*PAGE_IN)  # the standalone files keep their own size; the PDF one page size
+            fig.tight_layout()
             pdf.savefig(fig)
         info = pdf.infodict()
         info["Title"] = "clipper-bench report"
@@ -109,6 +113,24 @@ def build_report(paths: list[Path], out_dir: Path, slo_ms: float | None = None) 
     md.write_text(_markdown(report, figures))
     report.files.insert(0, md)
     return report
+
+
+def _draw_figures(report: Report, ok: pd.DataFrame, dirs: list[Path], slo_ms: float | None) -> list:
+    """Every figure as PDF, SVG and a 300-dpi PNG; a figure with nothing to show is a note instead."""
+    picks = {b["throughput"]["config_id"] for b in best_under_slo(ok, slo_ms) if b["throughput"]} if slo_ms else set()
+    figures = []
+    for name, caption, draw in FIGURES:
+        if name == "energy_vs_batch" and not plots.has_energy(ok):
+            reason = _no_energy_reason(dirs, ok) or "no GPU or RAPL source was available"
+            report.notes.append(f"Energy per query is not plotted: no configuration measured energy ({reason}).")
+            continue
+        fig = draw(ok, slo_ms, picks)
+        for ext in FIGURE_FORMATS:
+            path = report.out_dir / f"{name}.{ext}"
+            fig.savefig(path, dpi=PNG_DPI if ext == "png" else None, bbox_inches="tight")
+            report.files.append(path)
+        figures.append((fig, caption, report.out_dir / f"{name}.png"))
+    return figures
 
 
 def _markdown(report: Report, figures: list) -> str:
@@ -130,26 +152,29 @@ def _markdown(report: Report, figures: list) -> str:
     return "\n".join(parts) + "\n"
 
 
-def _front_page(report: Report):
-    """The PDF's first page: what was run, the best picks, and the summary table."""
+def _front_pages(report: Report) -> list:
+    """The PDF's first pages, one page size: what was run, the picks, the notes, and the summary
+    table, TABLE_ROWS_PER_PAGE rows a page."""
     import matplotlib.pyplot as plt
 
-    shown = report.rows[:40]
-    height = 3.2 + 0.22 * len(shown) + 0.3 * len(report.best)
-    fig = plt.figure(figsize=(11, max(8.5, height)))
     text = ["clipper-bench report", "", *textwrap.wrap("Experiments: " + _experiments_line(report.frame), 118)]
     if report.best:
         text += ["", "Best under the latency target:"] + [w for b in report.best for w in textwrap.wrap("  " + b, 118)]
     text += [w for n in report.notes for w in textwrap.wrap(n, 118)]
-    fig.text(0.03, 0.98, "\n".join(text), va="top", ha="left", fontsize=9, family="monospace")
-    top = 1 - (len(text) + 2) * 0.16 / fig.get_figheight()
-    ax = fig.add_axes((0.02, 0.02, 0.96, max(0.1, top - 0.03)))
-    ax.axis("off")
-    table = ax.table(cellText=shown, colLabels=report.columns, loc="upper center", cellLoc="right")
-    table.auto_set_font_size(False)
-    table.set_fontsize(8.5)
-    table.scale(1, 1.25)
-    table.auto_set_column_width(list(range(len(report.columns))))
-    if len(report.rows) > len(shown):
-        ax.set_title(f"first {len(shown)} of {len(report.rows)} configurations (all are in summary.csv)", fontsize=8)
-    return fig
+    chunks = [report.rows[i:i + TABLE_ROWS_PER_PAGE] for i in range(0, len(report.rows), TABLE_ROWS_PER_PAGE)] or [[]]
+    pages = []
+    for k, rows in enumerate(chunks):
+        fig = plt.figure(figsize=PAGE_IN)
+        lines = text if k == 0 else [f"Configurations, continued (page {k + 1} of {len(chunks)})"]
+        fig.text(0.03, 0.97, "\n".join(lines), va="top", ha="left", fontsize=9, family="monospace")
+        top = 1 - (len(lines) + 2) * 0.16 / PAGE_IN[1]
+        ax = fig.add_axes((0.02, 0.02, 0.96, max(0.1, top - 0.03)))
+        ax.axis("off")
+        if rows:
+            table = ax.table(cellText=rows, colLabels=report.columns, loc="upper center", cellLoc="right")
+            table.auto_set_font_size(False)
+            table.set_fontsize(8)
+            table.scale(1, 1.2)
+            table.auto_set_column_width(list(range(len(report.columns))))
+        pages.append(fig)
+    return pages

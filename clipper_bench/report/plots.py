@@ -42,10 +42,48 @@ def _lines(group: pd.DataFrame):
         yield _line_label(key, swept_cores, merged), rows.sort_values("batch_size")
 
 
-def _batch_axis(ax) -> None:
-    ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+def _batch_positions(group: pd.DataFrame) -> dict[int, int]:
+    """Each measured batch size's place on a categorical axis (only measured sizes get a tick)."""
+    return {int(b): i for i, b in enumerate(sorted(group["batch_size"].unique()))}
+
+
+def _batch_axis(ax, positions: dict[int, int]) -> None:
+    ax.set_xticks(list(positions.values()), [str(b) for b in positions])
+    ax.set_xlim(-0.4, len(positions) - 0.6)
     ax.set_xlabel("batch size")
+
+
+def _x(rows: pd.DataFrame, positions: dict[int, int]) -> list[int]:
+    return [positions[int(b)] for b in rows["batch_size"]]
+
+
+def _slo_line(ax, slo_ms: float | None) -> None:
+    """The latency target as a dashed horizontal line, labelled."""
+    if slo_ms is not None:
+        ax.axhline(slo_ms, color="tab:red", linestyle="--", linewidth=1, label=f"SLO p99 {slo_ms:g} ms")
+
+
+def _mark_picks(ax, rows: pd.DataFrame, picks: set[str], x, y) -> None:
+    """A star on each configuration ``report --slo_ms`` picked (highest throughput under the SLO)."""
+    chosen = rows["config_id"].isin(picks).to_numpy()
+    if chosen.any():
+        ax.scatter(np.asarray(x)[chosen], np.asarray(y)[chosen], marker="*", s=220, color="gold",
+                   edgecolor="black", zorder=5, label="pick under the SLO")
+
+
+def _no_data(ax, why: str) -> None:
+    """A panel that has nothing to plot says why, in one line."""
+    ax.text(0.5, 0.5, why, ha="center", va="center", fontsize=9, transform=ax.transAxes, wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _legend(ax) -> None:
+    """A legend without repeated entries (the pick's star may appear on several lines)."""
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    if unique:
+        ax.legend(unique.values(), unique.keys(), fontsize=8)
 
 
 def _title(ax, model: str, what: str) -> None:
@@ -69,49 +107,67 @@ def _value(rows: pd.DataFrame, column: str, metric: str) -> pd.Series:
     return rows[mean].fillna(rows[column]) if mean in rows else rows[column]
 
 
-def latency_vs_throughput(frame: pd.DataFrame) -> Figure:
-    """p99 latency against throughput, a line per replica count through its batch sizes (labelled)."""
+def latency_vs_throughput(frame: pd.DataFrame, slo_ms: float | None = None, picks: set[str] = frozenset()) -> Figure:
+    """p99 latency against throughput, a line per replica count through its batch sizes (labelled),
+    with the SLO line and the picks when ``report --slo_ms`` gave them."""
     models = sorted(frame["model_name"].unique())
     fig, axes = _panels(len(models))
     for ax, model in zip(axes.flat, models, strict=False):
-        for label, rows in _lines(frame[frame["model_name"] == model]):
+        group = frame[frame["model_name"] == model]
+        _title(ax, model, "p99 latency vs throughput")
+        if group["p99_ms"].isna().all():
+            _no_data(ax, "no configuration was answered successfully: no latency to plot")
+            continue
+        for label, rows in _lines(group):
             x, y = _value(rows, "throughput_qps", "throughput_qps"), _value(rows, "p99_ms", "p99_ms")
             ax.errorbar(x, y, xerr=_interval(rows, "throughput_qps"), yerr=_interval(rows, "p99_ms"),
                         marker="o", label=label, capsize=3)
             for (_, r), xi, yi in zip(rows.iterrows(), x, y, strict=True):
                 ax.annotate(f"b{r['batch_size']}", (xi, yi), fontsize=7, textcoords="offset points", xytext=(4, 3))
+            _mark_picks(ax, rows, picks, x, y)
+        _slo_line(ax, slo_ms)
         ax.set_xlabel("throughput (queries/s)")
         ax.set_ylabel("p99 latency (ms)")
         ax.set_ylim(bottom=0)
         ax.set_xlim(left=0)
-        _title(ax, model, "p99 latency vs throughput")
-        ax.legend(fontsize=8)
+        _legend(ax)
     fig.tight_layout()
     return fig
 
 
-def throughput_and_p99_vs_batch(frame: pd.DataFrame) -> Figure:
-    """Throughput (top row) and p99 latency (bottom row) against batch size."""
+def throughput_and_p99_vs_batch(frame: pd.DataFrame, slo_ms: float | None = None,
+                                picks: set[str] = frozenset()) -> Figure:
+    """Throughput (top row) and p99 latency (bottom row) against the measured batch sizes."""
     models = sorted(frame["model_name"].unique())
     fig, axes = _panels(2 * len(models), rows=2)
     for col, model in enumerate(models):
         top, bottom = axes[0, col], axes[1, col]
-        for label, rows in _lines(frame[frame["model_name"] == model]):
-            top.errorbar(rows["batch_size"], _value(rows, "throughput_qps", "throughput_qps"),
-                         yerr=_interval(rows, "throughput_qps"), marker="o", label=label, capsize=3)
-            bottom.errorbar(rows["batch_size"], _value(rows, "p99_ms", "p99_ms"), yerr=_interval(rows, "p99_ms"),
-                            marker="o", label=label, capsize=3)
+        group = frame[frame["model_name"] == model]
+        positions = _batch_positions(group)
+        for label, rows in _lines(group):
+            x, thru, p99 = _x(rows, positions), _value(rows, "throughput_qps", "throughput_qps"), _value(rows, "p99_ms", "p99_ms")
+            top.errorbar(x, thru, yerr=_interval(rows, "throughput_qps"), marker="o", label=label, capsize=3)
+            bottom.errorbar(x, p99, yerr=_interval(rows, "p99_ms"), marker="o", label=label, capsize=3)
+            _mark_picks(top, rows, picks, x, thru)
+            _mark_picks(bottom, rows, picks, x, p99)
+        _slo_line(bottom, slo_ms)
         for ax, what, unit in ((top, "throughput", "queries/s"), (bottom, "p99 latency", "ms")):
-            _batch_axis(ax)
+            _batch_axis(ax, positions)
             ax.set_ylabel(f"{what} ({unit})")
             ax.set_ylim(bottom=0)
             _title(ax, model, f"{what} vs batch size")
-        top.legend(fontsize=8)
+        _legend(top)
+        _legend(bottom)
     fig.tight_layout()
     return fig
 
 
-def energy_vs_batch(frame: pd.DataFrame, no_energy_reason: str = "") -> Figure:
+def has_energy(frame: pd.DataFrame) -> bool:
+    """Whether any configuration measured energy (else the energy figure is left out, with a line why)."""
+    return bool(frame["joules_per_query"].notna().any())
+
+
+def energy_vs_batch(frame: pd.DataFrame) -> Figure:
     """Millijoules per query against batch size (total, and above idle dashed when known)."""
     models = sorted(frame["model_name"].unique())
     fig, axes = _panels(len(models))
@@ -119,22 +175,30 @@ def energy_vs_batch(frame: pd.DataFrame, no_energy_reason: str = "") -> Figure:
         group = frame[frame["model_name"] == model]
         _title(ax, model, "energy per query vs batch size")
         if group["joules_per_query"].notna().sum() == 0:
-            ax.text(0.5, 0.5, "no energy measured\n" + no_energy_reason, ha="center", va="center",
-                    fontsize=9, wrap=True, transform=ax.transAxes)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            _no_data(ax, f"no energy measured for {model}")
             continue
+        positions = _batch_positions(group)
         for label, rows in _lines(group):
-            line, = ax.plot(rows["batch_size"], 1000 * rows["joules_per_query"], marker="o", label=label)
+            line, = ax.plot(_x(rows, positions), 1000 * rows["joules_per_query"], marker="o", label=label)
             if rows["joules_per_query_above_idle"].notna().any():
-                ax.plot(rows["batch_size"], 1000 * rows["joules_per_query_above_idle"], marker=".",
+                ax.plot(_x(rows, positions), 1000 * rows["joules_per_query_above_idle"], marker=".",
                         linestyle="--", color=line.get_color(), label=f"{label}, above idle")
-        _batch_axis(ax)
+        _batch_axis(ax, positions)
         ax.set_ylabel("energy per query (mJ)")
         ax.set_ylim(bottom=0)
-        ax.legend(fontsize=8)
+        _legend(ax)
     fig.tight_layout()
     return fig
+
+
+def significant(value: float, digits: int = 3) -> str:
+    """``value`` with ``digits`` significant digits (thousands separated): 0.2 stays 0.2, 12345 is 12,345."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    if abs(value) >= 10 ** (digits - 1):
+        return f"{value:,.0f}"
+    decimals = digits - 1 - math.floor(math.log10(abs(value)))
+    return f"{value:.{decimals}f}"
 
 
 def throughput_heatmap(frame: pd.DataFrame) -> Figure:
@@ -143,7 +207,8 @@ def throughput_heatmap(frame: pd.DataFrame) -> Figure:
     fig, axes = _panels(len(keys))
     for ax, (model, series) in zip(axes.flat, keys, strict=False):
         group = frame[(frame["model_name"] == model) & (frame["series"] == series)]
-        grid = group.pivot_table(index="num_replicas", columns="batch_size", values="throughput_qps", aggfunc="max")
+        group = group.assign(shown_qps=_value(group, "throughput_qps", "throughput_qps"))  # the repeats' mean, as elsewhere
+        grid = group.pivot_table(index="num_replicas", columns="batch_size", values="shown_qps", aggfunc="max")
         image = ax.imshow(grid.values, cmap="viridis", aspect="auto", origin="lower")
         ax.set_xticks(range(grid.shape[1]), [str(b) for b in grid.columns])
         ax.set_yticks(range(grid.shape[0]), [str(r) for r in grid.index])
@@ -152,7 +217,7 @@ def throughput_heatmap(frame: pd.DataFrame) -> Figure:
         top = np.nanmax(grid.values) if np.isfinite(grid.values).any() else 0
         for (i, j), value in np.ndenumerate(grid.values):
             if np.isfinite(value):
-                ax.text(j, i, f"{value:,.0f}", ha="center", va="center", fontsize=8,
+                ax.text(j, i, significant(value), ha="center", va="center", fontsize=8,
                         color="black" if value > 0.6 * top else "white")
         fig.colorbar(image, ax=ax, label="queries/s")
         ax.set_title(f"{model}{f' ({series})' if series else ''}: throughput", fontsize=11)

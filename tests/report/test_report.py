@@ -14,8 +14,7 @@ import pytest
 import clipper_bench
 from tests.conftest import REPO, our_processes
 
-FIGURES = ("latency_vs_throughput.png", "throughput_p99_vs_batch.png", "energy_vs_batch.png",
-           "throughput_heatmap.png")
+FIGURES = ("latency_vs_throughput.png", "throughput_p99_vs_batch.png", "throughput_heatmap.png")
 
 
 def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
@@ -72,6 +71,7 @@ def test_report_from_saved_experiments_with_no_engine_running(experiments, tmp_p
     for name in ("report.md", "report.pdf", "summary.csv", *FIGURES):
         assert (out / name).stat().st_size > 0, name
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
+    assert_paper_ready(out)
     assert "| model | replicas |" in proc.stdout  # not a terminal: the Markdown table
     md = (out / "report.md").read_text()
     for name in FIGURES:
@@ -81,6 +81,10 @@ def test_report_from_saved_experiments_with_no_engine_running(experiments, tmp_p
     best = df.loc[df.throughput_qps.idxmax()].config_id
     assert f"highest throughput {best}" in proc.stdout
     assert "no energy was measured" in proc.stdout
+    # nothing measured energy: no empty figure, one line that says why
+    assert not (out / "energy_vs_batch.png").exists()
+    note = next(line for line in md.splitlines() if line.startswith("Energy per query is not plotted"))
+    assert "no configuration measured energy (" in note and "rapl: unavailable" in note
 
     merged = cli("report", str(binary), str(rest), "--out", str(tmp_path / "cmp"), "--slo_ms", "1000")
     assert merged.returncode == 0, merged.stderr
@@ -107,7 +111,7 @@ def test_report_bad_input_gets_one_line(tmp_path, args, fragment):
     assert fragment in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_example_notebook_executes(experiments):
+def test_example_notebook_executes(experiments, tmp_path):
     import nbclient
     import nbformat
 
@@ -115,11 +119,21 @@ def test_example_notebook_executes(experiments):
     os.environ["CLIPPER_BENCH_EXPERIMENT"] = str(experiments[0])
     try:
         nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
-                                resources={"metadata": {"path": str(REPO)}}).execute()
+                                resources={"metadata": {"path": str(tmp_path)}}).execute()
     finally:
         del os.environ["CLIPPER_BENCH_EXPERIMENT"]
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert "queries, p99" in printed
+    assert "queries, p99" in printed and f"experiment: {experiments[0]}" in printed
+
+
+def test_the_readme_notebook_command_runs_from_anywhere(experiments, tmp_path):
+    """`.venv/bin/jupyter execute examples/reading_results.ipynb`, the README's command, from
+    another directory than the checkout (the notebook finds the project itself)."""
+    jupyter = Path(sys.executable).with_name("jupyter")
+    proc = subprocess.run([str(jupyter), "execute", str(REPO / "examples" / "reading_results.ipynb")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CLIPPER_BENCH_EXPERIMENT": str(experiments[0])})
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_load_results_round_trips_through_parquet(experiments, tmp_path):
@@ -132,3 +146,44 @@ def test_load_results_round_trips_through_parquet(experiments, tmp_path):
     assert list(back.columns) == list(df.columns) and len(back) == len(df)
     assert back.throughput_qps.tolist() == df.throughput_qps.tolist()
     assert back.config_id.tolist() == df.config_id.tolist()
+
+
+def assert_paper_ready(out: Path) -> None:
+    """Every figure as vector PDF and SVG and a 300-dpi PNG; every page of report.pdf one size."""
+    import re
+
+    from PIL import Image
+
+    for png in FIGURES:
+        stem = png.removesuffix(".png")
+        assert (out / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
+        assert b"<svg" in (out / f"{stem}.svg").read_bytes()[:2000]
+        with Image.open(out / png) as image:
+            assert image.info["dpi"] == pytest.approx((300, 300), abs=0.5)
+            assert image.size[0] >= 1500  # a 5-inch panel at 300 dpi
+    boxes = re.findall(rb"/MediaBox\s*\[([^\]]+)\]", (out / "report.pdf").read_bytes())
+    assert len(boxes) >= 4 and len(set(boxes)) == 1, boxes
+
+
+def test_figures_mark_the_slo_and_the_pick_on_measured_batch_sizes_only(experiments):
+    from clipper_bench.report import plots
+    from clipper_bench.report.table import add_series, best_under_slo
+
+    df = add_series(clipper_bench.load_results(experiments[0]))
+    picks = {b["throughput"]["config_id"] for b in best_under_slo(df, 1000)}
+    fig = plots.throughput_and_p99_vs_batch(df, 1000, picks)
+    top, bottom = fig.axes[0], fig.axes[1]
+    for ax in (top, bottom):  # categorical: a tick per measured batch size, none between
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "4"]
+    assert any(list(line.get_ydata()) == [1000, 1000] for line in bottom.get_lines())  # the SLO line
+    legend = [t.get_text() for t in bottom.get_legend().get_texts()]
+    assert "SLO p99 1000 ms" in legend and "pick under the SLO" in legend
+    star = [c for c in top.collections if c.get_label() == "pick under the SLO"]
+    assert len(star) == 1 and len(star[0].get_offsets()) == 1
+
+
+def test_heatmap_numbers_keep_significant_digits():
+    from clipper_bench.report.plots import significant
+
+    assert [significant(v) for v in (0.2, 0.0123, 1.234, 12.34, 999.6, 12345.0, 0.0)] == \
+        ["0.200", "0.0123", "1.23", "12.3", "1,000", "12,345", "0"]
