@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Create .venv and install clipper-bench with everything it needs, from nothing.
 #
-#   ./setup_env.sh            the tool (and clipper_admin 0.4.1); add image-model frameworks with
-#                             .venv/bin/pip install -e '.[torch]' and/or '.[keras]', Ray Serve with '.[ray]'
-#   ./setup_env.sh --test     plus what the test suite needs: both frameworks, with torch and
-#                             torchvision at the versions the suite is known to pass with (the CPU
-#                             tests run Keras on its torch backend); as root, also Docker's engine
+#   ./setup_env.sh            the tool, clipper_admin 0.4.1 and what all four models need: LightGBM
+#                             and scikit-learn, and torch + torchvision for vgg and inception (the
+#                             default image framework), the package index's default build (on Linux
+#                             x86-64 with CUDA libraries: about 6 GB in .venv, and it runs on CPUs too).
+#                             TORCH_BUILD=cpu ./setup_env.sh takes PyTorch's CPU-only build from
+#                             download.pytorch.org instead (about 1.5 GB). Add Keras with
+#                             .venv/bin/pip install -e '.[keras]', Ray Serve with '.[ray]'.
+#   ./setup_env.sh --test     plus what the test suite needs: Keras, Ray and the test tools (the
+#                             CPU tests run Keras on its torch backend); as root, also Docker's engine
 #                             and debootstrap from apt when missing, for the --engine docker tests
 #                             (best effort: without them those tests are skipped and say why)
 #
@@ -16,8 +20,10 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 PYTHON=${PYTHON:-python3}
-extras=""
+extras="[torch]"
 if [[ "${1:-}" == "--test" ]]; then extras="[test,torch,keras,ray]"; fi
+TORCH_BUILD=${TORCH_BUILD:-default}
+case "$TORCH_BUILD" in default|cpu) ;; *) echo "TORCH_BUILD must be default or cpu, not '$TORCH_BUILD'" >&2; exit 2 ;; esac
 
 "$PYTHON" - <<'PY'
 import sys
@@ -33,11 +39,16 @@ fi
 # --no-warn-conflicts: pip would otherwise end with an ERROR line about clipper_admin's cloudpickle
 # pin on a good install (see above); the import check at the end is the real check.
 .venv/bin/python -m pip install --quiet --no-warn-conflicts --no-deps "clipper_admin==0.4.1"
-if [[ -n "$extras" ]]; then
+if [[ "$TORCH_BUILD" == cpu ]]; then
+  # both from PyTorch's CPU index alone (a torchvision from elsewhere would not match its torch)
+  PIP_FIND_LINKS="" .venv/bin/python -m pip install --quiet --no-warn-conflicts --timeout 30 \
+    --index-url https://download.pytorch.org/whl/cpu torch torchvision \
+    || { echo "TORCH_BUILD=cpu: PyTorch's CPU index (download.pytorch.org) cannot be reached; run without TORCH_BUILD for the default build" >&2; exit 1; }
+else  # the versions the suite is known to pass with, the package index's default build
   .venv/bin/python -m pip install --quiet --no-warn-conflicts "torch==2.14.1" "torchvision==0.29.1"
 fi
 .venv/bin/python -m pip install --quiet --no-warn-conflicts -e ".${extras}"
-if [[ -n "$extras" && "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+if [[ "${1:-}" == "--test" && "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
   missing=()
   command -v dockerd >/dev/null || missing+=(docker.io)
   command -v debootstrap >/dev/null || missing+=(debootstrap)
