@@ -17,6 +17,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from .table import significant  # noqa: E402
+
 PANEL_W, PANEL_H = 5.2, 3.8
 
 
@@ -189,16 +191,6 @@ def energy_vs_batch(frame: pd.DataFrame) -> Figure:
         _legend(ax)
     fig.tight_layout()
     return fig
-
-
-def significant(value: float, digits: int = 3) -> str:
-    """``value`` with ``digits`` significant digits (thousands separated): 0.2 stays 0.2, 12345 is 12,345."""
-    if value == 0 or not math.isfinite(value):
-        return f"{value:g}"
-    if abs(value) >= 10 ** (digits - 1):
-        return f"{value:,.0f}"
-    decimals = digits - 1 - math.floor(math.log10(abs(value)))
-    return f"{value:.{decimals}f}"
 
 
 def throughput_heatmap(frame: pd.DataFrame) -> Figure:

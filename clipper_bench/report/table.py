@@ -10,6 +10,16 @@ import pandas as pd
 SERIES_CANDIDATES = ("engine", "hostname", "framework", "precision", "transport", "settings.batches_in_flight")
 
 
+def significant(value: float, digits: int = 3) -> str:
+    """``value`` with ``digits`` significant digits (thousands separated): 0.2 stays 0.2, 12345 is 12,345."""
+    if value == 0 or not math.isfinite(value):
+        return f"{value:g}"
+    if abs(value) >= 10 ** (digits - 1):
+        return f"{value:,.0f}"
+    decimals = digits - 1 - math.floor(math.log10(abs(value)))
+    return f"{value:.{decimals}f}"
+
+
 def add_series(frame: pd.DataFrame) -> pd.DataFrame:
     """Add a ``series`` column naming what tells merged experiments apart (empty for one experiment).
 
@@ -122,12 +132,12 @@ def describe_best(best: list[dict[str, Any]]) -> list[str]:
             continue
         t = b["throughput"]
         text = (f"{who}: under p99 {b['slo_ms']:g} ms ({b['candidates']} of {b['of']} qualify), highest throughput "
-                f"{t['config_id']} at {t['throughput_qps']:,.0f} q/s (p99 {t['p99_ms']:.2f} ms)")
+                f"{t['config_id']} at {significant(t['throughput_qps'])} q/s (p99 {t['p99_ms']:.2f} ms)")
         e = b["energy"]
         if e is None:
             text += "; no energy was measured, so no pick by joules per query"
         else:
             text += (f"; fewest joules per query {e['config_id']} at {1000 * e['joules_per_query']:.2f} mJ/query "
-                     f"({e['throughput_qps']:,.0f} q/s, p99 {e['p99_ms']:.2f} ms)")
+                     f"({significant(e['throughput_qps'])} q/s, p99 {e['p99_ms']:.2f} ms)")
         lines.append(text)
     return lines

@@ -183,7 +183,7 @@ def test_figures_mark_the_slo_and_the_pick_on_measured_batch_sizes_only(experime
 
 
 def test_heatmap_numbers_keep_significant_digits():
-    from clipper_bench.report.plots import significant
+    from clipper_bench.report.table import significant
 
     assert [significant(v) for v in (0.2, 0.0123, 1.234, 12.34, 999.6, 12345.0, 0.0)] == \
         ["0.200", "0.0123", "1.23", "12.3", "1,000", "12,345", "0"]
