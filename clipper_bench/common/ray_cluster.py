@@ -67,6 +67,19 @@ def where_am_i() -> dict[str, Any]:
             "hostname": socket.gethostname(), "host_id": host_id(), "pid": os.getpid()}
 
 
+class RemoteClock:
+    """What the driver asks of any of its actors before using it: its clock (for
+    :func:`clock_offset_ns`) and where it runs. Actor classes inherit it."""
+
+    def clock_ns(self) -> int:
+        """This node's wall clock."""
+        return time.time_ns()
+
+    def where(self) -> dict[str, Any]:
+        """The node, host and process this actor runs in."""
+        return where_am_i()
+
+
 def on_node(node_id: str) -> Any:
     """The scheduling strategy that puts an actor on ``node_id`` and nowhere else."""
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy

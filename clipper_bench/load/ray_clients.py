@@ -30,27 +30,19 @@ from typing import Any
 
 import numpy as np
 
-from ..common.ray_cluster import NodeInfo, clock_offset_ns, on_node, where_am_i
+from ..common.ray_cluster import NodeInfo, RemoteClock, clock_offset_ns, on_node
 from .orchestrate import READY_TIMEOUT_S, START_MARGIN_S, LoadError
 from .spec import LoadSpec
 from .stats import ClientData
 
 
-class LoadClientActor:
+class LoadClientActor(RemoteClock):
     """One load client inside a Ray worker: ``run`` in one thread, the rest answered beside it."""
 
     def __init__(self) -> None:
         self._ready = threading.Event()
         self._go = threading.Event()
         self._start_at = 0.0
-
-    def clock_ns(self) -> int:
-        """This node's wall clock."""
-        return time.time_ns()
-
-    def where(self) -> dict[str, Any]:
-        """The node, host and process this client runs in."""
-        return where_am_i()
 
     def run(self, spec_json: str) -> bytes:
         """Build the input pool, wait for :meth:`go`, generate the load; the raw data file's bytes."""

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..common.ray_cluster import clock_offset_ns, host_id, on_node, where_am_i
+from ..common.ray_cluster import RemoteClock, clock_offset_ns, host_id, on_node
 from .sampler import SamplerConfig, probe_energy_sources, sample
 
 
@@ -37,16 +37,8 @@ class HostPlan:
     cpu_groups: dict[str, list[int]] = dataclasses.field(default_factory=dict)
 
 
-class PowerSamplerActor:
+class PowerSamplerActor(RemoteClock):
     """A power sampler inside a Ray worker on one host."""
-
-    def clock_ns(self) -> int:
-        """This host's wall clock."""
-        return time.time_ns()
-
-    def where(self) -> dict[str, Any]:
-        """The node, host and process this sampler runs in."""
-        return where_am_i()
 
     def probe(self, cfg_json: str) -> dict[str, str]:
         """:func:`probe_energy_sources` on this host."""

@@ -14,7 +14,7 @@ import math
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -94,7 +94,7 @@ class RaySession:
                 self._hosts.setdefault(where["host_id"], []).append(node)
         return self._hosts
 
-    def host_plans(self, gpus: dict[str, list[int]], cpu_groups: dict[str, dict[str, list[int]]]) -> list[HostPlan]:
+    def host_plans(self, gpus: Mapping[str, Iterable[int]], cpu_groups: dict[str, dict[str, list[int]]]) -> list[HostPlan]:
         """One power plan per host, labelled by hostname (numbered where two share one)."""
         plans = []
         names = [nodes[0].hostname or "host" for nodes in self.hosts().values()]
@@ -104,7 +104,7 @@ class RaySession:
                                   cpu_groups.get(hid, {})))
         return plans
 
-    def power_monitor(self, cfg: SamplerConfig, gpus: dict[str, list[int]],
+    def power_monitor(self, cfg: SamplerConfig, gpus: Mapping[str, Iterable[int]],
                       cpu_groups: dict[str, dict[str, list[int]]]) -> ClusterPowerMonitor:
         """A power monitor over every host (its sampler actors started at the first call)."""
         plans = self.host_plans(gpus, cpu_groups)
@@ -179,6 +179,8 @@ class RayDeployment(Deployment):
 
         self.registry_name = f"replicas-{self.lock_dir.name}"
         self.registry = start_registry(self.registry_name)
+        nodes = len(session.nodes())
+        self.spread = {"max_replicas_per_node": math.ceil(max(settings.num_replicas) / nodes)} if nodes > 1 else {}
 
     @classmethod
     def start(cls, point: ConfigPoint, places: list[Placement], settings: RunSettings, session: RaySession,
@@ -209,10 +211,8 @@ class RayDeployment(Deployment):
         s = self.settings
         gpus = 1 if s.model_gpus else 0
         threads = str(point.cpus_per_replica)
-        nodes = len(self.session.nodes())
-        spread = {"max_replicas_per_node": math.ceil(max(s.num_replicas) / nodes)} if nodes > 1 else {}
         app = BenchModel.options(
-            **spread,  # over the nodes, fixed for the sweep (a change would replace every replica)
+            **self.spread,  # over the nodes, fixed for the deployment (a change would replace every replica)
             name=point.model_name,
             num_replicas=point.num_replicas,
             max_ongoing_requests=max(8, 2 * max(s.batch_sizes)),  # fixed for the sweep: Serve caps batches by it
@@ -256,11 +256,11 @@ class RayDeployment(Deployment):
 
     def power_monitor(self, cfg: SamplerConfig) -> ClusterPowerMonitor:
         """A sampler on every host of the cluster: the GPUs its replicas were given, their cores."""
-        gpus: dict[str, list[int]] = {}
+        gpus: dict[str, set[int]] = {}
         groups: dict[str, dict[str, list[int]]] = {}
         for r in self.live_replicas():
-            visible = [int(g) for g in (r.get("cuda_visible_devices") or "").split(",") if g.strip().isdigit()]
-            gpus.setdefault(r["host_id"], []).extend(g for g in visible if g not in gpus[r["host_id"]])
+            visible = (r.get("cuda_visible_devices") or "").split(",")
+            gpus.setdefault(r["host_id"], set()).update(int(g) for g in visible if g.strip().isdigit())
             if r["cpus"]:
                 groups.setdefault(r["host_id"], {})[f"replica{r['slot'] + 1}"] = r["cpus"]
         return self.session.power_monitor(cfg, gpus, groups)
