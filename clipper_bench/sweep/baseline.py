@@ -74,8 +74,17 @@ def baseline_key(model: str, framework: str, precision: str, device: str, batch_
     return (model, framework, precision, device, batch_size)
 
 
-def serving_efficiency(served_qps: float | None, num_replicas: int, raw_qps: float | None) -> float | None:
-    """Served throughput / (replicas x raw throughput); None when either is unknown."""
-    if not served_qps or not raw_qps:
+def baseline_units(placements: Sequence[Placement]) -> int:
+    """How many raw baselines the served throughput can reach: one per replica on CPUs (each has its
+    own cores), one per distinct GPU for replicas on GPUs (replicas sharing a GPU share its speed)."""
+    gpus = {p.gpu for p in placements if p.gpu is not None}
+    on_cpu = sum(1 for p in placements if p.gpu is None)
+    return len(gpus) + on_cpu
+
+
+def serving_efficiency(served_qps: float | None, units: int, raw_qps: float | None) -> float | None:
+    """Served throughput / (units x raw throughput), ``units`` from :func:`baseline_units`; None when
+    either throughput is unknown."""
+    if not served_qps or not raw_qps or units < 1:
         return None
-    return served_qps / (num_replicas * raw_qps)
+    return served_qps / (units * raw_qps)

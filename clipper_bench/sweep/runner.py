@@ -28,7 +28,7 @@ from ..power.summary import idle_watts, summarize_power, trim
 from ..results.records import ConfigRecord, RunLine
 from ..results.status import RunStatus, classify_windows
 from ..results.store import BASELINES_FILE, EXPERIMENT_FILE, SWEEP_FILE, ExperimentStore, host_info
-from .baseline import device_of, run_baseline, serving_efficiency
+from .baseline import baseline_units, device_of, run_baseline, serving_efficiency
 from .engines import make_engine
 from .engines.base import Deployment, Engine, StartContext
 from .nodes import host_power, nodes_block
@@ -271,8 +271,9 @@ class ExperimentRunner:
                 self.say("  GPU limits NOT restored: " + "; ".join(limits.restore_problems))
         raw = self.baselines.get((point.cpus_per_replica, device_of(places[0]), point.batch_size))
         record["baseline"] = raw
+        record["baseline_units"] = units = baseline_units(places)
         record["serving_efficiency"] = serving_efficiency(
-            (record["summary"] or {}).get("throughput_qps"), point.num_replicas, raw and raw["throughput_qps"]
+            (record["summary"] or {}).get("throughput_qps"), units, raw and raw["throughput_qps"]
         )
         record["ended_at"] = time.time()
         if record["status"] in (RunStatus.OK, RunStatus.DEGRADED, RunStatus.NO_ANSWERS):
