@@ -15,7 +15,7 @@ from ..results.frame import experiment_dirs, load_results
 from ..results.store import EXPERIMENT_FILE
 from . import plots
 from .nodes import NODE_COLUMNS, node_rows
-from .table import add_series, best_under_slo, describe_best, summary_rows, to_markdown
+from .table import add_series, best_under_slo, describe_best, picked, summary_rows, to_markdown
 
 FIGURES = (  # name, caption, drawing (frame, slo_ms, picks)
     ("latency_vs_throughput", "p99 latency against throughput, per replica count", plots.latency_vs_throughput),
@@ -117,7 +117,7 @@ def build_report(paths: list[Path], out_dir: Path, slo_ms: float | None = None) 
 
 def _draw_figures(report: Report, ok: pd.DataFrame, dirs: list[Path], slo_ms: float | None) -> list:
     """Every figure as PDF, SVG and a 300-dpi PNG; a figure with nothing to show is a note instead."""
-    picks = {b["throughput"]["config_id"] for b in best_under_slo(ok, slo_ms) if b["throughput"]} if slo_ms else set()
+    picks = picked(best_under_slo(ok, slo_ms)) if slo_ms else set()
     figures = []
     for name, caption, draw in FIGURES:
         if name == "energy_vs_batch" and not plots.has_energy(ok):

@@ -65,9 +65,10 @@ def _slo_line(ax, slo_ms: float | None) -> None:
         ax.axhline(slo_ms, color="tab:red", linestyle="--", linewidth=1, label=f"SLO p99 {slo_ms:g} ms")
 
 
-def _mark_picks(ax, rows: pd.DataFrame, picks: set[str], x, y) -> None:
-    """A star on each configuration ``report --slo_ms`` picked (highest throughput under the SLO)."""
-    chosen = rows["config_id"].isin(picks).to_numpy()
+def _mark_picks(ax, rows: pd.DataFrame, picks: set[tuple[str, str]], x, y) -> None:
+    """A star on each configuration ``report --slo_ms`` picked (highest throughput under the SLO).
+    Picks are (experiment, config_id): two experiments' series share configuration ids."""
+    chosen = np.array([(e, c) in picks for e, c in zip(rows["experiment"], rows["config_id"], strict=True)], dtype=bool)
     if chosen.any():
         ax.scatter(np.asarray(x)[chosen], np.asarray(y)[chosen], marker="*", s=220, color="gold",
                    edgecolor="black", zorder=5, label="pick under the SLO")
@@ -109,7 +110,7 @@ def _value(rows: pd.DataFrame, column: str, metric: str) -> pd.Series:
     return rows[mean].fillna(rows[column]) if mean in rows else rows[column]
 
 
-def latency_vs_throughput(frame: pd.DataFrame, slo_ms: float | None = None, picks: set[str] = frozenset()) -> Figure:
+def latency_vs_throughput(frame: pd.DataFrame, slo_ms: float | None = None, picks: set[tuple[str, str]] = frozenset()) -> Figure:
     """p99 latency against throughput, a line per replica count through its batch sizes (labelled),
     with the SLO line and the picks when ``report --slo_ms`` gave them."""
     models = sorted(frame["model_name"].unique())
@@ -138,7 +139,7 @@ def latency_vs_throughput(frame: pd.DataFrame, slo_ms: float | None = None, pick
 
 
 def throughput_and_p99_vs_batch(frame: pd.DataFrame, slo_ms: float | None = None,
-                                picks: set[str] = frozenset()) -> Figure:
+                                picks: set[tuple[str, str]] = frozenset()) -> Figure:
     """Throughput (top row) and p99 latency (bottom row) against the measured batch sizes."""
     models = sorted(frame["model_name"].unique())
     fig, axes = _panels(2 * len(models), rows=2)

@@ -68,6 +68,9 @@ def summary_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     columns = ["series"] if frame["series"].astype(bool).any() else []
     columns += ["model", "replicas", "cores/replica", "batch", "status", "queries/s", "goodput", "p50 ms",
                 "p99 ms", "errors", "SLO defaults", "watts", "mJ/query"]
+    efficiency = "serving_efficiency" in frame and frame["serving_efficiency"].notna().any()
+    if efficiency:  # --baseline ran: served / raw in-process speed
+        columns.append("serving efficiency")
     ordered = frame.sort_values(["series", "model_name", "num_replicas", "cpus_per_replica", "batch_size"])
     rows = []
     for _, r in ordered.iterrows():
@@ -80,6 +83,8 @@ def summary_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             _fmt_count(r.get("num_errors")), _fmt_count(r.get("num_defaults")), _fmt(r.get("avg_w"), 0),
             _fmt(None if jpq is None or pd.isna(jpq) else 1000 * jpq, 2),
         ]
+        if efficiency:
+            row.append(_fmt(r.get("serving_efficiency"), 2))
         rows.append(row)
     return columns, rows
 
@@ -87,7 +92,7 @@ def summary_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
 def to_markdown(columns: list[str], rows: list[list[str]]) -> str:
     """A GitHub-flavoured Markdown table; numbers right-aligned."""
     numeric = {"replicas", "cores/replica", "batch", "queries/s", "p50 ms", "p99 ms", "errors", "SLO defaults",
-               "watts", "mJ/query"}
+               "watts", "mJ/query", "serving efficiency"}
     lines = ["| " + " | ".join(columns) + " |",
              "| " + " | ".join("---:" if c in numeric else "---" for c in columns) + " |"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
@@ -112,6 +117,12 @@ def best_under_slo(frame: pd.DataFrame, slo_ms: float) -> list[dict[str, Any]]:
             entry["energy"] = None if with_energy.empty else _pick(with_energy.loc[with_energy["joules_per_query"].idxmin()])
         out.append(entry)
     return out
+
+
+def picked(best: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """The (experiment, config_id) of each highest-throughput pick in ``best_under_slo``'s answer:
+    configuration ids repeat across experiments, so the id alone would star another series' point."""
+    return {(b["throughput"]["experiment"], b["throughput"]["config_id"]) for b in best if b["throughput"]}
 
 
 def _pick(r: pd.Series) -> dict[str, Any]:

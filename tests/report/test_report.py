@@ -167,11 +167,10 @@ def assert_paper_ready(out: Path) -> None:
 
 def test_figures_mark_the_slo_and_the_pick_on_measured_batch_sizes_only(experiments):
     from clipper_bench.report import plots
-    from clipper_bench.report.table import add_series, best_under_slo
+    from clipper_bench.report.table import add_series, best_under_slo, picked
 
     df = add_series(clipper_bench.load_results(experiments[0]))
-    picks = {b["throughput"]["config_id"] for b in best_under_slo(df, 1000)}
-    fig = plots.throughput_and_p99_vs_batch(df, 1000, picks)
+    fig = plots.throughput_and_p99_vs_batch(df, 1000, picked(best_under_slo(df, 1000)))
     top, bottom = fig.axes[0], fig.axes[1]
     for ax in (top, bottom):  # categorical: a tick per measured batch size, none between
         assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "4"]
@@ -180,6 +179,19 @@ def test_figures_mark_the_slo_and_the_pick_on_measured_batch_sizes_only(experime
     assert "SLO p99 1000 ms" in legend and "pick under the SLO" in legend
     star = [c for c in top.collections if c.get_label() == "pick under the SLO"]
     assert len(star) == 1 and len(star[0].get_offsets()) == 1
+
+
+def test_a_pick_stars_only_its_own_experiments_point(experiments):
+    """Two experiments share configuration ids; one's pick must not star the other's point."""
+    from clipper_bench.report import plots
+    from clipper_bench.report.table import add_series
+
+    df = add_series(clipper_bench.load_results(list(experiments)))
+    first = df[df["experiment"] == df["experiment"].iloc[0]].iloc[0]
+    assert (df["config_id"] == first["config_id"]).sum() == 2  # the same id in both experiments
+    fig = plots.latency_vs_throughput(df, 1000, {(first["experiment"], first["config_id"])})
+    stars = [c for c in fig.axes[0].collections if c.get_label() == "pick under the SLO"]
+    assert sum(len(c.get_offsets()) for c in stars) == 1
 
 
 def test_heatmap_numbers_keep_significant_digits():

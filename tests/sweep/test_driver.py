@@ -212,6 +212,11 @@ def test_baseline_gives_each_record_its_serving_efficiency(tmp_path, no_leftover
         raw = baselines[run["batch_size"]]["throughput_qps"]
         assert run["serving_efficiency"] == pytest.approx(run["throughput_qps"] / raw)
         assert run["precision"] == "fp32"
+    report = subprocess.run([sys.executable, "-m", "clipper_bench", "report", str(exp), "--out", str(tmp_path / "rep")],
+                            capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert report.returncode == 0, report.stderr
+    header = next(line for line in (tmp_path / "rep" / "report.md").read_text().splitlines() if "| status |" in line)
+    assert header.rstrip(" |").endswith("serving efficiency")
 
 
 def test_resume_runs_only_what_is_missing(tmp_path, no_leftover_processes):
