@@ -100,6 +100,6 @@ for m in "${models[@]}"; do
   fi
   build "$m" "$ctx"
 done
-# earlier builds of these images, now untagged, are removed (the vfs storage driver keeps full copies)
+# earlier builds of these images, now untagged, are removed (on the vfs storage driver each is a full copy)
 docker image prune -f --filter label=clipper-bench.image >/dev/null
 echo "built: clipper-bench/base clipper-bench/frontend $(printf 'clipper-bench/%s ' "${models[@]}")"
