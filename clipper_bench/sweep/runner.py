@@ -312,6 +312,7 @@ class ExperimentRunner:
             repeat_stats=record.get("repeat_stats"),
             latency_ms=summary.get("latency_ms"),
             serving_efficiency=record["serving_efficiency"],
+            baseline_units=record["baseline_units"],
             load=summary.get("load"),
             stability=summary.get("stability") and {
                 k: summary["stability"][k] for k in ("stable", "measured_s", "max_duration_s")

@@ -210,6 +210,7 @@ def test_baseline_gives_each_record_its_serving_efficiency(tmp_path, no_leftover
     assert baselines[4]["device"] == "cpu" and baselines[4]["framework"] == "torch"
     for run in map(json.loads, (exp / "runs.ndjson").read_text().splitlines()):
         raw = baselines[run["batch_size"]]["throughput_qps"]
+        assert run["baseline_units"] == 1  # one replica on the CPU
         assert run["serving_efficiency"] == pytest.approx(run["throughput_qps"] / raw)
         assert run["precision"] == "fp32"
     report = subprocess.run([sys.executable, "-m", "clipper_bench", "report", str(exp), "--out", str(tmp_path / "rep")],
