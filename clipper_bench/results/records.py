@@ -44,7 +44,7 @@ class RunLine:
     repeat_stats: dict[str, Any] | None  # --repeats: mean, ci95_low, ci95_high, n of throughput, p50, p99
     latency_ms: dict[str, float] | None  # p50, p90, p99, p999, mean, max of successful answers
     serving_efficiency: float | None  # served / (baseline_units x raw in-process), with --baseline
-    baseline_units: int  # CPU replicas + distinct GPUs: how many raw baselines the served speed can reach
+    baseline_units: int  # distinct GPUs + distinct core sets: how many raw baselines the served speed can reach
     load: dict[str, Any] | None  # mode, rate_qps, arrival, concurrency, lateness
     stability: dict[str, Any] | None  # --stable: whether it settled, measured_s, max_duration_s
     power: dict[str, Any] | None
@@ -85,7 +85,7 @@ class ConfigRecord(TypedDict, total=False):
     partial: str | None
     gpu_limits: dict[str, Any]
     baseline: dict[str, Any] | None
-    baseline_units: int  # raw baselines the served speed is compared with: CPU replicas + distinct GPUs
+    baseline_units: int  # raw baselines the served speed is compared with: distinct GPUs + core sets
     serving_efficiency: float | None
     original_results_file: str | None
     repeats: list[dict[str, Any]]  # --repeats: every repeat's summary, the first being ``summary``

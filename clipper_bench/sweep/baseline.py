@@ -75,11 +75,12 @@ def baseline_key(model: str, framework: str, precision: str, device: str, batch_
 
 
 def baseline_units(placements: Sequence[Placement]) -> int:
-    """How many raw baselines the served throughput can reach: one per replica on CPUs (each has its
-    own cores), one per distinct GPU for replicas on GPUs (replicas sharing a GPU share its speed)."""
+    """How many raw baselines the served throughput can reach: one per distinct GPU for replicas on
+    GPUs, one per distinct core set for replicas on CPUs (replicas sharing a GPU, or the same cores
+    under --oversubscribe, share its speed); an unpinned CPU replica counts once."""
     gpus = {p.gpu for p in placements if p.gpu is not None}
-    on_cpu = sum(1 for p in placements if p.gpu is None)
-    return len(gpus) + on_cpu
+    on_cpu = [p.cpus for p in placements if p.gpu is None]
+    return len(gpus) + len({c for c in on_cpu if c}) + sum(1 for c in on_cpu if not c)
 
 
 def serving_efficiency(served_qps: float | None, units: int, raw_qps: float | None) -> float | None:

@@ -11,8 +11,11 @@ def test_replicas_sharing_one_gpu_are_compared_with_that_gpus_raw_speed():
     assert serving_efficiency(6300.0, baseline_units(shared), 7300.0) == 6300.0 / 7300.0
 
 
-def test_each_cpu_replica_and_each_distinct_gpu_counts_once():
+def test_each_distinct_core_set_and_each_distinct_gpu_counts_once():
     assert baseline_units([Placement((0,)), Placement((1,))]) == 2
+    # --oversubscribe: four replicas on two cores have two cores' worth of speed
+    assert baseline_units([Placement((0,)), Placement((1,)), Placement((0,)), Placement((1,))]) == 2
+    assert baseline_units([Placement(), Placement()]) == 2  # unpinned: each counts
     assert baseline_units([Placement((0,), 0), Placement((1,), 1), Placement((2,), 1)]) == 2
 
 
