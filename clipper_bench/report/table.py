@@ -84,7 +84,8 @@ def summary_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             _fmt(None if jpq is None or pd.isna(jpq) else 1000 * jpq, 2),
         ]
         if efficiency:
-            row.append(_fmt(r.get("serving_efficiency"), 2))
+            eff = r.get("serving_efficiency")
+            row.append("-" if eff is None or pd.isna(eff) else significant(float(eff)))  # noop's 0.004 is not 0.00
         rows.append(row)
     return columns, rows
 

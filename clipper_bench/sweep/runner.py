@@ -595,7 +595,7 @@ def describe_line(line: dict[str, Any]) -> str:
     if line.get("num_unanswered"):
         text += f", {line['num_unanswered']} unanswered"
     if line["serving_efficiency"] is not None:
-        text += f", serving efficiency {line['serving_efficiency']:.2f}"
+        text += f", serving efficiency {line['serving_efficiency']:.3g}"  # noop's 0.004 is not 0.00
     load = line.get("load") or {}
     if load.get("mode") == "open" and load.get("lateness"):
         late = load["lateness"]
