@@ -40,6 +40,7 @@ from clipper_admin.docker.docker_container_manager import DockerContainerManager
 from clipper_admin.exceptions import ClipperException
 
 from ..common.pinning import CPUS_ENV, format_cpu_list
+from ..containers.models import get_model_spec
 from .manager import IMAGE_PREFIX, BenchFrontendCalls, Placement
 
 logger = logging.getLogger("clipper_bench.docker")
@@ -267,7 +268,8 @@ class DockerEngineManager(BenchFrontendCalls, DockerContainerManager):
         if not image.startswith(IMAGE_PREFIX):
             return None
         model = image[len(IMAGE_PREFIX):].split(":", 1)[0]
-        default = ["--model_name", model] + (["--models_dir", "/models"] if model in ("lgbm", "kpca-svm") else [])
+        trained = get_model_spec(model).needs_build
+        default = ["--model_name", model] + (["--models_dir", "/models"] if trained else [])
         return default + _without_option(self.container_args, "--models_dir")
 
     def set_num_replicas(self, name, version, input_type, image, num_replicas) -> None:

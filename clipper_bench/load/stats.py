@@ -15,6 +15,8 @@ from .spec import STATUS_DEFAULT, STATUS_ERROR, STATUS_NO_ANSWER, STATUS_OK
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9}
 WINDOW_COMPLETIONS = 50
+OVERLOAD_MARGIN = 0.10  # an open loop completing less than 90% of what it offered is overloaded
+OVERLOAD_MIN_SENT = 20  # fewer queries in the window cannot tell a shortfall from its edges
 SITE_TEXT = ("node_id", "node_ip", "hostname")  # where a client on a Ray cluster ran ...
 SITE_NS = ("clock_offset_ns", "clock_rtt_ns")  # ... and its clock against the driver's
 
@@ -76,40 +78,99 @@ def latency_stats_ms(latencies_ms: np.ndarray) -> dict[str, float | None]:
     return out
 
 
-def summarize(clients: Sequence[ClientData], window: tuple[int, int], slo_ms: float | None = None) -> dict:
+def summarize(clients: Sequence[ClientData], window: tuple[int, int], slo_ms: float | None = None,
+              rate_qps: float | None = None) -> dict:
     """The configuration's summary over the measurement window ``[start_ns, end_ns)``.
 
-    Only queries due inside the window count: throughput is their successful answers per second of
-    window (answers to warm-up queries never count, whenever they arrive), and latency, errors,
-    SLO defaults and unanswered queries are theirs. ``num_errors`` counts queries answered with an
-    error; queries still out when the drain ended are ``num_unanswered``, apart. Goodput (with
-    ``slo_ms``): the successful answers within the SLO, as a share of the queries sent in the window
-    (``goodput``) and per second (``goodput_qps``).
+    The definitions (README, *Reading the numbers*):
+
+    - ``throughput_qps``: successful answers that *arrived inside the window*, per second of window,
+      whenever their queries were sent (``num_completed`` of them). It is what the system completed
+      in the window, and cannot exceed what it can do, however much was offered.
+    - ``goodput_qps``: those of them within ``slo_ms`` of their query's due time, per second.
+    - ``num_sent`` and everything about latency count the queries *due inside the window*, answered
+      whenever (during the drain too): latency, ``num_defaults``, ``num_errors``,
+      ``num_unanswered`` (still out when the drain ended), ``num_answered_ok`` and ``goodput`` (the
+      share of them answered successfully within the SLO).
+    - ``rate_qps`` (open loop): the offered rate; the ``overload`` block then compares what was
+      offered in the window with what was completed in it (see :func:`overload_stats`).
     """
     duration_s = (window[1] - window[0]) / 1e9
-    latencies, statuses = [], []
+    latencies, statuses, in_window = [], [], []
     for c in clients:
         m = c.measured(window)
         status = c.status[m]
         ok = status == STATUS_OK
         latencies.append((c.done_wall_ns[m][ok] - c.start_wall_ns[m][ok]) / 1e6)
         statuses.append(status)
+        in_window.append(_answered_inside(c, window))
     lat = np.concatenate(latencies) if latencies else np.empty(0)
     status = np.concatenate(statuses) if statuses else np.empty(0, dtype=np.int8)
-    completed = int((status == STATUS_OK).sum())
+    done_lat = np.concatenate(in_window) if in_window else np.empty(0)
+    completed = int(done_lat.size)
     good = int((lat <= slo_ms).sum()) if slo_ms is not None else None
-    return {
+    out = {
         "duration_s": duration_s,
+        "slo_ms": slo_ms,
         "num_sent": int(status.size),
         "num_completed": completed,
+        "num_answered_ok": int((status == STATUS_OK).sum()),
         "num_defaults": int((status == STATUS_DEFAULT).sum()),
         "num_errors": int((status == STATUS_ERROR).sum()),
         "num_unanswered": int((status == STATUS_NO_ANSWER).sum()),
         "throughput_qps": completed / duration_s if duration_s > 0 else None,
         "goodput": good / status.size if good is not None and status.size else None,
-        "goodput_qps": good / duration_s if good is not None and duration_s > 0 else None,
+        "goodput_qps": (int((done_lat <= slo_ms).sum()) / duration_s
+                        if slo_ms is not None and duration_s > 0 else None),
         "latency_ms": latency_stats_ms(lat),
         "drain": drain_stats(clients),
+    }
+    out["overload"] = overload_stats(clients, window, out, rate_qps) if rate_qps else None
+    return out
+
+
+def _answered_inside(client: ClientData, window: tuple[int, int]) -> np.ndarray:
+    """Latencies (ms) of the client's successful answers that arrived inside ``window``."""
+    m = (client.status == STATUS_OK) & (client.done_wall_ns >= window[0]) & (client.done_wall_ns < window[1])
+    return (client.done_wall_ns[m] - client.start_wall_ns[m]) / 1e6
+
+
+def backlog_at(clients: Sequence[ClientData], t_ns: int) -> int:
+    """Queries sent before ``t_ns`` and not answered (in any way) by then, over all clients."""
+    total = 0
+    for c in clients:
+        sent = c.send_wall_ns < t_ns
+        open_ = (c.done_wall_ns < 0) | (c.done_wall_ns >= t_ns)
+        total += int((sent & open_).sum())
+    return total
+
+
+def overload_stats(clients: Sequence[ClientData], window: tuple[int, int], summary: dict,
+                   rate_qps: float) -> dict:
+    """Whether an open loop offered more than the system completed inside the window.
+
+    ``offered_qps`` is what was really sent in the window (``num_sent`` / duration; ``rate_qps``
+    is the rate asked for), ``completed_qps`` the throughput. The window is ``overloaded`` when
+    completions fall short of what was offered by more than ``OVERLOAD_MARGIN`` and at least
+    ``OVERLOAD_MIN_SENT`` queries were sent (fewer cannot tell a shortfall from the edges of the
+    window). The client-side backlog (sent, not yet answered) at both ends of the window is kept
+    beside it: it grows under overload unless the frontend answers the waiting queries with the SLO
+    default, which keeps it flat while completions still fall short.
+    """
+    duration_s = summary["duration_s"]
+    sent = summary["num_sent"]
+    offered = sent / duration_s if duration_s > 0 else 0.0
+    completed = summary["throughput_qps"] or 0.0
+    shortfall = 1.0 - completed / offered if offered > 0 else 0.0
+    return {
+        "rate_qps": rate_qps,
+        "offered_qps": offered,
+        "completed_qps": completed,
+        "shortfall": shortfall,
+        "margin": OVERLOAD_MARGIN,
+        "backlog_start": backlog_at(clients, window[0]),
+        "backlog_end": backlog_at(clients, window[1]),
+        "overloaded": sent >= OVERLOAD_MIN_SENT and shortfall > OVERLOAD_MARGIN,
     }
 
 
@@ -145,10 +206,12 @@ def lateness_stats(clients: Sequence[ClientData], window: tuple[int, int]) -> di
 
 def window_metrics(client: ClientData, window: tuple[int, int], every: int = WINDOW_COMPLETIONS,
                    all_lats: bool = True) -> dict:
-    """The original driver's per-client lists, in its units: every ``every`` successful answers to
-    queries due in the window, their throughput (``thrus``, queries/s), p99 and mean latency
-    (``p99_lats``, ``mean_lats``, seconds) and, with ``all_lats``, their raw latencies (seconds)."""
-    m = client.measured(window) & (client.status == STATUS_OK)
+    """The original driver's per-client lists, in its units: every ``every`` successful answers that
+    arrived inside the window (the answers ``throughput_qps`` counts), their throughput (``thrus``,
+    queries/s), p99 and mean latency (``p99_lats``, ``mean_lats``, seconds) and, with ``all_lats``,
+    their raw latencies (seconds). A last group of fewer than ``every`` answers is left out, as the
+    original left it out."""
+    m = (client.status == STATUS_OK) & (client.done_wall_ns >= window[0]) & (client.done_wall_ns < window[1])
     done = client.done_wall_ns[m]
     lat = (done - client.start_wall_ns[m]) / 1e9
     order = np.argsort(done, kind="stable")
@@ -168,3 +231,17 @@ def window_metrics(client: ClientData, window: tuple[int, int], every: int = WIN
         if all_lats:
             out["all_lats"].append(chunk_lat.tolist())
     return out
+
+
+def client_cpu_share(paths: Sequence[str]) -> float | None:
+    """The largest share of one core a load client used over the window (``cpu_window_ns`` in its
+    raw file, see ``client.CpuWindow``): the generator's headroom is that of its busiest client.
+    None when no client recorded its CPU time (raw files written before it was recorded, or load
+    that ended before the window began)."""
+    shares = []
+    for path in paths:
+        with np.load(path, allow_pickle=False) as data:
+            window = data["cpu_window_ns"].tolist() if "cpu_window_ns" in data else []
+        if len(window) == 4 and window[2] > window[0]:
+            shares.append((window[3] - window[1]) / (window[2] - window[0]))
+    return max(shares) if shares else None

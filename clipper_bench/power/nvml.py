@@ -41,7 +41,7 @@ class NvmlSource(PowerSource):
     name = "nvml"
 
     def __init__(self, gpus: Sequence[int]) -> None:
-        self.gpus = list(gpus)
+        self.gpus = sorted(set(gpus))  # one channel per GPU, however many replicas share it
         self.nvml: ModuleType | None = None
         self.handles: list = []
         self.has_counter: dict[int, bool] = {}

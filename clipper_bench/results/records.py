@@ -33,7 +33,7 @@ class RunLine:
     gpu_clock_mhz: int | None
     concurrency: int
     duration_s: float
-    num_completed: int | None  # successful answers to queries sent in the window
+    num_completed: int | None  # successful answers that arrived inside the window (throughput_qps counts them)
     num_errors: int | None
     num_defaults: int | None  # answered with the SLO default
     num_unanswered: int | None
@@ -43,8 +43,9 @@ class RunLine:
     max_rate_qps: float | None  # --max_rate_under_p99_ms: the highest rate found (rate_search in the record)
     repeat_stats: dict[str, Any] | None  # --repeats: mean, ci95_low, ci95_high, n of throughput, p50, p99
     latency_ms: dict[str, float] | None  # p50, p90, p99, p999, mean, max of successful answers
-    serving_efficiency: float | None  # served / (baseline_units x raw in-process), with --baseline
-    baseline_units: int  # distinct GPUs + distinct core sets: how many raw baselines the served speed can reach
+    serving_efficiency: float | None  # served / the raw in-process speed of its resource sets, with --baseline
+    serving_efficiency_problem: str | None  # why the ratio is not a result (above 1.05: the baseline fell short)
+    baseline_units: int  # distinct GPUs + distinct core sets: how many raw baselines the served speed is compared with
     load: dict[str, Any] | None  # mode, rate_qps, arrival, concurrency, lateness
     stability: dict[str, Any] | None  # --stable: whether it settled, measured_s, max_duration_s
     power: dict[str, Any] | None
@@ -86,7 +87,10 @@ class ConfigRecord(TypedDict, total=False):
     gpu_limits: dict[str, Any]
     baseline: dict[str, Any] | None
     baseline_units: int  # raw baselines the served speed is compared with: distinct GPUs + core sets
-    serving_efficiency: float | None
+    serving_efficiency: float | None  # None when serving_efficiency_problem says why it is not a result
+    serving_efficiency_problem: str | None
+    serving_efficiency_measured: float  # the ratio a problem was found in
+    baselines: list[dict[str, Any] | None]  # one raw baseline per resource set (baseline: the first)
     original_results_file: str | None
     repeats: list[dict[str, Any]]  # --repeats: every repeat's summary, the first being ``summary``
     repeat_stats: dict[str, Any]  # their mean and 95% interval of throughput_qps, p50_ms, p99_ms

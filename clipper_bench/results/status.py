@@ -7,7 +7,12 @@ A status is a promise about the measurement window:
     unanswered queries stayed within ``ERROR_SHARE_LIMIT`` of the queries sent in the window;
 ``no_answers``
     the window measured nothing: every query due in it got an SLO default, an error or no answer
-    (or none was sent in it at all);
+    (or none was sent in it at all, or no answer arrived inside it); the reason says whether the
+    model, the queue before it or the window's length is why;
+``overloaded``
+    an open loop offered more than the system completed: the successful answers that arrived inside
+    the window fell short of the queries sent in it by more than ``clipper_bench.load.stats.OVERLOAD_MARGIN`` (10%). The
+    throughput is then the system's capacity at best, not the rate asked for; the reason gives both;
 ``degraded``
     there were successful answers, but a replica died, hung, stopped or was dropped while the
     configuration ran, or errors plus unanswered queries passed ``ERROR_SHARE_LIMIT``;
@@ -33,6 +38,7 @@ class RunStatus(StrEnum):
 
     OK = "ok"
     NO_ANSWERS = "no_answers"
+    OVERLOADED = "overloaded"
     DEGRADED = "degraded"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
@@ -43,34 +49,52 @@ class RunStatus(StrEnum):
         return self is RunStatus.OK
 
 
-def classify(summary: dict[str, Any], faults: list[dict[str, Any]]) -> tuple[RunStatus, str | None]:
+def classify(summary: dict[str, Any], faults: list[dict[str, Any]],
+             model_latency_ms: float | None = None) -> tuple[RunStatus, str | None]:
     """The status of a configuration whose window was measured, and the reason when it is not ``ok``.
 
     ``summary`` is :func:`clipper_bench.load.stats.summarize`'s result; ``faults`` are the faults
-    recorded while the configuration ran (each with a ``what``).
+    recorded while the configuration ran (each with a ``what``); ``model_latency_ms`` is the time
+    the model took per batch as the frontend saw it (its ``prediction_latency`` p50), when known:
+    it tells a model slower than the SLO from a queue that made fast answers late.
     """
     sent = summary["num_sent"]
-    completed = summary["num_completed"]
+    answered = summary.get("num_answered_ok", summary["num_completed"])
     if sent == 0:
         return RunStatus.NO_ANSWERS, (
             "no query was sent inside the measurement window (the closed loop waited for answers to "
             "warm-up queries the whole time): lengthen --warmup and -d, or raise --concurrency"
         )
-    if completed == 0 and faults:  # the fault, not the model's speed, is why nothing was answered
+    if answered == 0 and faults:  # the fault, not the model's speed, is why nothing was answered
         return RunStatus.NO_ANSWERS, (
             f"none of the {sent} queries sent in the window was answered successfully; faults during "
             "the configuration: " + "; ".join(f["what"] for f in faults)
         )
-    if summary["num_defaults"] == sent:
+    slo_ms = summary.get("slo_ms")
+    if summary["num_defaults"] == sent and model_latency_ms is not None and slo_ms and model_latency_ms >= slo_ms:
         return RunStatus.NO_ANSWERS, (
-            f"all {sent} queries sent in the window got the SLO default: the model is slower than "
-            "--slo_ms here; raise it"
+            f"all {sent} queries sent in the window got the SLO default: the model takes "
+            f"{model_latency_ms:,.1f} ms per batch as the frontend sees it (batches in flight included), "
+            f"more than --slo_ms {slo_ms:g}; raise --slo_ms"
         )
-    if completed == 0:
+    overload = summary.get("overload")
+    if overload and overload["overloaded"]:
+        return RunStatus.OVERLOADED, overload_reason(summary, faults)
+    if summary["num_defaults"] == sent:
+        return RunStatus.NO_ANSWERS, f"all {sent} queries sent in the window got the SLO default: " + (
+            _queue_blame(model_latency_ms, slo_ms) if model_latency_ms is not None
+            else "the model, or the queue before it, is slower than --slo_ms here; raise it or lower --concurrency"
+        )
+    if answered == 0:
         parts = [f"{summary['num_defaults']} SLO defaults", f"{summary['num_errors']} errors",
                  f"{summary['num_unanswered']} unanswered"]
         return RunStatus.NO_ANSWERS, (
             f"none of the {sent} queries sent in the window was answered successfully ({', '.join(parts)})"
+        )
+    if summary["num_completed"] == 0:
+        return RunStatus.NO_ANSWERS, (
+            f"no successful answer arrived inside the {summary['duration_s']:g} s window (the {answered} "
+            "answers to queries sent in it came after it), so it measured no throughput: lengthen -d"
         )
     if faults:
         return RunStatus.DEGRADED, "faults during the configuration: " + "; ".join(f["what"] for f in faults)
@@ -83,11 +107,34 @@ def classify(summary: dict[str, Any], faults: list[dict[str, Any]]) -> tuple[Run
     return RunStatus.OK, None
 
 
-def classify_windows(summaries: list[dict[str, Any]], faults: list[dict[str, Any]]) -> tuple[RunStatus, str | None]:
+def _queue_blame(model_latency_ms: float, slo_ms: float | None) -> str:
+    """The reason when every query got the default but the model itself is fast enough."""
+    return (f"the model answers a batch in {model_latency_ms:,.1f} ms, within --slo_ms {slo_ms:g}, but the "
+            "queries waited longer than that in the queue before it: lower --concurrency or --rate, "
+            "or add replicas")
+
+
+def overload_reason(summary: dict[str, Any], faults: list[dict[str, Any]]) -> str:
+    """Why an open-loop window is ``overloaded``: what was offered against what was completed."""
+    o = summary["overload"]
+    text = (
+        f"offered {o['offered_qps']:,.1f} q/s ({summary['num_sent']} queries sent in the window, "
+        f"--rate {o['rate_qps']:g}), completed {o['completed_qps']:,.1f} q/s inside it "
+        f"({100 * o['shortfall']:.0f}% short, the limit for ok is {100 * o['margin']:g}%); "
+        f"backlog {o['backlog_start']} -> {o['backlog_end']} queries, {summary['num_defaults']} SLO defaults: "
+        "the system cannot keep up with this rate; lower --rate or add replicas"
+    )
+    if faults:
+        text += "; faults during the configuration: " + "; ".join(f["what"] for f in faults)
+    return text
+
+
+def classify_windows(summaries: list[dict[str, Any]], faults: list[dict[str, Any]],
+                     model_latency_ms: float | None = None) -> tuple[RunStatus, str | None]:
     """The status of a configuration measured in several windows (``--repeats``): ``ok`` only when
     every window is; otherwise the first window's status that is not, with the repeat named."""
     for k, summary in enumerate(summaries):
-        status, reason = classify(summary, faults)
+        status, reason = classify(summary, faults, model_latency_ms)
         if status is not RunStatus.OK:
             return status, (reason if len(summaries) == 1 else f"repeat {k + 1} of {len(summaries)}: {reason}")
     return RunStatus.OK, None

@@ -74,18 +74,48 @@ def baseline_key(model: str, framework: str, precision: str, device: str, batch_
     return (model, framework, precision, device, batch_size)
 
 
+EFFICIENCY_LIMIT = 1.05  # served faster than this share of the raw speed is a measurement problem
+
+
+def resource_sets(placements: Sequence[Placement]) -> list[Placement]:
+    """The distinct resources a configuration's replicas had, each of which a raw baseline measures:
+    per GPU, that GPU with the cores of every replica on it (replicas sharing a GPU drive it from all
+    their cores together); per distinct CPU core set, those cores (replicas on the same cores under
+    --oversubscribe share them); each unpinned CPU replica on its own."""
+    by_gpu: dict[int, set[int]] = {}
+    on_cpu: list[tuple[int, ...]] = []
+    for p in placements:
+        if p.gpu is not None:
+            by_gpu.setdefault(p.gpu, set()).update(p.cpus)
+        elif not p.cpus or p.cpus not in on_cpu:
+            on_cpu.append(p.cpus)
+    return [Placement(tuple(sorted(cpus)), gpu) for gpu, cpus in by_gpu.items()] + [Placement(c) for c in on_cpu]
+
+
+def resource_key(resources: Placement) -> tuple[str, int]:
+    """What a raw baseline depends on: the device and the number of cores (core sets of one size are
+    alike, so one baseline serves every set of that size on that device)."""
+    return device_of(resources), len(resources.cpus)
+
+
 def baseline_units(placements: Sequence[Placement]) -> int:
-    """How many raw baselines the served throughput can reach: one per distinct GPU for replicas on
-    GPUs, one per distinct core set for replicas on CPUs (replicas sharing a GPU, or the same cores
-    under --oversubscribe, share its speed); an unpinned CPU replica counts once."""
-    gpus = {p.gpu for p in placements if p.gpu is not None}
-    on_cpu = [p.cpus for p in placements if p.gpu is None]
-    return len(gpus) + len({c for c in on_cpu if c}) + sum(1 for c in on_cpu if not c)
+    """How many raw baselines the served throughput is compared with: :func:`resource_sets`' count."""
+    return len(resource_sets(placements))
 
 
-def serving_efficiency(served_qps: float | None, units: int, raw_qps: float | None) -> float | None:
-    """Served throughput / (units x raw throughput), ``units`` from :func:`baseline_units`; None when
-    either throughput is unknown."""
-    if not served_qps or not raw_qps or units < 1:
+def serving_efficiency(served_qps: float | None, raw_qps: Sequence[float | None]) -> float | None:
+    """Served throughput / the sum of the raw throughputs of the configuration's resource sets
+    (:func:`resource_sets`); None when any of them is unknown."""
+    if not served_qps or not raw_qps or any(not r for r in raw_qps):
         return None
-    return served_qps / (units * raw_qps)
+    return served_qps / sum(raw_qps)
+
+
+def efficiency_problem(efficiency: float | None) -> str | None:
+    """Why a serving efficiency cannot be a result: serving cannot make a model faster than the model
+    itself, so above ``EFFICIENCY_LIMIT`` the baseline did not measure what the replicas had."""
+    if efficiency is None or efficiency <= EFFICIENCY_LIMIT:
+        return None
+    return (f"served {efficiency:.2f}x the raw in-process speed: the baseline measured less than the replicas "
+            "had (fewer cores driving the device, or a model whose speed depends on threads the baseline "
+            "process did not get); not a result")

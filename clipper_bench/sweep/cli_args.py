@@ -96,7 +96,7 @@ def _run_experiment(settings: RunSettings, baseline_only: bool) -> list[str]:
     progress = make_progress()
     try:
         try:
-            runner = ExperimentRunner(settings, ["clipper-bench", *sys.argv[1:]], say=progress.message,
+            runner = ExperimentRunner(settings, typed_command_line(), say=progress.message,
                                       progress=progress)
         except (UnknownModelError, PlanError) as exc:
             raise UsageError(str(exc)) from None
@@ -143,3 +143,13 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     full.idle_s = 0.0  # nothing is served: no idle power to compare with
     _run_experiment(settings_from_args(full), baseline_only=True)
     return 0
+
+
+def typed_command_line(argv: list[str] | None = None) -> list[str]:
+    """The command as the user typed it, runnable again from the same directory:
+    ``python model_composition/image_driver_1/driver.py ...`` for the original's entry point (which
+    runs ``run`` without saying so), else ``clipper-bench ...``."""
+    argv = sys.argv if argv is None else argv
+    if argv and Path(argv[0]).name == "driver.py":
+        return ["python", argv[0], *argv[1:]]
+    return ["clipper-bench", *argv[1:]]

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from ..containers.models import get_model_spec
 from ..engine.manager import Placement
 from .settings import RunSettings, check_declared, resolve_defaults
 
@@ -196,7 +197,7 @@ def _check_numbers(settings: RunSettings) -> None:
     if settings.stable and (settings.stable_window_s <= 0 or settings.stable_tolerance <= 0):
         raise PlanError("--stable_window_s and --stable_tolerance must be positive")
     if settings.cuda_graphs == "on" and (not settings.model_gpus or settings.framework != "torch"
-                                         or settings.model_name not in ("vgg", "inception")):
+                                         or not get_model_spec(settings.model_name).uses_gpu):
         raise PlanError("--cuda_graphs on captures torch image models (vgg, inception) on a GPU: "
                         "pass -g/--model_gpus and --framework torch, or drop --cuda_graphs")
 

@@ -222,7 +222,7 @@ class LivePoller:
         if live.phase == "measuring" and self.on_measuring is not None:
             reset, self.on_measuring = self.on_measuring, None
             reset()
-            self._last = None
+            self._last = (time.monotonic(), 0)  # the first reading after this one gives a rate
         try:
             metrics = requests.get(self.metrics_url, timeout=1).json()
         except (requests.RequestException, ValueError):

@@ -5,7 +5,10 @@ After a configuration's own (closed-loop) measurement, which gives its capacity 
 probes open-loop rates on the same deployment: first ``1.2 C``; then bisection between the highest
 rate that passed (0 at first) and the lowest that failed, until they are within ``tolerance`` of each
 other or ``max_steps`` probes were made. A probe passes when its p99 is within the bound and its
-goodput (answers within the SLO over queries sent) is at least ``min_goodput``. Each probe has its
+goodput (answers within the SLO over queries sent) is at least ``min_goodput`` and the system kept up
+with it: a probe whose window is ``overloaded`` (its completions fell short of the rate offered, see
+``clipper_bench.load.stats.overload_stats``) fails whatever its p99, since a long SLO lets a growing
+queue look fast. Each probe has its
 own warm-up and window and is recorded; the record's ``rate_search`` holds them all.
 """
 
@@ -29,9 +32,11 @@ class RateSearch:
     probes: list[dict[str, Any]] = field(default_factory=list)
 
     def passes(self, summary: dict[str, Any]) -> bool:
-        """Whether a probe's summary is within the p99 bound with enough goodput."""
+        """Whether a probe's summary is within the p99 bound with enough goodput, and not overloaded."""
         p99 = (summary.get("latency_ms") or {}).get("p99")
         goodput = summary.get("goodput")
+        if (summary.get("overload") or {}).get("overloaded"):
+            return False
         return p99 is not None and p99 <= self.p99_limit_ms and goodput is not None and goodput >= self.min_goodput
 
     def run(self, capacity_qps: float, probe: Callable[[float], dict[str, Any]]) -> float | None:
@@ -45,6 +50,7 @@ class RateSearch:
                 "rate_qps": rate, "passed": ok, "throughput_qps": summary.get("throughput_qps"),
                 "goodput": summary.get("goodput"), "p99_ms": (summary.get("latency_ms") or {}).get("p99"),
                 "num_sent": summary.get("num_sent"),
+                "overloaded": (summary.get("overload") or {}).get("overloaded"),
             })
             if ok:
                 passed = rate

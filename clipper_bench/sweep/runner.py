@@ -17,7 +17,8 @@ from clipper_admin.exceptions import ClipperException
 
 from ..common.processes import EXPERIMENT_ENV
 from ..containers.models import get_model_spec
-from ..engine.manager import IMAGE_PREFIX, Placement
+from ..engine.images import model_image
+from ..engine.manager import Placement
 from ..load.intervals import repeat_stats
 from ..load.orchestrate import LoadError
 from ..load.spec import LoadSpec
@@ -25,10 +26,17 @@ from ..load.stats import ClientData, lateness_stats, summarize, window_metrics
 from ..power.limits import GpuLimits, LimitError, restore_leftovers
 from ..power.sampler import SamplerConfig, read_live_watts
 from ..power.summary import idle_watts, summarize_power, trim
+from ..results.clipper_metrics import model_batch_latency_ms
 from ..results.records import ConfigRecord, RunLine
 from ..results.status import RunStatus, classify_windows
 from ..results.store import BASELINES_FILE, EXPERIMENT_FILE, SWEEP_FILE, ExperimentStore, host_info
-from .baseline import baseline_units, device_of, run_baseline, serving_efficiency
+from .baseline import (
+    efficiency_problem,
+    resource_key,
+    resource_sets,
+    run_baseline,
+    serving_efficiency,
+)
 from .engines import make_engine
 from .engines.base import Deployment, Engine, StartContext
 from .nodes import host_power, nodes_block
@@ -69,7 +77,7 @@ class ExperimentRunner:
                 self.say(line)
         self.resumed = find_resumable(settings) if settings.resume else None
         self.store = ExperimentStore(settings.results_dir, self.resumed)
-        self.baselines: dict[tuple[int, str, int], dict[str, Any]] = {}
+        self.baselines: dict[tuple[str, int, int], dict[str, Any]] = {}  # (device, cores, batch size)
         self.idle_w: dict[str, float] = {}
         self.engine: Engine = make_engine(settings)
         self.deployment: Deployment | None = None
@@ -83,7 +91,8 @@ class ExperimentRunner:
         if baselines.exists():
             for line in baselines.read_text().splitlines():
                 rec = json.loads(line)
-                self.baselines[(rec["cpus_per_replica"], rec["device"], rec["batch_size"])] = rec
+                ncores = rec.get("num_cpus", rec.get("cpus_per_replica") or 0)  # files before num_cpus: per replica
+                self.baselines[(rec["device"], ncores, rec["batch_size"])] = rec
         last: dict[str, str] = {}
         for line in self.store.runs():
             last[line["config_id"]] = line["status"]
@@ -136,21 +145,41 @@ class ExperimentRunner:
                              "no power source available (" + "; ".join(f"{k}: {v}" for k, v in status.items()) + ")"))
 
     def _run_baselines(self) -> None:
-        """Raw speed per batch size, pinned like replica 1, for each cores-per-replica value."""
+        """Raw speed per batch size with the resources the replicas will have: one baseline per
+        distinct device and core count among the sweep's resource sets (see ``resource_sets``)."""
         s = self.settings
-        for cpr in s.cpus_per_replica_nums:
-            place = placements(ConfigPoint(s.model_name, 1, cpr, s.batch_sizes[0]), self.plan, s.model_gpus,
-                               s.oversubscribe)[0]
-            self.say(f"baseline of {s.model_name} on {device_of(place)} ({place.describe()}), "
+        wanted: dict[tuple[str, int], Placement] = {}
+        for point in self.points:
+            for resources in resource_sets(placements(point, self.plan, s.model_gpus, s.oversubscribe)):
+                wanted.setdefault(resource_key(resources), resources)
+        for (device, ncores), place in wanted.items():
+            if any((device, ncores, b) in self.baselines for b in s.batch_sizes):
+                continue  # a resumed experiment measured it
+            self.say(f"baseline of {s.model_name} on {device} ({place.describe()}), "
                      f"batch sizes {list(s.batch_sizes)}, {s.baseline_s:g} s each ...")
-            records = run_baseline(s, place, s.batch_sizes, self.store.logs_dir / "baseline", f"c{cpr}")
+            records = run_baseline(s, place, s.batch_sizes, self.store.logs_dir / "baseline", f"{device}-c{ncores}")
             for rec in records:
-                rec["cpus_per_replica"] = cpr
+                rec["num_cpus"] = ncores
                 self.store.append_line(BASELINES_FILE, rec)
-                self.baselines[(cpr, rec["device"], rec["batch_size"])] = rec
+                self.baselines[(device, ncores, rec["batch_size"])] = rec
                 lat = rec["batch_latency_ms"]
                 self.say(f"  baseline b={rec['batch_size']}: {rec['throughput_qps']:.1f} q/s, "
                          f"batch p50 {lat['p50']:.2f} ms")
+
+    def _efficiency(self, point: ConfigPoint, places: list[Placement], record: ConfigRecord) -> None:
+        """The record's baselines, serving efficiency, and the problem when that cannot be a result."""
+        sets = resource_sets(places)
+        raws = [self.baselines.get((*resource_key(r), point.batch_size)) for r in sets]
+        record["baseline"] = raws[0] if raws else None
+        record["baselines"] = raws
+        record["baseline_units"] = len(sets)
+        value = serving_efficiency((record["summary"] or {}).get("throughput_qps"),
+                                   [r and r["throughput_qps"] for r in raws])
+        problem = efficiency_problem(value)
+        record["serving_efficiency"] = None if problem else value
+        record["serving_efficiency_problem"] = problem
+        if problem:
+            record["serving_efficiency_measured"] = value
 
     def run(self, baseline_only: bool = False) -> Path:
         """Run the sweep (or only the baselines); return the experiment directory."""
@@ -170,11 +199,18 @@ class ExperimentRunner:
             })
             write_sweep_file(self.store.path / SWEEP_FILE, s)
         os.environ[EXPERIMENT_ENV] = self.store.experiment_id  # every process started from here carries it
+        gpu_note = self._unused_gpus_note()
+        if gpu_note:
+            self.say(gpu_note)
+            self.store.update_experiment({"unused_gpus": gpu_note})
         self.say(f"experiment {self.store.path}: {len(self.points)} configurations; {self.plan.note}"
                  + (f"; resuming, {len(done)} already measured" if self.resumed else ""))
         previous = signal.signal(signal.SIGTERM, _raise_interrupted)
         try:
             self._prepare_models()
+            if s.calibrate:  # the sleep model's known capacity first (sweep/calibrate.py)
+                from .calibrate import run_calibration
+                run_calibration(self)
             if s.idle_s > 0 and not baseline_only and not self.idle_w:
                 self._measure_idle()
             if s.baseline and not self.baselines:
@@ -209,11 +245,24 @@ class ExperimentRunner:
         self.say(f"results in {self.store.path}")
         return self.store.path
 
+    def _unused_gpus_note(self) -> str | None:
+        """One line when the machine has GPUs that a GPU model will not use because -g was not given."""
+        if self.settings.model_gpus or not self.spec.uses_gpu:
+            return None
+        seen = detect_gpus()
+        if not seen:
+            return None
+        listed = ", ".join(f"{i}: {name}" for i, name in enumerate(seen))
+        return (f"note: this machine has {len(seen)} GPU(s) ({listed}), but -g/--model_gpus was not given, "
+                f"so {self.settings.model_name} runs on CPU cores only; pass -g 0 to put replica 1 on GPU 0 "
+                "(one GPU index per replica, e.g. -g 0 0 for two replicas sharing it)")
+
     def _node_config(self, point: ConfigPoint, places: list[Placement]) -> dict[str, Any]:
         return {
             "name": point.model_name,
+            "model": self.spec.name,  # the registered model, where the name typed is an alias (svm)
             "input_type": self.spec.input_type.api_name,
-            "model_image": f"{IMAGE_PREFIX}{point.model_name}",
+            "model_image": model_image(point.model_name),
             "allocated_cpus": sorted({c for p in places for c in p.cpus}),
             "cpus_per_replica": point.cpus_per_replica,
             "slo": int(self.settings.slo_ms * 1000),
@@ -256,8 +305,9 @@ class ExperimentRunner:
             with limits:
                 original_metrics = self._measure(point, places, concurrency, record)
                 self._extra_windows(point, concurrency, record)
-            record["status"], record["reason"] = classify_windows(record.get("repeats") or [record["summary"]],
-                                                                  record["faults"])
+            record["status"], record["reason"] = classify_windows(
+                record.get("repeats") or [record["summary"]], record["faults"],
+                model_batch_latency_ms(record["clipper_metrics"], point.model_name))
         except KeyboardInterrupt as exc:
             record["status"] = RunStatus.INTERRUPTED
             record["error"] = record["reason"] = f"interrupted ({exc or 'Ctrl-C'})"
@@ -269,14 +319,9 @@ class ExperimentRunner:
             if limits.restore_problems:
                 record["gpu_limits"] = {"restore_problems": limits.restore_problems}
                 self.say("  GPU limits NOT restored: " + "; ".join(limits.restore_problems))
-        raw = self.baselines.get((point.cpus_per_replica, device_of(places[0]), point.batch_size))
-        record["baseline"] = raw
-        record["baseline_units"] = units = baseline_units(places)
-        record["serving_efficiency"] = serving_efficiency(
-            (record["summary"] or {}).get("throughput_qps"), units, raw and raw["throughput_qps"]
-        )
+        self._efficiency(point, places, record)
         record["ended_at"] = time.time()
-        if record["status"] in (RunStatus.OK, RunStatus.DEGRADED, RunStatus.NO_ANSWERS):
+        if record["status"] in (RunStatus.OK, RunStatus.DEGRADED, RunStatus.NO_ANSWERS, RunStatus.OVERLOADED):
             record["original_results_file"] = self.store.write_original_results(record, original_metrics)
         self.store.write_config(point.config_id, record)
         line = self._run_line(point, record)
@@ -312,6 +357,7 @@ class ExperimentRunner:
             repeat_stats=record.get("repeat_stats"),
             latency_ms=summary.get("latency_ms"),
             serving_efficiency=record["serving_efficiency"],
+            serving_efficiency_problem=record.get("serving_efficiency_problem"),
             baseline_units=record["baseline_units"],
             load=summary.get("load"),
             stability=summary.get("stability") and {
@@ -367,7 +413,7 @@ class ExperimentRunner:
         if stability and stability["stable"]:
             power_doc = trim(power_doc, window[1] / 1e9)
         record["window_wall_ns"] = list(window)
-        record["summary"] = summarize(clients, window, s.slo_ms)
+        record["summary"] = summarize(clients, window, s.slo_ms, point.rate_qps)
         record["summary"]["load"] = {
             "mode": "open" if point.rate_qps else "closed",
             "rate_qps": point.rate_qps, "arrival": s.arrival if point.rate_qps else None,
@@ -400,7 +446,7 @@ class ExperimentRunner:
         for spec in specs:
             Path(spec.out_path).unlink(missing_ok=True)
         window = self._window(start_at, warmup)
-        return summarize(clients, window, s.slo_ms)
+        return summarize(clients, window, s.slo_ms, point.rate_qps)
 
     def _extra_windows(self, point: ConfigPoint, concurrency: int, record: ConfigRecord) -> None:
         """``--repeats`` and ``--max_rate_under_p99_ms`` on the running deployment; faults and the
@@ -489,7 +535,7 @@ class ExperimentRunner:
 
         def start_power(start_at: float) -> None:
             started.append(start_at)
-            gpus = [p.gpu for p in places if p.gpu is not None]
+            gpus = sorted({p.gpu for p in places if p.gpu is not None})  # once each, however many replicas share one
             monitors.append(self.deployment.power_monitor(self._sampler_config(start_at + warmup, s.duration_s,
                                                                                samples_path, gpus, groups)))
             monitors[0].start()
@@ -596,6 +642,8 @@ def describe_line(line: dict[str, Any]) -> str:
         text += f", {line['num_unanswered']} unanswered"
     if line["serving_efficiency"] is not None:
         text += f", serving efficiency {line['serving_efficiency']:.3g}"  # noop's 0.004 is not 0.00
+    elif line.get("serving_efficiency_problem"):
+        text += f", serving efficiency NOT a result ({line['serving_efficiency_problem']})"
     load = line.get("load") or {}
     if load.get("mode") == "open" and load.get("lateness"):
         late = load["lateness"]

@@ -102,9 +102,10 @@ def _batch_sizes(values: tuple[int, ...]) -> str | None:
 
 
 def _model_help() -> str:
-    from ..containers.models import model_names
+    from ..containers.models.base import model_aliases, model_names
 
-    return f"model to benchmark: {', '.join(model_names())}"
+    aliases = "; ".join(f"{a} is {m}" for a, m in model_aliases().items())
+    return f"model to benchmark: {', '.join(model_names())}" + (f" ({aliases}, as the original driver named it)" if aliases else "")
 
 
 def _arrival(text: str) -> str:
@@ -179,6 +180,8 @@ class RunSettings:
     baseline: bool = setting(False, 'models', '--baseline', action="store_true", help="first measure the model's raw in-process speed per batch size (pinned like replica 1); "
                         "records then carry serving_efficiency")
     baseline_s: float = setting(10.0, 'models', '--baseline_s', type=finite_float, help="seconds of each baseline measurement (default 10)")
+    calibrate: bool = setting(False, 'sweep', '--calibrate', action="store_true", help="before the sweep, run the built-in sleep model (20 ms per batch, batch 1, 1 replica: a known capacity of 50 q/s) "
+                        "closed loop for a few seconds on the same engine; experiment.json's calibration holds the measured against the known capacity")
     batches_in_flight: int = setting(2, 'engine', '--batches_in_flight', type=int, choices=[1, 2, 3, 4], help="batches each replica is sent before it answers: 2 (default) so the next batch crosses "
                         "the socket while the model computes; 1 is Clipper's own behaviour")
     power_interval_ms: float = setting(100.0, 'power', '--power_interval_ms', type=finite_float, help="how often GPU power, RAPL energy and CPU use are sampled (default 100)", check=_positive)
@@ -280,13 +283,13 @@ def resolve_defaults(settings: RunSettings) -> RunSettings:
 
     changes: dict[str, Any] = {}
     try:
-        large = get_model_spec(settings.model_name).input_bytes >= SHM_MIN_INPUT_BYTES
+        spec = get_model_spec(settings.model_name)
+        large, gpu_model = spec.input_bytes >= SHM_MIN_INPUT_BYTES, spec.uses_gpu
     except UnknownModelError:
-        large = False  # the plan reports the unknown model
+        large = gpu_model = False  # the plan reports the unknown model
     if settings.engine in ENGINES:  # else argparse has refused it
         changes["transport"] = engine_class(settings.engine).resolve_transport(settings, large)
-    torch_gpu = (settings.framework == "torch" and bool(settings.model_gpus)
-                 and settings.model_name in ("vgg", "inception"))
+    torch_gpu = settings.framework == "torch" and bool(settings.model_gpus) and gpu_model
     for flag in ("overlap_batches", "cuda_graphs"):
         if getattr(settings, flag) == "auto":
             changes[flag] = "on" if torch_gpu else "off"

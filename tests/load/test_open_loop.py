@@ -16,10 +16,10 @@ from tests.conftest import REPO
 DRIVER = REPO / "model_composition" / "image_driver_1" / "driver.py"
 
 
-def run(tmp_path, *args):
+def run(tmp_path, *args, returncode=0):
     proc = subprocess.run([sys.executable, str(DRIVER), *args, "--idle_s", "0", "--results_dir", str(tmp_path)],
                           capture_output=True, text=True, cwd=REPO, timeout=180)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == returncode, proc.stdout + proc.stderr
     exp = max(p for p in tmp_path.iterdir() if p.is_dir())
     line = json.loads((exp / "runs.ndjson").read_text().splitlines()[-1])
     record = json.loads((exp / "configs" / f"{line['config_id']}.json").read_text())
@@ -40,7 +40,8 @@ def test_open_loop_delivers_the_rate_it_was_asked_for(tmp_path, no_leftover_proc
 def test_a_slow_server_backlog_shows_in_open_loop_latency_but_not_closed_loop(tmp_path, no_leftover_processes):
     # capacity 1 / 20 ms = 50 q/s; offered 100 q/s: the queue grows by 50 queries every second
     _, _, (open_client,) = run(tmp_path / "open", "-m", "sleep", "--sleep_ms", "20", "-b", "1", "--rate", "100",
-                               "-d", "3", "--warmup", "0", "--slo_ms", "100000", "--drain_timeout_s", "30")
+                               "-d", "3", "--warmup", "0", "--slo_ms", "100000", "--drain_timeout_s", "30",
+                               returncode=1)  # overloaded
     ok = open_client.status == 0
     t = (open_client.start_wall_ns[ok] - open_client.start_wall_ns[ok][0]) / 1e9
     lat = (open_client.done_wall_ns[ok] - open_client.start_wall_ns[ok]) / 1e6
@@ -76,7 +77,9 @@ def test_stop_when_stable_ends_early_once_three_windows_agree(tmp_path, no_lefto
 
 def test_a_growing_backlog_never_becomes_stable_and_runs_to_the_bound(tmp_path, no_leftover_processes):
     line, record, _ = run(tmp_path, "-m", "sleep", "--sleep_ms", "20", "-b", "1", "--rate", "100", "-d", "4",
-                          "--warmup", "0", "--slo_ms", "100000", "--stable", "--stable_window_s", "1")
+                          "--warmup", "0", "--slo_ms", "100000", "--stable", "--stable_window_s", "1",
+                          returncode=1)
+    assert line["status"] == "overloaded"  # 100 q/s offered to a capacity of 50
     stability = record["summary"]["stability"]
     assert stability["stable"] is False and stability["measured_s"] == pytest.approx(4.0)
     assert line["stability"] == {"stable": False, "measured_s": pytest.approx(4.0), "max_duration_s": 4.0}
@@ -124,7 +127,36 @@ def test_the_rate_search_finds_the_sleep_models_capacity_and_records_every_probe
     passed = [p["rate_qps"] for p in search["probes"] if p["passed"]]
     failed = [p["rate_qps"] for p in search["probes"] if not p["passed"]]
     assert max(passed) == search["max_rate_qps"] and failed and min(failed) > max(passed)
-    assert all(p["passed"] == (p["p99_ms"] <= 100 and p["goodput"] >= 0.99) for p in search["probes"])
+    assert all(p["passed"] == (p["p99_ms"] <= 100 and p["goodput"] >= 0.99 and not p["overloaded"])
+               for p in search["probes"])
+    assert not any(p["passed"] for p in search["probes"] if p["overloaded"])
+
+
+@pytest.mark.parametrize("slo_ms", ["60000", "500"])
+def test_an_open_loop_above_capacity_is_overloaded_and_reports_the_capacity(tmp_path, slo_ms, no_leftover_processes):
+    """Capacity 1 / 50 ms = 20 q/s, offered 40 q/s. With a long SLO every answer comes back within it
+    (goodput 1.0), yet only capacity completes in the window; with a short one the queue turns every
+    answer into the SLO default. Either way: overloaded, the two rates in the reason, a non-zero
+    exit, and never the offered rate as throughput."""
+    line, record, _ = run(tmp_path, "-m", "sleep", "--sleep_ms", "50", "-r", "1", "-b", "1", "--rate", "40",
+                          "-d", "3", "--warmup", "0.5", "--slo_ms", slo_ms, "--drain_timeout_s", "1",
+                          returncode=1)
+    assert line["status"] == "overloaded", line["reason"]
+    assert "offered 4" in line["reason"] and "q/s inside it" in line["reason"]
+    assert line["throughput_qps"] <= 20 * 1.1  # at most the capacity, never the 40 offered
+    if slo_ms == "60000":
+        assert line["throughput_qps"] >= 20 * 0.7 and line["goodput"] == 1.0
+    o = record["summary"]["overload"]
+    assert o["overloaded"] and o["offered_qps"] > 35
+    original = json.loads((tmp_path.joinpath(*record["logs"].split("/")[-3:-2]) / record["original_results_file"])
+                          .read_text())
+    thrus = [t for cm in _client_metrics(original) for t in cm["thrus"]]
+    assert not thrus or max(thrus) < 40 * 0.8  # the original-format file agrees: no window at the offered rate
+
+
+def _client_metrics(original):
+    cm = original["client_metrics"]
+    return [cm] if isinstance(cm, dict) else cm
 
 
 def test_repeats_are_recorded_with_intervals_that_hold_their_mean(tmp_path, no_leftover_processes):

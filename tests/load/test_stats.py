@@ -43,16 +43,48 @@ def test_window_excludes_warmup_and_counts_outcomes_apart():
     # an error is an error; a query still out when the drain ended is unanswered, never an error
     assert (s["num_completed"], s["num_defaults"], s["num_errors"], s["num_unanswered"]) == (1, 1, 1, 1)
     assert s["latency_ms"]["max"] == 10.0  # only successes count towards latency
-    assert s["throughput_qps"] == pytest.approx(1.0)  # one success among queries sent in a 1 s window
+    assert s["throughput_qps"] == pytest.approx(1.0)  # one success arrived in a 1 s window
 
 
-def test_answers_to_warmup_queries_never_count_and_late_answers_to_window_queries_do():
+def test_throughput_counts_answers_inside_the_window_and_latency_the_queries_sent_in_it():
     # warm-up queries (sent before 1 s) answered inside the window; window queries answered after it
     c = client(0, [0, 10, 20, 1500, 1900], [1200, 1300, 1400, 700, 900])
     s = summarize([c], (1000 * MS, 2000 * MS))
-    assert s["num_sent"] == s["num_completed"] == 2
-    assert s["throughput_qps"] == pytest.approx(2.0)
-    assert s["latency_ms"]["max"] == 900.0
+    assert s["num_completed"] == 3 and s["throughput_qps"] == pytest.approx(3.0)  # what the system completed
+    assert s["num_sent"] == s["num_answered_ok"] == 2
+    assert s["latency_ms"]["max"] == 900.0  # a late answer still gives its query's latency
+
+
+def _open_loop(rate_qps, capacity_qps, seconds, latency_ms=5):
+    """Queries due every 1/rate s, served one at a time at ``capacity_qps`` (a FIFO that falls behind)."""
+    due = np.arange(0, seconds * 1000, 1000 / rate_qps)
+    done, free = [], 0.0
+    for t in due:
+        free = max(free, t) + 1000 / capacity_qps
+        done.append(free + latency_ms)
+    return client(0, due, np.array(done) - due)
+
+
+def test_an_open_loop_above_capacity_completes_only_capacity_and_is_overloaded():
+    c = _open_loop(rate_qps=20, capacity_qps=10, seconds=12)
+    s = summarize([c], (2000 * MS, 10_000 * MS), slo_ms=60_000, rate_qps=20)
+    assert s["throughput_qps"] == pytest.approx(10, rel=0.05)  # never the 20 q/s offered
+    o = s["overload"]
+    assert o["overloaded"] and o["offered_qps"] == pytest.approx(20) and o["shortfall"] == pytest.approx(0.5, abs=0.05)
+    assert o["backlog_end"] > o["backlog_start"] + 50  # 10 q/s more than served, for 8 s
+    assert s["goodput"] == 1.0  # every answer within a 60 s SLO: goodput alone cannot show overload
+
+
+def test_an_open_loop_below_capacity_is_not_overloaded_and_a_closed_loop_has_no_verdict():
+    c = _open_loop(rate_qps=8, capacity_qps=10, seconds=12)
+    s = summarize([c], (2000 * MS, 10_000 * MS), rate_qps=8)
+    assert not s["overload"]["overloaded"] and s["throughput_qps"] == pytest.approx(8, rel=0.05)
+    assert summarize([c], (2000 * MS, 10_000 * MS))["overload"] is None
+
+
+def test_too_few_queries_cannot_be_judged_overloaded():
+    c = client(0, [1000], [5000])  # one query, answered after the window
+    assert not summarize([c], (1000 * MS, 2000 * MS), rate_qps=1)["overload"]["overloaded"]
 
 
 def test_no_successes_means_unknown_latency_not_zero():
@@ -77,6 +109,7 @@ def test_goodput_is_the_share_of_window_queries_answered_successfully_within_the
     s = summarize([c], (1000 * MS, 2000 * MS), slo_ms=100)
     assert s["goodput"] == pytest.approx(2 / 5) and s["goodput_qps"] == pytest.approx(2.0)
     assert s["throughput_qps"] == pytest.approx(3.0)  # throughput counts every success, late or not
+    assert s["goodput_qps"] == pytest.approx(2.0)  # successes inside the window within the SLO
     assert summarize([c], (1000 * MS, 2000 * MS))["goodput"] is None  # no SLO, no goodput
 
 

@@ -79,6 +79,7 @@ class ModelSpec:
     build: Callable[[ModelOptions], Model]
     output_description: str = "one UTF-8 string"
     needs_build: bool = False  # artifacts made by `clipper-bench build-models` (trained models)
+    uses_gpu: bool = False  # runs on a GPU given one with -g (the image models); else on CPUs only
 
     @property
     def input_size(self) -> int:
@@ -126,9 +127,14 @@ _MODEL_MODULES = (
 )
 
 
-def register(spec: ModelSpec) -> ModelSpec:
-    """Add a model to the registry (called by the module that defines it)."""
+_ALIASES: dict[str, str] = {}  # another name a user may type -> the registered model's name
+
+
+def register(spec: ModelSpec, aliases: tuple[str, ...] = ()) -> ModelSpec:
+    """Add a model to the registry (called by the module that defines it), with other names for it
+    (the original driver's, say) that deploy it under the name typed."""
     _SPECS[spec.name] = spec
+    _ALIASES.update(dict.fromkeys(aliases, spec.name))
     return spec
 
 
@@ -137,18 +143,24 @@ def _load_all() -> None:
         importlib.import_module(module)
 
 
-def model_names() -> list[str]:
-    """Names of every registered model."""
+def model_names(aliases: bool = False) -> list[str]:
+    """Names of every registered model (and, with ``aliases``, the other names they answer to)."""
     _load_all()
-    return sorted(_SPECS)
+    return sorted([*_SPECS, *_ALIASES] if aliases else _SPECS)
+
+
+def model_aliases() -> dict[str, str]:
+    """The other names models answer to, each with the registered model's name."""
+    _load_all()
+    return dict(_ALIASES)
 
 
 def get_model_spec(name: str) -> ModelSpec:
     """The spec of model ``name``; raises UnknownModelError naming the models there are."""
     _load_all()
     try:
-        return _SPECS[name]
+        return _SPECS[_ALIASES.get(name, name)]
     except KeyError:
         raise UnknownModelError(
-            f"unknown model '{name}': choose one of {', '.join(sorted(_SPECS))}"
+            f"unknown model '{name}': choose one of {', '.join(model_names(aliases=True))}"
         ) from None

@@ -253,7 +253,7 @@ register(ModelSpec(
     name="kpca-svm", input_type=InputType.FLOATS, input_shape=(4096,),
     description="RBF kernel PCA then an SVC on 4096-d (VGG) features",
     build=KpcaSvmModel, output_description="class label", needs_build=True,
-))
+), aliases=("svm",))  # the original driver's name for it
 register(ModelSpec(
     name="lgbm", input_type=InputType.FLOATS, input_shape=(2048,),
     description="LightGBM classifier on 2048-d (Inception) features",

@@ -389,6 +389,7 @@ for _name, (_side, _width) in ARCHS.items():
             description=f"{'VGG16 fc2' if _name == 'vgg' else 'Inception V3 global pool'} features "
                         f"of a {_side}x{_side}x3 uint8 image",
             build=lambda opts, arch=_name: build_image_model(arch, opts),
+            uses_gpu=True,
             output_description=f"{_width} float32 features, base64",
         )
     )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from clipper_admin.container_manager import ContainerManager
 
+from ...engine.images import model_image
 from ...engine.manager import IMAGE_PREFIX, Placement
 from ..plan import PlanError
 from ..settings import RunSettings
@@ -44,7 +45,7 @@ class DockerEngine(LocalEngine):
             raise PlanError(f"--engine docker: {exc.msg if hasattr(exc, 'msg') else exc}") from None
         import docker
 
-        needed = [f"{IMAGE_PREFIX}{settings.model_name}"] + ([settings.query_frontend_image] if bench_frontend else [])
+        needed = [model_image(settings.model_name)] + ([settings.query_frontend_image] if bench_frontend else [])
         for image in needed:
             try:
                 client.images.get(image)
