@@ -88,6 +88,7 @@ class Recorder:
         self.send_ns = array("q")
         self.done_ns = array("q")
         self.status = array("b")
+        self.cpu_window_ns: list[int] = []  # CpuWindow.readings(): the generator's CPU time over the window
 
     def sent(self, t_ns: int) -> int:
         self.send_ns.append(t_ns)
@@ -135,7 +136,40 @@ class Recorder:
             drain_ns=np.int64(self.drain_ns),
             drain_silence_limit_ns=np.int64(self.drain_silence_limit_ns),
             stable_windows=np.asarray(self.stability.windows if self.stability else [], dtype=float).reshape(-1, 2),
+            cpu_window_ns=np.asarray(self.cpu_window_ns, dtype=np.int64),
         )
+
+
+class CpuWindow:
+    """The CPU time this process used over the measurement window, read by a thread that sleeps
+    until each end of the window: ``readings()`` is ``[perf_ns, cpu_ns]`` at the window's start and
+    at its end (or when the client finished, if sooner), or fewer when the window never began.
+    CPU time is the whole process's (every thread: ZeroMQ's I/O thread too; in a Ray actor, the
+    worker's), so ``cpu / perf`` over the two readings is the share of one core the generator used."""
+
+    def __init__(self, begin_wall: float, duration_s: float) -> None:
+        import threading
+
+        self._readings: list[int] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(begin_wall, duration_s), daemon=True,
+                                        name="cpu-window")
+        self._thread.start()
+
+    def _run(self, begin_wall: float, duration_s: float) -> None:
+        for t in (begin_wall, begin_wall + duration_s):
+            if self._done.wait(max(t - time.time(), 0)):
+                return
+            self._readings += [time.perf_counter_ns(), time.process_time_ns()]
+
+    def readings(self) -> list[int]:
+        """Stop the thread; the readings, closed now if the window began but has not ended."""
+        self._done.set()
+        self._thread.join(timeout=1.0)
+        readings = list(self._readings)
+        if len(readings) == 2:
+            readings += [time.perf_counter_ns(), time.process_time_ns()]
+        return readings[:4]
 
 
 def wait_for_go(spec_path: Path) -> float:
@@ -493,9 +527,11 @@ def run(spec: LoadSpec, wait_for_start: Callable[[], float] | None = None) -> No
             spec = dataclasses.replace(spec, start_at_wall=wait_for_start())
         rec = Recorder()
         anchor_wall_ns, anchor_perf_ns = time.time_ns(), time.perf_counter_ns()
+        cpu = CpuWindow(spec.start_at_wall + spec.warmup_s, spec.duration_s)
         try:
             generate(spec, rec)
         finally:  # also when stopped (SIGTERM): what was measured is kept
+            rec.cpu_window_ns = cpu.readings()
             rec.save(spec.out_path, anchor_wall_ns, anchor_perf_ns, spec.client_index)
 
 
