@@ -13,7 +13,7 @@ import pandas as pd
 from ..power.sampler import energy_source_names
 from ..results.frame import experiment_dirs, load_results
 from ..results.store import EXPERIMENT_FILE
-from . import plots
+from . import calibration, plots
 from .nodes import NODE_COLUMNS, node_rows
 from .table import add_series, best_under_slo, describe_best, picked, summary_rows, to_markdown
 
@@ -41,6 +41,7 @@ class Report:
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     node_rows: list[list[str]] = field(default_factory=list)  # configurations run on a Ray cluster
+    calibration: calibration.CalibrationSection | None = None  # why to trust the rest (report/calibration.py)
 
 
 def _no_energy_reason(dirs: list[Path], frame: pd.DataFrame) -> str:
@@ -77,7 +78,8 @@ def build_report(paths: list[Path], out_dir: Path, slo_ms: float | None = None) 
         raise ValueError(f"no configuration has been recorded yet in {', '.join(map(str, dirs))}")
     out_dir.mkdir(parents=True, exist_ok=True)
     columns, rows = summary_rows(frame)
-    report = Report(out_dir, frame, columns, rows, node_rows=node_rows(dirs))
+    report = Report(out_dir, frame, columns, rows, node_rows=node_rows(dirs),
+                    calibration=calibration.calibration_section(dirs, frame))
     ok = frame[frame["status"] == "ok"]
     failed = frame[frame["status"] != "ok"]
     if not failed.empty:
@@ -95,7 +97,7 @@ def build_report(paths: list[Path], out_dir: Path, slo_ms: float | None = None) 
     pdf_path = out_dir / "report.pdf"
     figures = _draw_figures(report, ok, dirs, slo_ms) if not ok.empty else []
     with PdfPages(pdf_path) as pdf:
-        for page in _front_pages(report):
+        for page in [*_front_pages(report), *calibration.pdf_pages(report.calibration, PAGE_IN)]:
             pdf.savefig(page)
         for fig, _, _ in figures:
             fig.set_size_inches(*PAGE_IN)  # the standalone files keep their own size; the PDF one page size
@@ -146,6 +148,8 @@ def _markdown(report: Report, figures: list) -> str:
         parts += ["", "## Nodes", "", "Where each replica and load client ran, and the energy of the machine each "
                   "node runs on (Ray nodes that share a machine share its energy).", "",
                   to_markdown(NODE_COLUMNS, report.node_rows)]
+    if report.calibration is not None:
+        parts += ["", calibration.to_markdown_section(report.calibration)]
     parts += ["", "## Plots", ""]
     for _, caption, png in figures:
         parts += [f"![{caption}]({png.name})", ""]

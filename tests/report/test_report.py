@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -150,7 +151,6 @@ def test_load_results_round_trips_through_parquet(experiments, tmp_path):
 
 def assert_paper_ready(out: Path) -> None:
     """Every figure as vector PDF and SVG and a 300-dpi PNG; every page of report.pdf one size."""
-    import re
 
     from PIL import Image
 
@@ -199,3 +199,75 @@ def test_heatmap_numbers_keep_significant_digits():
 
     assert [significant(v) for v in (0.2, 0.0123, 1.234, 12.34, 999.6, 12345.0, 0.0)] == \
         ["0.200", "0.0123", "1.23", "12.3", "1,000", "12,345", "0"]
+
+
+@pytest.fixture(scope="module")
+def open_loop(tmp_path_factory) -> Path:
+    """A saved open-loop sweep of the sleep model with raw baselines (one configuration)."""
+    results = tmp_path_factory.mktemp("open")
+    proc = cli("run", "-m", "sleep", "--sleep_ms", "4", "-r", "1", "-b", "1", "--rate", "100", "-d", "1",
+               "--warmup", "0.3", "--idle_s", "0", "--baseline", "--baseline_s", "0.5", "--results_dir", str(results))
+    assert proc.returncode == 0, proc.stderr
+    (exp,) = list(results.iterdir())
+    return exp
+
+
+def test_calibration_section_carries_the_records_numbers(experiments, open_loop, tmp_path):
+    """report.md's calibration section: lateness, the generator's CPU, clocks, serving efficiency and
+    baseline from the records; what was not measured says why, never 0; and one more PDF page."""
+    from clipper_bench.load.stats import client_cpu_share
+    from clipper_bench.report.table import significant
+
+    proc = cli("report", str(open_loop), str(experiments[0]), "--out", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    md = (tmp_path / "r" / "report.md").read_text()
+    section = md[md.index("## Calibration"):md.index("## Plots")]
+    (record_file,) = (open_loop / "configs").glob("sleep-r1-c1-b1-rate100.json")
+    rec = json.loads(record_file.read_text())
+    late = rec["summary"]["load"]["lateness"]
+    share = client_cpu_share([str(open_loop / "configs" / name) for name in rec["raw_files"]])
+    assert share is not None and 0 < share < 2
+    row = next(line for line in section.splitlines() if "sleep-r1-c1-b1-rate100 |" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:] == ["open, 100 q/s constant", f"{late['p99_ms']:.2f}", f"{100 * late['share_over_1ms']:.1f}%",
+                         "yes" if late["kept_up"] else "NO", f"{100 * share:.1f}% of a core", "local clock"]
+    power_row = [line for line in section.splitlines() if "sleep-r1-c1-b1-rate100 |" in line][1]
+    assert f"| {significant(rec['serving_efficiency'])} | {significant(rec['baseline']['throughput_qps'])} |" in power_row
+    assert "not measured [" in power_row and "| 0 |" not in power_row  # no energy here: said, never 0
+    closed = next(line for line in section.splitlines() if "sleep-r1-c1-b1 |" in line)
+    assert "closed, 3 outstanding" in closed and "not measured [" in closed
+    assert "closed loop: each query goes out when an answer comes back" in section
+    assert "no raw baseline of this model and batch size: run with --baseline" in section  # the closed sweep had none
+    assert "Idle power: not measured" in section and "Calibration run: none in this experiment" in section
+    assert_paper_ready(tmp_path / "r")  # every page, the calibration page too, one size
+    boxes = re.findall(rb"/MediaBox", (tmp_path / "r" / "report.pdf").read_bytes())
+    assert len(boxes) == 1 + 1 + len(FIGURES)  # the table, the calibration page, the figures
+
+
+def test_calibration_cells_of_a_gpu_and_a_ray_client(open_loop, tmp_path):
+    """A GPU's power block (energy counter and samples, limit and clock read by NVML, idle watts) and
+    a client on a Ray node, grafted onto a real record: the section shows the ratio, the settings
+    in force, the idle watts subtracted and the client's clock offset."""
+    import shutil
+
+    from clipper_bench.power.summary import summarize_power
+    from clipper_bench.report.calibration import calibration_section
+    from clipper_bench.report.table import add_series
+
+    exp = tmp_path / open_loop.name
+    shutil.copytree(open_loop, exp)
+    path = next((exp / "configs").glob("sleep-r1-c1-b1-rate100.json"))
+    rec = json.loads(path.read_text())
+    t = [0.0, 0.5, 1.0]
+    doc = {"config": {"interval_s": 0.5}, "status": {"nvml": "ok"},
+           "series": {"gpu0": {"t": t, "energy_j": [0.0, 100.0, 200.0], "power_w": [200.0, 200.0, 204.0],
+                               "power_limit_w": [300.0] * 3, "sm_clock_mhz": [1410.0] * 3}}}
+    rec["power"] = summarize_power(doc, 100, {"gpu0": 60.0})
+    rec["settings"]["gpu_power_limit_w"] = 300.0
+    rec["clients"] = [{"client_index": 0, "node_id": "abc", "clock_offset_ns": 120_000, "clock_rtt_ns": 300_000}]
+    path.write_text(json.dumps(rec))
+    section = calibration_section([exp], add_series(clipper_bench.load_results(exp)))
+    (power,) = section.power_rows
+    assert power[1:6] == ["gpu0 60.0", "subtracted: 1400.00 mJ/query", "gpu0 1.005", "set 300 (read gpu0 300)",
+                          "gpu0 1,410"]
+    assert section.load_rows[0][-1] == "#0 +0.12 ms (rtt 0.30)"
