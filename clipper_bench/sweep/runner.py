@@ -22,7 +22,7 @@ from ..engine.manager import Placement
 from ..load.intervals import repeat_stats
 from ..load.orchestrate import LoadError
 from ..load.spec import LoadSpec
-from ..load.stats import ClientData, lateness_stats, summarize, window_metrics
+from ..load.stats import ClientData, client_cpu_share, lateness_stats, summarize, window_metrics
 from ..power.limits import GpuLimits, LimitError, restore_leftovers
 from ..power.sampler import SamplerConfig, read_live_watts
 from ..power.summary import idle_watts, summarize_power, trim
@@ -181,28 +181,30 @@ class ExperimentRunner:
         if problem:
             record["serving_efficiency_measured"] = value
 
-    def run(self, baseline_only: bool = False) -> Path:
-        """Run the sweep (or only the baselines); return the experiment directory."""
-        s = self.settings
-        done: set[str] = set()
-        if self.resumed:
-            done = self._load_previous()
-        else:
-            self.store.create({
-                "experiment_id": self.store.experiment_id,
-                "command_line": self.command_line,
-                "settings": s.to_json(),
-                "core_plan": self.plan.to_json(),
-                "configurations": [p.config_id for p in self.points],
-                "host": host_info(self.gpu_names or detect_gpus()),
-                "started_at": time.time(),
-            })
-            write_sweep_file(self.store.path / SWEEP_FILE, s)
-        os.environ[EXPERIMENT_ENV] = self.store.experiment_id  # every process started from here carries it
+    def _create_experiment(self) -> set[str]:
+        """A new experiment's experiment.json and sweep.yaml (and the note on GPUs left unused);
+        nothing is measured yet."""
+        self.store.create({
+            "experiment_id": self.store.experiment_id,
+            "command_line": self.command_line,
+            "settings": self.settings.to_json(),
+            "core_plan": self.plan.to_json(),
+            "configurations": [p.config_id for p in self.points],
+            "host": host_info(self.gpu_names or detect_gpus()),
+            "started_at": time.time(),
+        })
+        write_sweep_file(self.store.path / SWEEP_FILE, self.settings)
         gpu_note = self._unused_gpus_note()
         if gpu_note:
             self.say(gpu_note)
             self.store.update_experiment({"unused_gpus": gpu_note})
+        return set()
+
+    def run(self, baseline_only: bool = False) -> Path:
+        """Run the sweep (or only the baselines); return the experiment directory."""
+        s = self.settings
+        done = self._load_previous() if self.resumed else self._create_experiment()
+        os.environ[EXPERIMENT_ENV] = self.store.experiment_id  # every process started from here carries it
         self.say(f"experiment {self.store.path}: {len(self.points)} configurations; {self.plan.note}"
                  + (f"; resuming, {len(done)} already measured" if self.resumed else ""))
         previous = signal.signal(signal.SIGTERM, _raise_interrupted)
@@ -419,6 +421,7 @@ class ExperimentRunner:
             "rate_qps": point.rate_qps, "arrival": s.arrival if point.rate_qps else None,
             "concurrency": None if point.rate_qps else concurrency,
             "lateness": lateness_stats(clients, window) if point.rate_qps else None,
+            "client_cpu_share": client_cpu_share([sp.out_path for sp in specs]),
         }
         record["summary"]["stability"] = stability
         record["power"] = summarize_power(power_doc, record["summary"]["num_completed"], self.idle_w)
