@@ -10,7 +10,6 @@ from pathlib import Path
 import psutil
 import pytest
 
-from clipper_bench.common.processes import free_ports
 from clipper_bench.engine.manager import LocalContainerManager
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,14 +61,14 @@ def wait_until_gone(pids: set[int], timeout_s: float = 10.0) -> set[int]:
 
 @pytest.fixture
 def manager_factory(tmp_path: Path, no_leftover_processes: None) -> Iterator:
-    """Make LocalContainerManagers on free ports; every one is stopped after the test, and the
-    test fails if any of their processes outlives it."""
+    """Make LocalContainerManagers whose frontends bind ports the OS picks (read them from the
+    manager once started); every one is stopped after the test, and the test fails if any of their
+    processes outlives it."""
     made: list[LocalContainerManager] = []
 
     def make(**kwargs) -> LocalContainerManager:
-        q, a, r, b = free_ports(4)
         kwargs.setdefault("log_dir", tmp_path / f"logs{len(made)}")
-        manager = LocalContainerManager(query_port=q, admin_port=a, rpc_port=r, binary_port=b, **kwargs)
+        manager = LocalContainerManager(query_port=0, admin_port=0, rpc_port=0, binary_port=0, **kwargs)
         made.append(manager)
         return manager
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from socket import socket as socket_type
 
 PARENT_PID_ENV = "CLIPPER_BENCH_PARENT_PID"
 _PR_SET_PDEATHSIG = 1
@@ -127,7 +128,11 @@ def reap(children: Sequence[ChildProcess], timeout_s: float = 5.0) -> None:
 
 
 def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct TCP ports that were free a moment ago on ``host``."""
+    """``count`` distinct TCP ports that were free a moment ago on ``host``.
+
+    Only for tools and tests that cannot bind themselves: another process may take such a port
+    before it is bound. The engine binds first (port 0, or a wanted port with a fallback; see
+    :func:`listen_tcp`) and reports the ports it holds."""
     import socket
 
     socks = []
@@ -140,3 +145,28 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+# What each of the local engine's ports is, for messages: the key is also its flag, --<key>_port.
+PORT_LABELS = {"query": "query", "admin": "admin", "rpc": "container RPC", "binary": "binary query",
+               "metrics": "Prometheus metrics"}
+
+
+def listen_tcp(host: str, port: int, backlog: int = 128) -> socket_type:
+    """A TCP socket bound to ``host``:``port`` (0: a port the OS picks) and listening, with
+    SO_REUSEADDR; OSError (EADDRINUSE) when the port is taken."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=backlog)
+
+
+def port_taken_message(what: str, port: int, host: str, reason: str = "address already in use") -> str:
+    """One line for a port that was asked for and is taken: which port, and how to get past it."""
+    label = PORT_LABELS.get(what, what)
+    if what == "metrics":
+        fix = ("pass another --metrics_port (0: none), or leave the flag out: the default, 1390, moves to a "
+               "free port when it is taken")
+    else:
+        fix = f"pass another --{what}_port, or leave the flag out: the default moves to a free port when it is taken"
+    return f"port {port} ({label}) on {host} is in use ({reason}): stop what holds it, or {fix}"

@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import errno
+import json
 import logging
+import os
 import signal
+import socket
 import sys
 import time
 from collections import deque
@@ -26,6 +30,7 @@ from typing import Any
 import zmq
 from aiohttp import web
 
+from ..common.processes import PORT_LABELS, listen_tcp, port_taken_message
 from ..common.zmq_asyncio import ZmqReader
 from ..protocol.binary import Status
 from .admin_api import AdminApi
@@ -61,6 +66,26 @@ class FrontendSettings:
     max_connections: int = 4096  # open HTTP connections per port; more are closed at once
     metrics_port: int = 0  # Prometheus' /metrics (Clipper's exporter uses 1390); 0: not served
     power_dir: str = ""  # where the running power sampler's *.live.json files are (for Prometheus)
+    # ports (query, admin, rpc, binary, metrics) that move to a free port when the one asked for is
+    # taken; any other taken port stops the start with PortTaken. A port of 0 is one the OS picks.
+    fallback_ports: tuple[str, ...] = ()
+    ports_file: str = ""  # where the bound ports (or why binding failed) are written, as JSON
+    title: str = ""  # the process title; empty: one naming the bound ports
+
+
+class PortTaken(OSError):
+    """A port that was asked for, and may not move, is taken; the message names it and the fix."""
+
+    def __init__(self, what: str, port: int, host: str, reason: str) -> None:
+        super().__init__(errno.EADDRINUSE, port_taken_message(what, port, host, reason))
+        self.what, self.port = what, port
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+def _in_use(exc: Exception) -> bool:
+    return getattr(exc, "errno", None) == errno.EADDRINUSE
 
 
 class Frontend(RestQueries, BinaryQueries, ContainerRpc):
@@ -76,6 +101,9 @@ class Frontend(RestQueries, BinaryQueries, ContainerRpc):
         self._runners: list[web.AppRunner] = []
         self._readers: list[ZmqReader] = []
         self._sweeper: asyncio.Task | None = None
+        self._http_socks: dict[str, socket.socket] = {}
+        self.ports: dict[str, int] = {}  # what -> the port bound (metrics: 0 when not served)
+        self.moved: dict[str, tuple[int, int]] = {}  # what -> (port asked for, port bound instead)
         self.faults: list[dict[str, Any]] = []  # replicas this frontend dropped or found lost work
         self.dispatcher = Dispatcher(
             self._send_rpc, self.metrics, batches_in_flight=settings.batches_in_flight,
@@ -86,19 +114,19 @@ class Frontend(RestQueries, BinaryQueries, ContainerRpc):
     # -- start and stop -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Bind every port (see :meth:`_bind_ports`), then serve on them."""
         loop = asyncio.get_running_loop()
         s = self.settings
         self._rpc = self._ctx.socket(zmq.ROUTER)
         self._rpc.setsockopt(zmq.ROUTER_HANDOVER, 1)
         self._rpc.setsockopt(zmq.LINGER, 0)
         self._rpc.setsockopt(zmq.MAXMSGSIZE, s.max_body_bytes)
-        self._rpc.bind(f"tcp://{s.host}:{s.rpc_port}")
         self._binary = self._ctx.socket(zmq.ROUTER)
         self._binary.setsockopt(zmq.LINGER, 0)
         self._binary.setsockopt(zmq.MAXMSGSIZE, s.max_body_bytes)
         self._binary.setsockopt(zmq.SNDHWM, 0)
         self._binary.setsockopt(zmq.RCVHWM, 0)
-        self._binary.bind(f"tcp://{s.host}:{s.binary_port}")
+        self._bind_ports()
         self._rpc_reader = ZmqReader(loop, self._rpc, self._on_rpc)
         self._binary_reader = ZmqReader(loop, self._binary, self._on_binary)
         self._readers = [self._rpc_reader, self._binary_reader]
@@ -110,17 +138,64 @@ class Frontend(RestQueries, BinaryQueries, ContainerRpc):
         admin_app.router.add_get("/admin/ping", self._handle_ping)
         admin_app.router.add_post("/admin/{call}", self._handle_admin)
         admin_app.router.add_post("/admin/clipper_bench/{call}", self._handle_bench_admin)
-        apps = [(query_app, s.query_port), (admin_app, s.admin_port)]
+        apps = [(query_app, "query"), (admin_app, "admin")]
         if s.metrics_port:
-            apps.append((self._prometheus_app(), s.metrics_port))
-        for app, port in apps:
+            apps.append((self._prometheus_app(), "metrics"))
+        for app, what in apps:
             runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=s.header_timeout_s)
             await runner.setup()
-            await GuardedSite(runner, s.host, port, reuse_address=True, header_timeout_s=s.header_timeout_s,
-                              max_connections=s.max_connections).start()
+            await GuardedSite(runner, s.host, self.ports[what], sock=self._http_socks.pop(what),
+                              header_timeout_s=s.header_timeout_s, max_connections=s.max_connections).start()
             self._runners.append(runner)
         self._sweeper = asyncio.create_task(self._sweep_deadlines())
         self._watchdog = asyncio.create_task(self._watch_replicas())
+
+    def _bind_ports(self) -> None:
+        """Bind the RPC and binary ZeroMQ sockets and the HTTP listening sockets before anything is
+        served, so the ports reported are held: nothing can take them between choosing and binding."""
+        s = self.settings
+
+        def zmq_bind(sock: zmq.Socket) -> Callable[[int], int]:
+            def bind(port: int) -> int:
+                sock.bind(f"tcp://{s.host}:{port or '*'}")
+                return int(sock.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
+            return bind
+
+        def http_bind(what: str) -> Callable[[int], int]:
+            def bind(port: int) -> int:
+                self._http_socks[what] = listen_tcp(s.host, port)
+                return self._http_socks[what].getsockname()[1]
+            return bind
+
+        wanted = [("rpc", s.rpc_port, zmq_bind(self._rpc)), ("binary", s.binary_port, zmq_bind(self._binary)),
+                  ("query", s.query_port, http_bind("query")), ("admin", s.admin_port, http_bind("admin"))]
+        if s.metrics_port:
+            wanted.append(("metrics", s.metrics_port, http_bind("metrics")))
+        self.ports["metrics"] = 0
+        try:
+            for what, port, bind in wanted:
+                self.ports[what] = self._take_port(what, port, bind)
+        except BaseException:
+            for sock in self._http_socks.values():
+                sock.close()
+            self._http_socks.clear()
+            raise
+
+    def _take_port(self, what: str, port: int, bind: Callable[[int], int]) -> int:
+        """``bind(port)`` (0: a port the OS picks); when that port is taken, ``bind(0)`` if ``what``
+        may move (``fallback_ports``), else raise PortTaken. Returns the port bound."""
+        try:
+            return bind(port)
+        except (OSError, zmq.ZMQError) as exc:
+            if port == 0 or not _in_use(exc):
+                raise
+            if what not in self.settings.fallback_ports:
+                raise PortTaken(what, port, self.settings.host, os.strerror(errno.EADDRINUSE).lower()) from None
+        bound = bind(0)
+        self.moved[what] = (port, bound)
+        log.warning("%s port %d on %s is taken: serving on %d instead", PORT_LABELS[what], port,
+                    self.settings.host, bound)
+        return bound
 
     def _prometheus_app(self) -> web.Application:
         """``GET /metrics`` in Prometheus' text format (see engine.prometheus)."""
@@ -344,13 +419,22 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
     parser.add_argument("--metrics_port", type=int, default=0,
                         help="serve Prometheus' /metrics on this port (Clipper's exporter: 1390; default 0: not served)")
     parser.add_argument("--power_dir", default="", help="directory of the power sampler's live files, for Prometheus")
-    parser.add_argument("--title", default="", help="process title shown by ps and htop")
+    parser.add_argument("--fallback_ports", default="",
+                        help="comma-separated ports (query,admin,rpc,binary,metrics) that move to a free port "
+                             "when the one given is taken; any other taken port is an error (a port of 0: "
+                             "one the OS picks)")
+    parser.add_argument("--ports_file", default="",
+                        help="write the ports bound (or why binding failed) here as JSON, once they are held")
+    parser.add_argument("--title", default="", help="process title shown by ps and htop (default: one naming the ports)")
     args = parser.parse_args(argv)
+    fallback = tuple(w for w in args.fallback_ports.split(",") if w)
+    if set(fallback) - set(PORT_LABELS):
+        parser.error(f"--fallback_ports takes {','.join(PORT_LABELS)}, got {args.fallback_ports}")
     from ..common.pinning import pin_from_environment
     from ..common.processes import become_child
 
     pin_from_environment()
-    become_child(args.title or f"clipper-bench frontend query={args.host}:{args.query_port}")
+    become_child(args.title or "clipper-bench frontend")
     return FrontendSettings(
         host=args.host,
         query_port=args.query_port,
@@ -365,6 +449,9 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
         max_connections=args.max_connections,
         metrics_port=args.metrics_port,
         power_dir=args.power_dir,
+        fallback_ports=fallback,
+        ports_file=args.ports_file,
+        title=args.title,
     )
 
 
@@ -379,8 +466,19 @@ def _raise_fd_limit(wanted: int) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
+def write_ports_file(path: str, doc: dict[str, Any]) -> None:
+    """Write ``doc`` to ``path`` as JSON, atomically: the manager waiting for it reads all or nothing."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f)
+    os.replace(tmp, path)
+
+
 async def serve(settings: FrontendSettings, ready: Callable[[], None] | None = None) -> None:
-    """Run a frontend until SIGTERM or SIGINT."""
+    """Run a frontend until SIGTERM or SIGINT; once its ports are bound, write them to
+    ``settings.ports_file`` (when set) as ``{"ports": {what: port}, "moved": {what: [asked, bound]}}``."""
+    from ..common.processes import set_title
+
     _raise_fd_limit(2 * settings.max_connections + 1024)
     frontend = Frontend(settings)
     await frontend.start()
@@ -388,11 +486,15 @@ async def serve(settings: FrontendSettings, ready: Callable[[], None] | None = N
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info(
-        "frontend up: query http://%s:%d, admin http://%s:%d, rpc tcp://%s:%d, binary tcp://%s:%d",
-        settings.host, settings.query_port, settings.host, settings.admin_port,
-        settings.host, settings.rpc_port, settings.host, settings.binary_port,
-    )
+    p, host = frontend.ports, settings.host
+    if not settings.title:
+        set_title(f"clipper-bench frontend query={host}:{p['query']} admin={p['admin']} rpc={p['rpc']} "
+                  f"binary={p['binary']}")
+    log.info("frontend up: query http://%s:%d, admin http://%s:%d, rpc tcp://%s:%d, binary tcp://%s:%d%s",
+             host, p["query"], host, p["admin"], host, p["rpc"], host, p["binary"],
+             f", metrics http://{host}:{p['metrics']}" if p["metrics"] else "")
+    if settings.ports_file:
+        write_ports_file(settings.ports_file, {"ports": frontend.ports, "moved": frontend.moved})
     if ready:
         ready()
     await stop.wait()
@@ -400,16 +502,17 @@ async def serve(settings: FrontendSettings, ready: Callable[[], None] | None = N
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the frontend process; 2 when it cannot start (its reason also goes to ``--ports_file``)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = parse_args(argv)
     try:
         asyncio.run(serve(settings))
-    except OSError as exc:
-        log.error("frontend could not start: %s", exc)
-        print(f"error: frontend could not start: {exc}", file=sys.stderr)
-        return 2
-    except zmq.ZMQError as exc:
-        print(f"error: frontend could not start: {exc}", file=sys.stderr)
+    except (OSError, zmq.ZMQError) as exc:
+        message = str(exc) if isinstance(exc, PortTaken) else f"frontend could not start: {exc}"
+        log.error("%s", message)
+        if settings.ports_file:
+            write_ports_file(settings.ports_file, {"error": message})
+        print(f"error: {message}", file=sys.stderr)
         return 2
     return 0
 

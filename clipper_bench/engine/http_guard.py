@@ -16,6 +16,7 @@ kept-alive connection fall under aiohttp's keep-alive timeout.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -79,20 +80,28 @@ class _Guard(asyncio.Protocol):
 
 
 class GuardedSite(web.TCPSite):
-    """An aiohttp TCP site with a header deadline and a connection cap (see the module docstring)."""
+    """An aiohttp TCP site with a header deadline and a connection cap (see the module docstring).
+
+    With ``sock`` (a bound, listening socket) it serves that socket, so the port is held from
+    before the site exists; ``host`` and ``port`` then only name it."""
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, header_timeout_s: float = 10.0,
-                 max_connections: int = 4096, **kwargs: Any) -> None:
+                 max_connections: int = 4096, sock: socket.socket | None = None, **kwargs: Any) -> None:
         super().__init__(runner, host, port, **kwargs)
         self.header_timeout_s = header_timeout_s
         self.max_connections = max_connections
         self.open = 0
+        self._sock = sock
 
     async def start(self) -> None:
         """Listen, handing each connection to aiohttp through a guard."""
         self._runner._reg_site(self)
         factory: Callable[[], asyncio.Protocol] = self._runner.server  # type: ignore[assignment]
         loop = asyncio.get_running_loop()
+        if self._sock is not None:
+            self._server = await loop.create_server(lambda: _Guard(factory(), self), sock=self._sock,
+                                                    backlog=self._backlog)
+            return
         self._server = await loop.create_server(
             lambda: _Guard(factory(), self), self._host, self._port,
             backlog=self._backlog, reuse_address=self._reuse_address, reuse_port=self._reuse_port,

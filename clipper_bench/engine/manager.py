@@ -7,12 +7,14 @@ pinned to its cores and given its GPU), and ``stop_all`` reaps everything.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +24,7 @@ from clipper_admin.container_manager import ClusterAdapter, ContainerManager
 from clipper_admin.exceptions import ClipperException
 
 from ..common.pinning import CPUS_ENV, format_cpu_list
-from ..common.processes import ChildProcess, python_module_argv, reap, spawn
+from ..common.processes import PORT_LABELS, ChildProcess, python_module_argv, reap, spawn
 
 logger = logging.getLogger("clipper_bench.manager")
 
@@ -147,6 +149,11 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
     rpc_port: int = 7000
     binary_port: int = 1339
     metrics_port: int = 0  # Prometheus' /metrics (0: not served)
+    # The ports above are asked for: 0 is one the OS picks (metrics: not served); a taken port stops
+    # the start (ClipperException naming it), unless it is named here (query, admin, rpc, binary,
+    # metrics): then a free port is used and said. Once started, the fields hold the ports bound.
+    fallback_ports: tuple[str, ...] = ()
+    announce: Callable[[str], None] | None = None  # where "port N is taken" lines go (None: the log)
     power_dir: str = ""  # the power sampler's live files, for Prometheus
     log_dir: Path | None = None
     placements: list[Placement] = field(default_factory=list)
@@ -169,6 +176,7 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
         self.faults: list[dict] = []
         self._watch_stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self.port_notes: list[str] = []  # one line per port that moved because the one asked for was taken
 
     # -- addresses ----------------------------------------------------------------------------
 
@@ -202,19 +210,19 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
                       frontend_exporter_image=None, cache_size=None,
                       qf_http_thread_pool_size=None, qf_http_timeout_request=None,
                       qf_http_timeout_content=None, num_frontend_replicas=1) -> None:
-        """Start the frontend process and wait until it answers (images are ignored here)."""
+        """Start the frontend process and wait until it holds its ports and answers (images are
+        ignored here). The frontend binds first and reports the ports it holds; from then on the
+        ``*_port`` fields and the ``get_*_addr`` methods give those."""
         if self.frontend is not None and self.frontend.alive():
             raise ClipperException("this LocalContainerManager already runs a frontend")
-        self._check_ports_free()
-        title = (
-            f"clipper-bench frontend query={self.get_query_addr()} admin={self.admin_port} "
-            f"rpc={self.rpc_port} binary={self.binary_port}"
-        )
+        ports_file = Path(self.log_dir) / "frontend.ports.json"
+        ports_file.unlink(missing_ok=True)
         argv = python_module_argv(
             "clipper_bench.engine.frontend",
             "--host", self.host, "--query_port", str(self.query_port),
             "--admin_port", str(self.admin_port), "--rpc_port", str(self.rpc_port),
-            "--binary_port", str(self.binary_port), "--title", title,
+            "--binary_port", str(self.binary_port), "--fallback_ports", ",".join(self.fallback_ports),
+            "--ports_file", str(ports_file),
             "--batches_in_flight", str(self.batches_in_flight),
             "--replica_timeout_s", str(self.replica_timeout_s), "--hang_min_s", str(self.hang_min_s),
             "--metrics_port", str(self.metrics_port), "--power_dir", self.power_dir,
@@ -225,37 +233,58 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
             env[CPUS_ENV] = format_cpu_list(self.frontend_cpus)
         self.frontend = spawn("frontend", argv, self.log_dir / "frontend.log", env=env)
         deadline = time.monotonic() + self.start_timeout_s
+        try:
+            self._take_reported_ports(ports_file, deadline)
+            self._await_answers(deadline)
+        except BaseException:
+            self.stop_all()
+            raise
+        self._watch_stop.clear()
+        self._watcher = threading.Thread(target=self._watch, name="replica-watch", daemon=True)
+        self._watcher.start()
+
+    def _take_reported_ports(self, ports_file: Path, deadline: float) -> None:
+        """Wait for the frontend's ports file; take the ports it holds, or raise with why it has none."""
+        while not ports_file.exists():
+            if not self.frontend.alive() and not ports_file.exists():
+                raise self._exited_at_start_up()
+            if time.monotonic() > deadline:
+                raise ClipperException(f"the frontend did not bind its ports within {self.start_timeout_s:.0f} s; "
+                                       f"see {self.log_dir / 'frontend.log'}")
+            time.sleep(0.02)
+        doc = json.loads(ports_file.read_text())
+        if "error" in doc:
+            raise ClipperException(doc["error"])
+        ports = doc["ports"]
+        self.query_port, self.admin_port = ports["query"], ports["admin"]
+        self.rpc_port, self.binary_port, self.metrics_port = ports["rpc"], ports["binary"], ports["metrics"]
+        self.port_notes = [
+            f"{PORT_LABELS[what]} port {asked} on {self.host} is taken (another run?): using {bound} instead"
+            for what, (asked, bound) in doc.get("moved", {}).items()
+        ]
+        for note in self.port_notes:
+            (self.announce or self.logger.warning)(note)
+
+    def _exited_at_start_up(self) -> ClipperException:
+        tail = self.frontend.log_tail(5).strip()
+        return ClipperException(f"the frontend exited at start-up: {tail.splitlines()[-1] if tail else 'no output'}")
+
+    def _await_answers(self, deadline: float) -> None:
+        """Wait until the frontend answers on its query and admin ports."""
         while time.monotonic() < deadline:
             if not self.frontend.alive():
-                tail = self.frontend.log_tail(5)
-                self.frontend = None
-                raise ClipperException(f"the frontend exited at start-up: {tail.strip().splitlines()[-1] if tail.strip() else 'no output'}")
+                raise self._exited_at_start_up()
             if self._frontend_answers():
-                self._watch_stop.clear()
-                self._watcher = threading.Thread(target=self._watch, name="replica-watch", daemon=True)
-                self._watcher.start()
                 return
             time.sleep(0.05)
-        self.stop_all()
         raise ClipperException(
             f"the frontend did not answer within {self.start_timeout_s:.0f} s; see {self.log_dir / 'frontend.log'}"
         )
 
-    def _check_ports_free(self) -> None:
-        import socket
-
-        for what, port in (("query", self.query_port), ("admin", self.admin_port),
-                           ("rpc", self.rpc_port), ("binary", self.binary_port)):
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind((self.host, port))
-                except OSError as exc:
-                    raise ClipperException(
-                        f"port {port} ({what}) on {self.host} is in use ({exc.strerror}): stop what "
-                        f"holds it, or choose another port (serve: --{what}_port; run picks free ports "
-                        "itself, so run it again)"
-                    ) from None
+    def bound_ports(self) -> dict[str, int | None]:
+        """The ports the frontend holds (asked for before it started), metrics None when not served."""
+        return {"query": self.query_port, "admin": self.admin_port, "rpc": self.rpc_port,
+                "binary": self.binary_port, "metrics": self.metrics_port or None}
 
     def _frontend_answers(self) -> bool:
         try:

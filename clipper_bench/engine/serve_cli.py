@@ -10,6 +10,8 @@ from pathlib import Path
 
 from ..common.cli_types import finite_float, port
 
+DEFAULT_PORTS = {"query": 1337, "admin": 1338, "rpc": 7000, "binary": 1339}  # Clipper's (binary: ours)
+
 
 def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     """The ``serve`` command and its flags."""
@@ -19,10 +21,11 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
         description="Start the local Clipper-compatible engine; optionally deploy a model and link an app of the same name.",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--query_port", type=port, default=1337, help="Clipper's query port (default 1337)")
-    p.add_argument("--admin_port", type=port, default=1338, help="Clipper's management port (default 1338)")
-    p.add_argument("--rpc_port", type=port, default=7000, help="Clipper's container RPC port (default 7000)")
-    p.add_argument("--binary_port", type=port, default=1339, help="the binary query port (default 1339)")
+    moves = "; when it is taken a free port is used, and said. A port given here that is taken is an error"
+    for what, text in (("query", "Clipper's query port"), ("admin", "Clipper's management port"),
+                       ("rpc", "Clipper's container RPC port"), ("binary", "the binary query port")):
+        p.add_argument(f"--{what}_port", type=port, default=None,
+                       help=f"{text} (default {DEFAULT_PORTS[what]}{moves})")
     p.add_argument("-m", "--model_name", default=None, help="also deploy this model, with an app of the same name")
     p.add_argument("-r", "--num_replicas", type=int, default=1, help="replicas of -m (default 1)")
     p.add_argument("-b", "--batch_size", type=int, default=-1,
@@ -32,6 +35,13 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
                    help="batch time of the 'sleep' model in ms (default 10)")
     p.add_argument("--log_dir", type=Path, default=None, help="where process logs go (default: a temporary directory)")
     p.set_defaults(func=cmd_serve)
+
+
+def requested_ports(args: argparse.Namespace) -> tuple[dict[str, int], tuple[str, ...]]:
+    """The ports ``serve`` asks for, and those that may move (the flags left at their defaults)."""
+    ports = {what: getattr(args, f"{what}_port") for what in DEFAULT_PORTS}
+    movable = tuple(what for what, value in ports.items() if value is None)
+    return {what: DEFAULT_PORTS[what] if value is None else value for what, value in ports.items()}, movable
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -52,16 +62,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
             spec = get_model_spec(args.model_name)
         except UnknownModelError as exc:
             raise UsageError(str(exc)) from None
+    ports, movable = requested_ports(args)
     manager = LocalContainerManager(
-        host=args.host, query_port=args.query_port, admin_port=args.admin_port,
-        rpc_port=args.rpc_port, binary_port=args.binary_port, log_dir=args.log_dir,
-        container_args=["--sleep_ms", repr(args.sleep_ms)],
+        host=args.host, query_port=ports["query"], admin_port=ports["admin"], rpc_port=ports["rpc"],
+        binary_port=ports["binary"], fallback_ports=movable, announce=lambda line: print(line, flush=True),
+        log_dir=args.log_dir, container_args=["--sleep_ms", repr(args.sleep_ms)],
     )
     signal.signal(signal.SIGTERM, _interrupt)  # also during start-up: stop at once, reap everything
     conn = ClipperConnection(manager)
     try:
         try:
-            conn.start_clipper()
+            manager.start_clipper()  # as conn.start_clipper() does, less its second line on a failure
+            conn.connect()
             if spec is not None:
                 name = spec.name
                 conn.register_application(name, spec.input_type.api_name, "TIMEOUT", int(args.slo_ms * 1000))

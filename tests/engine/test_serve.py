@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,32 +13,49 @@ import numpy as np
 import requests
 import zmq
 
-from clipper_bench.common.processes import free_ports
 from clipper_bench.protocol import binary
 from clipper_bench.protocol.types import InputType
 from tests.conftest import REPO
 
 
+def start_serve(*args: str) -> tuple[subprocess.Popen, str]:
+    """``clipper-bench serve ARGS`` up to its "Ctrl-C to stop" line; the process and what it printed."""
+    proc = subprocess.Popen([sys.executable, "-m", "clipper_bench", "serve", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    lines = []
+    while True:  # bounded by serve itself: it prints this line, or exits (start_timeout_s at most)
+        line = proc.stdout.readline()
+        if not line:
+            proc.wait(timeout=30)
+            raise AssertionError(f"serve exited early ({proc.returncode}): {''.join(lines)}{proc.stderr.read()}")
+        lines.append(line)
+        if line.startswith("Ctrl-C to stop"):
+            return proc, "".join(lines)
+
+
+def printed_ports(out: str) -> dict[str, int]:
+    """The ports serve printed, by what they serve."""
+    found = {}
+    for what, prefix in (("query", "query frontend"), ("admin", "admin frontend"), ("rpc", "container RPC"),
+                         ("binary", "binary queries")):
+        (match,) = re.findall(rf"^{prefix} +(?:http|tcp)://127\.0\.0\.1:(\d+)", out, re.M)
+        found[what] = int(match)
+    return found
+
+
+def stop_serve(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 0
+
+
 def test_serve_prints_addresses_answers_and_stops_cleanly(no_leftover_processes, tmp_path):
-    q, a, r, b = free_ports(4)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "clipper_bench", "serve", "-m", "noop", "-r", "2", "-b", "4",
-         "--query_port", str(q), "--admin_port", str(a), "--rpc_port", str(r), "--binary_port", str(b),
-         "--log_dir", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-    )
+    """On its default ports, or the free ones it moves to when another run holds them: either way
+    the addresses it prints are the ones it serves on."""
+    proc, out = start_serve("-m", "noop", "-r", "2", "-b", "4", "--log_dir", str(tmp_path))
     try:
-        lines = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            assert line, f"serve exited early: {proc.stderr.read()}"
-            lines.append(line)
-            if line.startswith("Ctrl-C to stop"):
-                break
-        out = "".join(lines)
-        assert f"http://127.0.0.1:{q}" in out and f"http://127.0.0.1:{a}" in out
-        assert f"tcp://127.0.0.1:{r}" in out and f"tcp://127.0.0.1:{b}" in out
+        ports = printed_ports(out)
+        q, a, b = ports["query"], ports["admin"], ports["binary"]
         url = f"http://127.0.0.1:{q}/noop/predict"
         resp = requests.post(url, json={"input": [0.5] * 8}, timeout=10)
         assert resp.json()["output"] == 8
@@ -54,10 +73,52 @@ def test_serve_prints_addresses_answers_and_stops_cleanly(no_leftover_processes,
         assert all(requests.post(url, json={"input": [0.5] * 8}, timeout=10).json()["output"] == 8
                    for _ in range(4))
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
-    assert proc.returncode == 0
+        stop_serve(proc)
     assert (tmp_path / "frontend.log").exists() and (tmp_path / "replica-noop-1-1.log").exists()
+
+
+def hold_port(port: int = 0) -> socket.socket | None:
+    """A listening socket on ``port`` (0: one the OS picks), or None when another process holds it."""
+    sock = socket.socket()
+    try:
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def test_a_taken_default_port_moves_to_a_free_one_and_says_so(no_leftover_processes, tmp_path):
+    held = hold_port(1337)  # None: another run holds it, which takes it as well
+    try:
+        proc, out = start_serve("--log_dir", str(tmp_path))
+        try:
+            query = printed_ports(out)["query"]
+            assert query != 1337
+            (said,) = [line for line in out.splitlines() if line.startswith("query port 1337 ")]
+            assert said == f"query port 1337 on 127.0.0.1 is taken (another run?): using {query} instead"
+            assert requests.get(f"http://127.0.0.1:{query}/metrics", timeout=10).status_code == 200
+        finally:
+            stop_serve(proc)
+    finally:
+        if held is not None:
+            held.close()
+
+
+def test_a_taken_port_asked_for_is_a_one_line_error(no_leftover_processes, tmp_path):
+    held = hold_port()
+    port = held.getsockname()[1]  # bound first, then named: nothing else can take it in between
+    try:
+        proc = subprocess.run([sys.executable, "-m", "clipper_bench", "serve", "--query_port", str(port),
+                               "--log_dir", str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=120)
+    finally:
+        held.close()
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(f"clipper-bench: error: could not start the engine: port {port} (query) on 127.0.0.1 "
+                           "is in use")
+    assert "pass another --query_port, or leave the flag out" in line
 
 
 def _binary_error(port: int, item: np.ndarray) -> str:
@@ -81,11 +142,9 @@ def test_serve_refuses_impossible_ports_and_stops_on_sigterm_while_starting(no_l
                               capture_output=True, text=True, cwd=REPO, timeout=60)
         assert proc.returncode == 2 and "Traceback" not in proc.stderr
         assert "argument --query_port: must be a port number from 1 to 65535" in proc.stderr
-    q, a, r, b = free_ports(4)
     # vgg takes seconds to load on a CPU: SIGTERM arrives while the engine is starting
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clipper_bench", "serve", "-m", "vgg", "--query_port", str(q), "--admin_port", str(a),
-         "--rpc_port", str(r), "--binary_port", str(b), "--log_dir", str(tmp_path)],
+        [sys.executable, "-m", "clipper_bench", "serve", "-m", "vgg", "--log_dir", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
     )
     time.sleep(1.5)

@@ -10,6 +10,9 @@ original behaviour.
 
 from __future__ import annotations
 
+import errno
+import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,15 +21,16 @@ from clipper_admin import ClipperConnection
 from clipper_admin.container_manager import ContainerManager
 from clipper_admin.exceptions import ClipperException
 
-from ...common.processes import free_ports
+from ...common.processes import listen_tcp, port_taken_message
 from ...engine.manager import IMAGE_PREFIX, LocalContainerManager, Placement
 from ...results.store import CONFIGS_DIR
-from ..plan import ConfigPoint
+from ..plan import ConfigPoint, PlanError
 from ..settings import RunSettings
 from .base import Deployment, Engine, StartContext
 
 MODEL_VERSION = "1"
 DEFAULT_OUTPUT = "TIMEOUT"
+DEFAULT_METRICS_PORT = RunSettings.__dataclass_fields__["metrics_port"].default  # 1390, as Clipper's exporter
 
 
 def deployment_key(point: ConfigPoint) -> tuple:
@@ -112,9 +116,15 @@ class ClipperDeployment(Deployment):
         return requests.get(f"http://{self.manager.get_query_addr()}/metrics", timeout=10).json()
 
     def describe(self, point: ConfigPoint) -> dict:
-        """The record's ``deployment`` block, with the Prometheus endpoint where one is served."""
+        """The record's ``deployment`` block, with the Prometheus endpoint where one is served, and on
+        the local engine the ports the frontend held and any that moved because another process
+        held the one asked for."""
         addr = getattr(self.manager, "get_prometheus_addr", lambda: None)()
-        return {**super().describe(point), "prometheus_metrics": f"http://{addr}/metrics" if addr else None}
+        block = {**super().describe(point), "prometheus_metrics": f"http://{addr}/metrics" if addr else None}
+        if isinstance(self.manager, LocalContainerManager):
+            block["ports"] = self.manager.bound_ports()
+            block["ports_moved"] = list(self.manager.port_notes)
+        return block
 
     def stop(self) -> None:
         """Stop the frontend and every replica."""
@@ -128,6 +138,10 @@ class LocalEngine(Engine):
     transports = ("binary", "shm", "rest")
     power_dir: Path | None = None  # the experiment's configs/, set at the first start
 
+    def __init__(self, settings: RunSettings) -> None:
+        super().__init__(settings)
+        self._said: set[str] = set()  # moved ports already said
+
     @classmethod
     def resolve_transport(cls, settings: RunSettings, large_inputs: bool) -> str:
         """``auto``: shared memory for large inputs (their bytes then cross no socket), else binary."""
@@ -135,41 +149,50 @@ class LocalEngine(Engine):
             return "shm" if large_inputs else "binary"
         return settings.transport
 
+    @classmethod
+    def validate(cls, settings: RunSettings) -> None:
+        """Also: a ``--metrics_port`` other than the default that is taken is refused before anything
+        starts (the default moves to a free port instead)."""
+        super().validate(settings)
+        port = settings.metrics_port
+        if port and port != DEFAULT_METRICS_PORT:
+            try:
+                listen_tcp(settings.host, port).close()
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise PlanError(f"--metrics_port {port}: cannot listen on {settings.host}:{port} "
+                                    f"({os.strerror(exc.errno or 0)})") from None
+                raise PlanError(port_taken_message("metrics", port, settings.host)) from None
+
     def _manager(self, places: list[Placement], log_dir: Path, container_args: list[str],
-                 frontend_cpus: tuple[int, ...], ports: tuple[int, int, int, int]) -> ContainerManager:
+                 frontend_cpus: tuple[int, ...]) -> ContainerManager:
+        """A manager whose frontend binds ports the OS picks (the Prometheus port: ``--metrics_port``,
+        which moves to a free one when it is the default and taken) and reports them."""
         s = self.settings
-        query, admin, rpc, binary = ports
         return LocalContainerManager(
-            host=s.host, query_port=query, admin_port=admin, rpc_port=rpc, binary_port=binary,
+            host=s.host, query_port=0, admin_port=0, rpc_port=0, binary_port=0,
             log_dir=log_dir, placements=places, container_args=container_args,
             frontend_cpus=frontend_cpus, batches_in_flight=s.batches_in_flight,
             start_timeout_s=s.replica_start_timeout_s, replica_timeout_s=s.replica_timeout_s,
-            hang_min_s=s.replica_hang_min_s, metrics_port=self._metrics_port(),
-            power_dir=str(self.power_dir or ""),
+            hang_min_s=s.replica_hang_min_s, metrics_port=s.metrics_port,
+            fallback_ports=("metrics",) if s.metrics_port == DEFAULT_METRICS_PORT else (),
+            announce=self._announce_once, power_dir=str(self.power_dir or ""),
         )
 
-    def _metrics_port(self) -> int:
-        """``--metrics_port`` when it is free, else a free one (0: none)."""
-        import socket
-
-        wanted = self.settings.metrics_port
-        if not wanted:
-            return 0
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", wanted))
-                return wanted
-            except OSError:  # another run (or Clipper) holds it: the record says which port was used
-                return free_ports(1)[0]
+    def _announce_once(self, line: str) -> None:
+        """Say a moved port once per experiment, not at every fresh deployment (each record has it)."""
+        key = line.split(": using", 1)[0]
+        if key not in self._said:
+            self._said.add(key)
+            logging.getLogger("clipper_bench.manager").warning("%s", line)
 
     def start(self, point: ConfigPoint, places: list[Placement], ctx: StartContext) -> ClipperDeployment:
-        """A fresh frontend and ``point.num_replicas`` replicas, on free ports."""
+        """A fresh frontend and ``point.num_replicas`` replicas, on ports the frontend bound itself."""
         s = self.settings
         self.power_dir = ctx.experiment_dir / CONFIGS_DIR  # where each window's sampler writes its live watts
-        ports = free_ports(4, "127.0.0.1" if s.host in ("0.0.0.0", "") else s.host)
         # replicas warm up every batch size they may be asked for while they stay deployed
         container_args = [*s.container_args(), "--warm_batch_size",
                           str(point.batch_size if s.fresh_deployments else max(s.batch_sizes))]
-        manager = self._manager(places, ctx.log_dir, container_args, ctx.plan.frontend_cpus, ports)
+        manager = self._manager(places, ctx.log_dir, container_args, ctx.plan.frontend_cpus)
         return ClipperDeployment.start(point, manager, s, input_type=ctx.input_type,
                                        input_elements=ctx.input_elements, log_dir=ctx.log_dir)
