@@ -113,15 +113,30 @@ class ExperimentStore:
     """One experiment's directory."""
 
     def __init__(self, results_dir: Path, experiment_id: str | None = None) -> None:
-        self.experiment_id = experiment_id or time.strftime("%y%m%d_%H%M%S")
+        """The experiment ``experiment_id`` (``--resume``: one that exists), or a new one: its id is the
+        time to the second, ``-2``, ``-3``, ... after it when taken, and its directory is made here,
+        atomically, so that runs started in the same second in one results directory never share it."""
+        self.experiment_id = experiment_id or self._claim_new(Path(results_dir))
         self.path = Path(results_dir) / self.experiment_id
-        n = 1
-        while experiment_id is None and self.path.exists():
-            n += 1
-            self.experiment_id = f"{time.strftime('%y%m%d_%H%M%S')}-{n}"
-            self.path = Path(results_dir) / self.experiment_id
         self.configs_dir = self.path / CONFIGS_DIR
         self.logs_dir = self.path / LOGS_DIR
+
+    @staticmethod
+    def _claim_new(results_dir: Path) -> str:
+        """Make a new experiment's directory (mkdir fails if another run made it first) and return its id."""
+        stamp = time.strftime("%y%m%d_%H%M%S")
+        experiment_id, n = stamp, 1
+        try:
+            results_dir.mkdir(parents=True, exist_ok=True)
+            while True:
+                try:
+                    (results_dir / experiment_id).mkdir()
+                    return experiment_id
+                except FileExistsError:
+                    n += 1
+                    experiment_id = f"{stamp}-{n}"
+        except OSError as exc:
+            raise ResultsWriteError(results_dir / experiment_id, exc) from None
 
     def create(self, experiment: dict[str, Any]) -> None:
         """Make the experiment's directories and write experiment.json."""
