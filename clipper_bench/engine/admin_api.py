@@ -40,18 +40,22 @@ class AdminApi:
     # -- changes ------------------------------------------------------------------------------
 
     def add_app(self, body: Any) -> str:
-        """Register an application."""
-        self.registry.add_app(body)
+        """Register an application; its ``app:<name>:*`` metrics exist from now on, as Clipper's do."""
+        app = self.registry.add_app(body)
+        self.dispatcher.metrics.add_app(app.name)
         return SUCCESS
 
     def delete_app(self, body: Any) -> str:
         """Remove an application."""
         self.registry.delete_app(body)
+        self.dispatcher.metrics.forget_app(body["name"])
         return SUCCESS
 
     def add_model(self, body: Any) -> str:
-        """Register a model version; its queue takes the model's batch size."""
+        """Register a model version; its queue takes the model's batch size, and its
+        ``model:<name>:<version>:*`` metrics exist from now on, as Clipper's do."""
         model = self.registry.add_model(body)
+        self.dispatcher.metrics.add_model(model.model_name, model.model_version)
         self.dispatcher.set_batch_size(model.key, model.batch_size)
         return SUCCESS
 
@@ -73,6 +77,7 @@ class AdminApi:
     def delete_versioned_model(self, body: Any) -> str:
         """Remove a model version; its queued queries are answered with an error."""
         model = self.registry.delete_versioned_model(body)
+        self.dispatcher.metrics.forget_model(model.model_name, model.model_version)
         self.dispatcher.remove_model(model.key, f"model {model.model_name}:{model.model_version} was deleted")
         return SUCCESS
 

@@ -43,7 +43,7 @@ Buffer = bytes | memoryview
 class Query:
     """One input on its way through the engine."""
 
-    __slots__ = ("query_id", "payload", "arrival", "deadline", "done", "on_done", "shm")
+    __slots__ = ("query_id", "payload", "arrival", "deadline", "done", "on_done", "shm", "enqueued")
 
     def __init__(
         self,
@@ -61,6 +61,7 @@ class Query:
         self.done = False
         self.on_done = on_done
         self.shm = shm
+        self.enqueued = arrival  # when the dispatcher queued it (its clock): internal:rpc_request_queueing_delay
 
     def finish(self, status: Status, output: Buffer) -> bool:
         """Answer the query once; later answers are ignored. Returns whether this one counted."""
@@ -155,6 +156,11 @@ class Dispatcher:
         self.queues: dict[ModelKey, ModelQueue] = {}
         self.replicas: dict[bytes, Replica] = {}
 
+    @property
+    def metrics(self) -> MetricsRegistry:
+        """The frontend's metrics, which this dispatcher records its models' entries in."""
+        return self._metrics
+
     # -- models -------------------------------------------------------------------------------
 
     def _queue(self, key: ModelKey) -> ModelQueue:
@@ -183,12 +189,14 @@ class Dispatcher:
     def submit(self, key: ModelKey, query: Query) -> None:
         """Queue a query for model ``key``; it is sent at once if a replica is free."""
         mq = self._queue(key)
+        query.enqueued = self._clock()
         mq.queue.append(query)
         if mq.idle:
             self._dispatch(mq)
 
     def _dispatch(self, mq: ModelQueue) -> None:
         queue, idle = mq.queue, mq.idle
+        queueing_us = self._metrics.histogram("internal:rpc_request_queueing_delay", "microseconds")
         while queue and idle:
             batch: list[Query] = []
             limit = mq.max_batch
@@ -203,7 +211,10 @@ class Dispatcher:
             replica = idle.popleft()
             self._next_msg_id = (self._next_msg_id + 1) & 0xFFFFFFFF
             msg_id = self._next_msg_id
-            replica.inflight[msg_id] = (self._clock(), batch)
+            sent_at = self._clock()
+            replica.inflight[msg_id] = (sent_at, batch)
+            for query in batch:
+                queueing_us.insert((sent_at - query.enqueued) * 1e6)
             if len(replica.inflight) < self.batches_in_flight:
                 idle.append(replica)  # room for another batch: stays available
             kind = rpc.RequestType.PREDICT_SHM if batch[0].shm else rpc.RequestType.PREDICT
@@ -249,6 +260,9 @@ class Dispatcher:
         self._metrics.histogram(f"{prefix}:prediction_latency", "microseconds").insert(latency_us)
         self._metrics.histogram(f"{prefix}:batch_size", "queries").insert(len(batch))
         self._metrics.meter(f"{prefix}:prediction_throughput").mark(len(batch))
+        self._metrics.counter(f"{prefix}:num_predictions").count += len(batch)
+        self._metrics.counter("internal:aggregate_num_predictions").count += len(batch)
+        self._metrics.meter("internal:aggregate_model_throughput").mark(len(batch))
 
     # -- lost work ----------------------------------------------------------------------------
 

@@ -3,6 +3,15 @@
 ``GET /metrics`` answers in Clipper 0.4.1's format, values as strings. Histograms keep a uniform
 reservoir of 4096 samples, as Clipper's do, so their percentiles describe recent traffic cheaply;
 the benchmark's own statistics never come from here but from the clients' raw per-query data.
+
+The document lists its groups and, within each, Clipper's entries in Clipper's order: the
+``internal:*`` ones, then each application's, then each model version's (:data:`INTERNAL_METRICS`,
+:data:`APP_METRICS`, :data:`MODEL_METRICS`), and only then entries of our own (``<m>:<v>:queue_size``,
+``app:<a>:num_errors``, ...). The original driver's analysis reads ``histograms[1]`` as the app's
+latency and ``histograms[2]`` as the model's, by position; an application's and a model's entries
+exist from the moment they are registered (:meth:`MetricsRegistry.add_app`, :meth:`MetricsRegistry.add_model`)
+and are made again, empty, by :meth:`MetricsRegistry.reset`, so those positions hold before the
+first query and across a sweep's configurations.
 """
 
 from __future__ import annotations
@@ -117,14 +126,60 @@ class Counter:
         return {"count": str(self.count)}
 
 
+GROUPS = ("counters", "ratio_counters", "meters", "histograms")  # Clipper's order in ``/metrics``
+
+# Clipper 0.4.1's entries as (group, name or suffix, histogram unit), in the order its /metrics lists
+# them within each group. The internal ones mean here: no prediction cache (lookups and hit ratios 0);
+# predictions answered by models across all apps; the time a query waited in the frontend's queue
+# before its batch was sent to a replica.
+INTERNAL_METRICS = (
+    ("counters", "internal:prediction_cache_lookups", ""),
+    ("counters", "internal:aggregate_num_predictions", ""),
+    ("ratio_counters", "internal:prediction_cache_hit_ratio", ""),
+    ("meters", "internal:aggregate_model_throughput", ""),
+    ("histograms", "internal:rpc_request_queueing_delay", "microseconds"),
+)
+APP_METRICS = (  # named app:<app>:<suffix>
+    ("counters", "num_predictions", ""),
+    ("ratio_counters", "default_prediction_ratio", ""),
+    ("meters", "prediction_throughput", ""),
+    ("histograms", "prediction_latency", "microseconds"),
+)
+MODEL_METRICS = (  # named model:<name>:<version>:<suffix>
+    ("counters", "num_predictions", ""),
+    ("ratio_counters", "cache_hit_ratio", ""),
+    ("meters", "prediction_throughput", ""),
+    ("histograms", "prediction_latency", "microseconds"),
+    ("histograms", "batch_size", "queries"),
+)
+_SUFFIXES = {
+    "app": {(group, suffix) for group, suffix, _ in APP_METRICS},
+    "model": {(group, suffix) for group, suffix, _ in MODEL_METRICS},
+}
+
+
+def clipper_rank(group: str, name: str) -> int:
+    """Where an entry of ``group`` goes in ``/metrics``: 0 internal, 1 an application's, 2 a model's
+    (Clipper's own entries, in Clipper's order), 3 one of ours (after all of Clipper's)."""
+    kind = name.split(":", 1)[0]
+    if kind == "internal":
+        return 0
+    if (group, name.rsplit(":", 1)[-1]) in _SUFFIXES.get(kind, ()):
+        return 1 if kind == "app" else 2
+    return 3
+
+
 class MetricsRegistry:
-    """All metrics of one frontend, named as Clipper names them."""
+    """All metrics of one frontend, named and ordered as Clipper names and orders them."""
 
     def __init__(self) -> None:
         self.histograms: dict[str, Histogram] = {}
         self.meters: dict[str, Meter] = {}
         self.ratios: dict[str, RatioCounter] = {}
         self.counters: dict[str, Counter] = {}
+        self._apps: dict[str, None] = {}  # registered, in order: remade by reset()
+        self._models: dict[tuple[str, str], None] = {}
+        self._declare("", INTERNAL_METRICS)
 
     def histogram(self, name: str, unit: str) -> Histogram:
         """The histogram named ``name``, created with ``unit`` if new."""
@@ -150,16 +205,58 @@ class MetricsRegistry:
             self.counters[name] = Counter()
         return self.counters[name]
 
+    def _declare(self, prefix: str, specs: tuple[tuple[str, str, str], ...]) -> None:
+        """Create (if new) the entries ``specs`` names, each called ``prefix + name``."""
+        for group, suffix, unit in specs:
+            name = prefix + suffix
+            if group == "histograms":
+                self.histogram(name, unit)
+            elif group == "meters":
+                self.meter(name)
+            elif group == "ratio_counters":
+                self.ratio(name)
+            else:
+                self.counter(name)
+
+    def add_app(self, app: str) -> None:
+        """Create an application's entries (``app:<app>:*``, :data:`APP_METRICS`), as Clipper does
+        when the application is registered; :meth:`reset` makes them again."""
+        self._apps[app] = None
+        self._declare(f"app:{app}:", APP_METRICS)
+
+    def add_model(self, name: str, version: str) -> None:
+        """Create a model version's entries (``model:<name>:<version>:*``, :data:`MODEL_METRICS`);
+        :meth:`reset` makes them again."""
+        self._models[(name, version)] = None
+        self._declare(f"model:{name}:{version}:", MODEL_METRICS)
+
+    def forget_app(self, app: str) -> None:
+        """A deleted application: its entries stay until :meth:`reset`, which no longer makes them."""
+        self._apps.pop(app, None)
+
+    def forget_model(self, name: str, version: str) -> None:
+        """A deleted model version: its entries stay until :meth:`reset`, which no longer makes them."""
+        self._models.pop((name, version), None)
+
     def reset(self) -> None:
-        """Forget every metric (a sweep calls this between configurations sharing one frontend)."""
+        """Forget every value (a sweep calls this between configurations sharing one frontend): the
+        internal, application and model entries are made again, empty, in Clipper's order; entries
+        of our own come back when next used."""
         for metrics in (self.histograms, self.meters, self.ratios, self.counters):
             metrics.clear()
+        self._declare("", INTERNAL_METRICS)
+        for app in self._apps:
+            self._declare(f"app:{app}:", APP_METRICS)
+        for name, version in self._models:
+            self._declare(f"model:{name}:{version}:", MODEL_METRICS)
 
     def to_json(self) -> dict[str, list[dict[str, dict[str, str]]]]:
-        """The body of ``GET /metrics``."""
-        return {
-            "histograms": [{k: v.to_json()} for k, v in self.histograms.items()],
-            "meters": [{k: v.to_json()} for k, v in self.meters.items()],
-            "ratio_counters": [{k: v.to_json()} for k, v in self.ratios.items()],
-            "counters": [{k: v.to_json()} for k, v in self.counters.items()],
-        }
+        """The body of ``GET /metrics``: ``counters``, ``ratio_counters``, ``meters``, ``histograms``,
+        each listing Clipper's entries in Clipper's order (:func:`clipper_rank`) and then ours."""
+        groups = {"counters": self.counters, "ratio_counters": self.ratios,
+                  "meters": self.meters, "histograms": self.histograms}
+        out: dict[str, list[dict[str, dict[str, str]]]] = {}
+        for group in GROUPS:
+            names = sorted(groups[group], key=lambda name, g=group: clipper_rank(g, name))  # stable
+            out[group] = [{name: groups[group][name].to_json()} for name in names]
+        return out

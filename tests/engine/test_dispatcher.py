@@ -170,3 +170,24 @@ def test_a_replica_gets_its_next_batch_before_the_last_batch_is_answered():
     d.on_response(b"r1", rpc.PredictResponse(first.msg_id, [b"a"] * len(first.inputs)))
     # the replica's GPU need not wait while the frontend answers the queries of the last batch
     assert sent_when_answered == [2] * len(first.inputs)
+
+
+def _entry(metrics, group, name):
+    return next(e[name] for e in metrics.to_json()[group] if name in e)
+
+
+def test_the_internal_metrics_count_model_predictions_and_the_time_queries_waited_to_be_sent():
+    d, wire, clock, answers = make_timed()
+    for i in range(3):
+        clock.now = 0.1 * i  # queued at 0.0, 0.1 and 0.2 s
+        d.submit(KEY, query(i, answers))
+    clock.now = 0.5
+    join(d, b"r1")  # the batch of three goes at 0.5 s: they waited 0.5, 0.4 and 0.3 s
+    delay = _entry(d.metrics, "histograms", "internal:rpc_request_queueing_delay")
+    assert delay["unit"] == "microseconds" and delay["size"] == "3"
+    assert float(delay["min"]) == 300_000 and float(delay["max"]) == 500_000
+    d.on_response(b"r1", rpc.PredictResponse(wire.sent[0][1].msg_id, [b"a"] * 3))
+    assert _entry(d.metrics, "counters", "internal:aggregate_num_predictions") == {"count": "3"}
+    assert _entry(d.metrics, "counters", "model:m:1:num_predictions") == {"count": "3"}
+    assert _entry(d.metrics, "counters", "internal:prediction_cache_lookups") == {"count": "0"}
+    assert float(_entry(d.metrics, "meters", "internal:aggregate_model_throughput")["rate"]) > 0

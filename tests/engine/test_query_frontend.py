@@ -135,6 +135,51 @@ def test_metrics_follow_clippers_format(engine):
     assert "app:calc:default_prediction_ratio" in ratios
 
 
+CLIPPER_ORDER = {  # Clipper 0.4.1's /metrics for app "calc" and model "noop" version 1, in its order
+    "counters": ["internal:prediction_cache_lookups", "internal:aggregate_num_predictions",
+                 "app:calc:num_predictions", "model:noop:1:num_predictions"],
+    "ratio_counters": ["internal:prediction_cache_hit_ratio", "app:calc:default_prediction_ratio",
+                       "model:noop:1:cache_hit_ratio"],
+    "meters": ["internal:aggregate_model_throughput", "app:calc:prediction_throughput",
+               "model:noop:1:prediction_throughput"],
+    "histograms": ["internal:rpc_request_queueing_delay", "app:calc:prediction_latency",
+                   "model:noop:1:prediction_latency", "model:noop:1:batch_size"],
+}
+
+
+def _names(engine):
+    metrics = requests.get(f"http://{engine.get_query_addr()}/metrics", timeout=10).json()
+    return metrics, {group: [name for entry in entries for name in entry] for group, entries in metrics.items()}
+
+
+def test_metrics_list_clippers_groups_and_names_in_clippers_order(manager_factory):
+    manager = manager_factory()
+    conn = ClipperConnection(manager)
+    conn.start_clipper()
+    conn.register_application("calc", "doubles", "TIMEOUT", 5_000_000)
+    conn.deploy_model("noop", "1", "doubles", "clipper-bench/noop", num_replicas=1, batch_size=4)
+    conn.link_model_to_app("calc", "noop")
+    _, names = _names(manager)
+    assert names == CLIPPER_ORDER  # before any query: registered, so listed
+    for _ in range(3):
+        post(manager, "calc", {"input": [1.0]})
+    metrics, names = _names(manager)
+    assert list(metrics) == ["counters", "ratio_counters", "meters", "histograms"]
+    for group, clipper in CLIPPER_ORDER.items():
+        assert names[group][:len(clipper)] == clipper  # ours (queue_size, ...) after Clipper's
+    assert "noop:1:queue_size" in names["histograms"][4:]
+    counters = {k: v["count"] for entry in metrics["counters"] for k, v in entry.items()}
+    assert counters["internal:aggregate_num_predictions"] == counters["model:noop:1:num_predictions"] == "3"
+    assert counters["internal:prediction_cache_lookups"] == "0"
+    hist = metrics["histograms"]
+    assert hist[1]["app:calc:prediction_latency"]["size"] == "3"  # the original's result.py reads [1] and [2]
+    assert int(hist[2]["model:noop:1:prediction_latency"]["size"]) >= 1
+    assert int(hist[0]["internal:rpc_request_queueing_delay"]["size"]) == 3
+    manager.reset_metrics()  # between a sweep's configurations: empty, in the same order
+    metrics, names = _names(manager)
+    assert names == CLIPPER_ORDER and metrics["histograms"][1]["app:calc:prediction_latency"]["size"] == "0"
+
+
 def _binary_call(engine, frames):
     ctx = zmq.Context.instance()
     sock = ctx.socket(zmq.DEALER)
