@@ -67,7 +67,7 @@ class ConfigRecord(TypedDict, total=False):
     config_id: str
     node_configs: list[dict[str, Any]]  # cpus, gpus, batch size, SLO (microseconds) per node
     clipper_metrics: dict[str, Any] | None  # the frontend's /metrics, Clipper's format
-    client_metrics: list[dict[str, Any]]  # per client, in seconds, as the original wrote them
+    client_metrics: dict[str, Any] | list[dict[str, Any]]  # in seconds, as the original: see original_client_metrics
     # ours
     summary: dict[str, Any] | None  # merged from every client's raw data: counts, throughput_qps, latency_ms
     settings: dict[str, Any]  # what this configuration ran with (engine, transport, concurrency, ...)
@@ -95,3 +95,19 @@ class ConfigRecord(TypedDict, total=False):
     repeats: list[dict[str, Any]]  # --repeats: every repeat's summary, the first being ``summary``
     repeat_stats: dict[str, Any]  # their mean and 95% interval of throughput_qps, p50_ms, p99_ms
     rate_search: dict[str, Any]  # --max_rate_under_p99_ms: bounds, steps, tolerance, every probe, the rate found
+
+
+ClientMetrics = dict[str, Any] | list[dict[str, Any]]
+
+
+def original_client_metrics(per_client: ClientMetrics) -> ClientMetrics:
+    """``client_metrics`` shaped as the original driver's files hold it: with one client, that
+    client's dict (``thrus``, ``p99_lats``, ``mean_lats``, ...), as every results file of the original
+    repository and its analysis (``data["client_metrics"]["thrus"]``) have it; with several (``-n``),
+    the list of one dict per client, as the later driver wrote it; with none, the empty list. A dict
+    is returned as it is, so shaping twice changes nothing."""
+    if isinstance(per_client, dict):
+        return per_client
+    per_client = list(per_client)
+    return per_client[0] if len(per_client) == 1 else per_client
+

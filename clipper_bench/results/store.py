@@ -28,6 +28,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from .records import ClientMetrics, original_client_metrics
+
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
@@ -173,12 +175,14 @@ class ExperimentStore:
         except OSError as exc:
             raise ResultsWriteError(path, exc) from None
 
-    def write_original_results(self, record: dict[str, Any], client_metrics: list[dict[str, Any]]) -> str:
+    def write_original_results(self, record: dict[str, Any], client_metrics: ClientMetrics) -> str:
         """Write the original driver's ``results-%y%m%d_%H%M%S.json`` for one configuration and return its name.
 
-        As the original: ``node_configs``, ``clipper_metrics`` and ``client_metrics`` (one dict per
-        client: ``thrus`` in queries/s, ``p99_lats``, ``mean_lats`` and ``all_lats`` in seconds),
-        plus a ``clipper_bench`` block naming the configuration and its status. The name is the
+        As the original: ``node_configs``, ``clipper_metrics`` (Clipper 0.4.1's ``/metrics``) and
+        ``client_metrics`` (``thrus`` in queries/s, ``p99_lats``, ``mean_lats`` and ``all_lats`` in
+        seconds): given one dict per client, written as :func:`original_client_metrics` shapes it (one
+        client's dict alone, several clients' list), plus a ``clipper_bench`` block naming the
+        configuration and its status. The name is the
         configuration's end time; when a file of that second exists the next free second is used, so
         that code listing the directory finds exactly one file per configuration. A re-run
         (``--resume``) replaces the configuration's earlier file.
@@ -194,7 +198,7 @@ class ExperimentStore:
             atomic_write_json(self.path / name, {
                 "node_configs": record["node_configs"],
                 "clipper_metrics": record["clipper_metrics"],
-                "client_metrics": client_metrics,
+                "client_metrics": original_client_metrics(client_metrics),
                 "clipper_bench": {"config_id": record["config_id"], "status": record["status"],
                                   "reason": record["reason"], "record": f"configs/{record['config_id']}.json"},
             })
