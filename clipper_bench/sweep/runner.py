@@ -27,7 +27,7 @@ from ..power.limits import GpuLimits, LimitError, restore_leftovers
 from ..power.sampler import SamplerConfig, read_live_watts
 from ..power.summary import idle_watts, summarize_power, trim
 from ..results.clipper_metrics import model_batch_latency_ms
-from ..results.records import ConfigRecord, RunLine
+from ..results.records import ConfigRecord, RunLine, original_client_metrics
 from ..results.status import RunStatus, classify_windows
 from ..results.store import BASELINES_FILE, EXPERIMENT_FILE, SWEEP_FILE, ExperimentStore, host_info
 from .baseline import (
@@ -428,7 +428,8 @@ class ExperimentRunner:
         samples_path = self._samples_path(point)
         record["power_samples_file"] = samples_path.name if samples_path.exists() else None
         original = [window_metrics(c, window) for c in clients]
-        record["client_metrics"] = [{k: v for k, v in m.items() if k != "all_lats"} for m in original]
+        record["client_metrics"] = original_client_metrics([{k: v for k, v in m.items() if k != "all_lats"}
+                                                            for m in original])  # one client: its dict
         record["raw_files"] = [Path(sp.out_path).name for sp in specs]
         record["clipper_metrics"] = deployment.clipper_metrics()
         if any(c.site for c in clients):  # clients on a Ray cluster's nodes

@@ -96,9 +96,8 @@ def test_noop_sweep_writes_four_ok_records(tmp_path, no_leftover_processes):
     node = record["node_configs"][0]
     assert node["num_replicas"] == 2 and node["batch_size"] == 4 and node["name"] == "noop"
     assert node["slo"] == 500_000 and node["cpus_per_replica"] == 1
-    assert len(record["client_metrics"]) == 1
-    assert set(record["client_metrics"][0]) == {"thrus", "p99_lats", "mean_lats"}
-    assert len(record["client_metrics"][0]["thrus"]) > 0
+    assert set(record["client_metrics"]) == {"thrus", "p99_lats", "mean_lats"}  # one client: its dict, as the original
+    assert len(record["client_metrics"]["thrus"]) > 0
     assert any(h for h in record["clipper_metrics"]["histograms"])
     assert record["summary"]["num_completed"] == runs[-1]["num_completed"]
     raw = ClientData.from_npz(str(exp / "configs" / record["raw_files"][0]))
