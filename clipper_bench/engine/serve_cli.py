@@ -54,7 +54,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from ..common.errors import UsageError
     from ..containers.models import UnknownModelError, get_model_spec
-    from .manager import IMAGE_PREFIX, LocalContainerManager
+    from .images import model_image
+    from .manager import LocalContainerManager
 
     spec = None
     if args.model_name:
@@ -77,7 +78,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if spec is not None:
                 name = spec.name
                 conn.register_application(name, spec.input_type.api_name, "TIMEOUT", int(args.slo_ms * 1000))
-                conn.deploy_model(name, "1", spec.input_type.api_name, f"{IMAGE_PREFIX}{name}",
+                conn.deploy_model(name, "1", spec.input_type.api_name, model_image(name),
                                   num_replicas=args.num_replicas, batch_size=args.batch_size)
                 conn.link_model_to_app(name, name)
                 manager.set_input_size(name, "1", spec.input_size)

@@ -22,7 +22,8 @@ from clipper_admin.container_manager import ContainerManager
 from clipper_admin.exceptions import ClipperException
 
 from ...common.processes import listen_tcp, port_taken_message
-from ...engine.manager import IMAGE_PREFIX, LocalContainerManager, Placement
+from ...engine.images import model_image
+from ...engine.manager import LocalContainerManager, Placement
 from ...results.store import CONFIGS_DIR
 from ..plan import ConfigPoint, PlanError
 from ..settings import RunSettings
@@ -63,7 +64,7 @@ class ClipperDeployment(Deployment):
             conn.start_clipper()
             name = point.model_name
             conn.register_application(name, input_type, DEFAULT_OUTPUT, int(slo_ms * 1000))
-            conn.deploy_model(name, MODEL_VERSION, input_type, f"{IMAGE_PREFIX}{name}",
+            conn.deploy_model(name, MODEL_VERSION, input_type, model_image(name),
                               num_replicas=point.num_replicas, batch_size=point.batch_size)
             conn.link_model_to_app(name, name)
             if getattr(manager, "bench_frontend", True):  # clipper-bench's frontend checks input sizes
