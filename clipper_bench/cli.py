@@ -125,9 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .engine.serve_cli import add_serve_parser
     from .report.cli_args import add_report_parser
     from .sweep.cli_args import add_baseline_parser, add_run_parser
+    from .sweep.pipeline.cli_args import add_pipeline_parser
 
     add_run_parser(sub)
     add_baseline_parser(sub)
+    add_pipeline_parser(sub)
     add_build_parser(sub)
     add_serve_parser(sub)
     add_report_parser(sub)
@@ -144,12 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
         parser = build_parser()
-        if argv and argv[0] == "run":
+        if argv and argv[0] in ("run", "pipeline"):
             from .sweep.sweep_file import apply_config_file, config_path
 
             path = config_path(argv)
             if path is not None:
-                apply_config_file(parser._defaults["subcommands"]["run"], path)
+                apply_config_file(parser._defaults["subcommands"][argv[0]], path)
         args = parser.parse_args(argv)
         return int(args.func(args) or 0)
     except UsageError as exc:

@@ -43,7 +43,8 @@ Buffer = bytes | memoryview
 class Query:
     """One input on its way through the engine."""
 
-    __slots__ = ("query_id", "payload", "arrival", "deadline", "done", "on_done", "shm", "enqueued")
+    __slots__ = ("query_id", "payload", "arrival", "deadline", "done", "on_done", "shm", "enqueued",
+                 "sent_at", "batch_len", "replica")
 
     def __init__(
         self,
@@ -62,6 +63,9 @@ class Query:
         self.on_done = on_done
         self.shm = shm
         self.enqueued = arrival  # when the dispatcher queued it (its clock): internal:rpc_request_queueing_delay
+        self.sent_at: float | None = None  # when its batch went to a replica (a pipeline's trace reads these)
+        self.batch_len = 0  # that batch's size
+        self.replica = -1  # that replica's id
 
     def finish(self, status: Status, output: Buffer) -> bool:
         """Answer the query once; later answers are ignored. Returns whether this one counted."""
@@ -215,6 +219,7 @@ class Dispatcher:
             replica.inflight[msg_id] = (sent_at, batch)
             for query in batch:
                 queueing_us.insert((sent_at - query.enqueued) * 1e6)
+                query.sent_at, query.batch_len, query.replica = sent_at, len(batch), replica.replica_id
             if len(replica.inflight) < self.batches_in_flight:
                 idle.append(replica)  # room for another batch: stays available
             kind = rpc.RequestType.PREDICT_SHM if batch[0].shm else rpc.RequestType.PREDICT

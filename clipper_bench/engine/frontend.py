@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import zmq
 from aiohttp import web
 
@@ -39,7 +40,9 @@ from .dispatcher import Dispatcher, Query
 from .http_guard import GuardedSite
 from .inputs import check_input_size
 from .metrics import MetricsRegistry
+from .pipeline import PipelineApp, PipelineTrace
 from .query_binary import BinaryQueries
+from .query_pipeline import PipelineQueries
 from .query_rest import RestQueries
 from .registry import AdminError, Application, Registry
 
@@ -88,7 +91,7 @@ def _in_use(exc: Exception) -> bool:
     return getattr(exc, "errno", None) == errno.EADDRINUSE
 
 
-class Frontend(RestQueries, BinaryQueries, ContainerRpc):
+class Frontend(RestQueries, BinaryQueries, PipelineQueries, ContainerRpc):
     """All of the engine's frontend state and its handlers."""
 
     def __init__(self, settings: FrontendSettings) -> None:
@@ -110,6 +113,8 @@ class Frontend(RestQueries, BinaryQueries, ContainerRpc):
             hang_min_s=settings.hang_min_s, hang_first_s=10 * settings.replica_timeout_s,
         )
         self.admin = AdminApi(self.registry, self.dispatcher)  # Clipper's management calls, as a table
+        self.pipelines: dict[str, PipelineApp] = {}  # applications that chain several models
+        self.pipeline_trace = PipelineTrace()
 
     # -- start and stop -----------------------------------------------------------------------
 
@@ -234,6 +239,8 @@ class Frontend(RestQueries, BinaryQueries, ContainerRpc):
     ) -> Query:
         """Queue one input (or with ``in_shm`` its shared-memory descriptor) for ``app``'s model;
         ``on_done`` gets the output, default or error."""
+        if app.name in self.pipelines:
+            return self._submit_pipeline(app, payload, on_done)
         self._next_query_id += 1
         now = time.perf_counter()
         query = Query(self._next_query_id, payload, now, now + app.latency_slo_micros / 1e6, on_done, in_shm)
@@ -306,7 +313,12 @@ class Frontend(RestQueries, BinaryQueries, ContainerRpc):
                     self._fault(identity, "silent", what)
 
     def _check_sizes(self, app: Application, payloads: Sequence[Buffer]) -> None:
-        """Raise InputError unless every input has the size its model declared."""
+        """Raise InputError unless every input has the size its model (or its pipeline) declared."""
+        if app.name in self.pipelines:
+            size = int(np.prod(self.pipelines[app.name].query_input.shape))
+            for payload in payloads:
+                check_input_size(payload, app.input_type, size)
+            return
         model = self.registry.model_for_app(app)
         if model is not None:
             for payload in payloads:
@@ -346,6 +358,8 @@ class Frontend(RestQueries, BinaryQueries, ContainerRpc):
             return await self._handle_bench_setting(call, request)
         if call == "faults":
             return web.json_response(self.faults)
+        if call in ("add_pipeline", "pipeline_trace"):
+            return await self._handle_pipeline_admin(call, request)
         try:
             body = await request.json()
             identity = str(body["identity"]).encode()
@@ -372,6 +386,7 @@ class Frontend(RestQueries, BinaryQueries, ContainerRpc):
         """Between configurations of a sweep: a new batch size for a deployed model, fresh metrics."""
         if call == "reset_metrics":
             self.metrics.reset()
+            self.pipeline_trace.clear()
             return web.Response(text="Success!")
         field = "input_elements" if call == "set_input_size" else "batch_size"
         try:

@@ -158,6 +158,10 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
     log_dir: Path | None = None
     placements: list[Placement] = field(default_factory=list)
     container_args: list[str] = field(default_factory=list)
+    # several models on one frontend (a pipeline's stages): each model's own placements and flags,
+    # by Clipper model name, in place of ``placements`` and after ``container_args``
+    model_placements: dict[str, list[Placement]] = field(default_factory=dict)
+    model_args: dict[str, list[str]] = field(default_factory=dict)
     frontend_cpus: tuple[int, ...] = ()
     batches_in_flight: int = 1
     start_timeout_s: float = 120.0
@@ -329,13 +333,15 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
         if added:
             self._wait_connected(key, added)
 
-    def placement_for(self, slot: int) -> Placement:
-        """Replica slot ``slot``'s placement; unpinned and GPU-less past the configured ones."""
-        return self.placements[slot] if slot < len(self.placements) else Placement()
+    def placement_for(self, slot: int, name: str | None = None) -> Placement:
+        """Replica slot ``slot``'s placement (of model ``name``'s own placements where it has them);
+        unpinned and GPU-less past the configured ones."""
+        places = self.model_placements.get(name, self.placements) if name is not None else self.placements
+        return places[slot] if slot < len(places) else Placement()
 
     def _start_replica(self, key: tuple[str, str], slot: int, input_type: str, image: str) -> _Replica:
         name, version = key
-        placement = self.placement_for(slot)
+        placement = self.placement_for(slot, name)
         env = dict(os.environ)
         env.update({
             "CLIPPER_MODEL_NAME": name,
@@ -351,7 +357,8 @@ class LocalContainerManager(BenchFrontendCalls, ContainerManager):
         else:
             env.pop(CPUS_ENV, None)
         argv = python_module_argv(
-            "clipper_bench", "container", "--model_name", model_for_image(image, name), *self.container_args
+            "clipper_bench", "container", "--model_name", model_for_image(image, name), *self.container_args,
+            *self.model_args.get(name, []),
         )
         log_path = self.log_dir / f"replica-{name}-{version}-{slot + 1}.log"
         process = spawn(f"replica {name}#{slot + 1}", argv, log_path, env=env)

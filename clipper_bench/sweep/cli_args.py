@@ -150,6 +150,6 @@ def typed_command_line(argv: list[str] | None = None) -> list[str]:
     ``python model_composition/image_driver_1/driver.py ...`` for the original's entry point (which
     runs ``run`` without saying so), else ``clipper-bench ...``."""
     argv = sys.argv if argv is None else argv
-    if argv and Path(argv[0]).name == "driver.py":
+    if argv and Path(argv[0]).name in ("driver.py", "e2e_driver.py"):
         return ["python", argv[0], *argv[1:]]
     return ["clipper-bench", *argv[1:]]

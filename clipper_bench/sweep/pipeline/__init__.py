@@ -1,0 +1,1 @@
+"""Pipelines of several models per query: their description, plan and runner."""
