@@ -21,7 +21,7 @@ from clipper_admin import ClipperConnection
 from clipper_admin.container_manager import ContainerManager
 from clipper_admin.exceptions import ClipperException
 
-from ...common.processes import listen_tcp, port_taken_message
+from ...common.processes import free_ports, listen_tcp, port_taken_message
 from ...engine.images import model_image
 from ...engine.manager import LocalContainerManager, Placement
 from ...results.store import CONFIGS_DIR
@@ -165,13 +165,26 @@ class LocalEngine(Engine):
                                     f"({os.strerror(exc.errno or 0)})") from None
                 raise PlanError(port_taken_message("metrics", port, settings.host)) from None
 
-    def _manager(self, places: list[Placement], log_dir: Path, container_args: list[str],
-                 frontend_cpus: tuple[int, ...]) -> ContainerManager:
-        """A manager whose frontend binds ports the OS picks (the Prometheus port: ``--metrics_port``,
-        which moves to a free one when it is the default and taken) and reports them."""
+    def _frontend_ports(self) -> tuple[int, int, int, int]:
+        """The query, admin, RPC and binary ports to ask the frontend for. Ours binds port 0 (the OS
+        picks) and reports what it holds, so two runs never race for a port. A subclass's frontend
+        that cannot report back (Docker publishes a container's ports before it starts) is given
+        ports that were free a moment ago."""
+        if type(self) is LocalEngine:
+            return (0, 0, 0, 0)
         s = self.settings
+        query, admin, rpc, binary = free_ports(4, "127.0.0.1" if s.host in ("0.0.0.0", "") else s.host)
+        return query, admin, rpc, binary
+
+    def _manager(self, places: list[Placement], log_dir: Path, container_args: list[str],
+                 frontend_cpus: tuple[int, ...], ports: tuple[int, int, int, int]) -> ContainerManager:
+        """A manager whose frontend binds ``ports`` (0: the OS picks) and the Prometheus port
+        (``--metrics_port``, which moves to a free one when it is the default and taken), and reports
+        the ports it holds."""
+        s = self.settings
+        query, admin, rpc, binary = ports
         return LocalContainerManager(
-            host=s.host, query_port=0, admin_port=0, rpc_port=0, binary_port=0,
+            host=s.host, query_port=query, admin_port=admin, rpc_port=rpc, binary_port=binary,
             log_dir=log_dir, placements=places, container_args=container_args,
             frontend_cpus=frontend_cpus, batches_in_flight=s.batches_in_flight,
             start_timeout_s=s.replica_start_timeout_s, replica_timeout_s=s.replica_timeout_s,
@@ -188,12 +201,12 @@ class LocalEngine(Engine):
             logging.getLogger("clipper_bench.manager").warning("%s", line)
 
     def start(self, point: ConfigPoint, places: list[Placement], ctx: StartContext) -> ClipperDeployment:
-        """A fresh frontend and ``point.num_replicas`` replicas, on ports the frontend bound itself."""
+        """A fresh frontend and ``point.num_replicas`` replicas (see :meth:`_frontend_ports`)."""
         s = self.settings
         self.power_dir = ctx.experiment_dir / CONFIGS_DIR  # where each window's sampler writes its live watts
         # replicas warm up every batch size they may be asked for while they stay deployed
         container_args = [*s.container_args(), "--warm_batch_size",
                           str(point.batch_size if s.fresh_deployments else max(s.batch_sizes))]
-        manager = self._manager(places, ctx.log_dir, container_args, ctx.plan.frontend_cpus)
+        manager = self._manager(places, ctx.log_dir, container_args, ctx.plan.frontend_cpus, self._frontend_ports())
         return ClipperDeployment.start(point, manager, s, input_type=ctx.input_type,
                                        input_elements=ctx.input_elements, log_dir=ctx.log_dir)
