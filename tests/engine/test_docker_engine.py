@@ -108,21 +108,28 @@ def images(docker_env):
     return docker_env
 
 
-def _cluster_containers(env: dict) -> list[dict]:
+def _cluster_containers(env: dict, driver_pid: int) -> list[dict]:
+    """The containers of the run whose driver is ``driver_pid``: its clusters are named
+    ``cb-<pid>-...``, so containers of other runs on the same Docker engine are never counted."""
     out = subprocess.run(["docker", "ps", "-aq", "--filter", f"label={CLUSTER_LABEL}"], env=env,
                          capture_output=True, text=True, check=True).stdout.split()
     if not out:
         return []
-    return json.loads(subprocess.run(["docker", "inspect", *out], env=env, capture_output=True, text=True,
-                                     check=True).stdout)
+    found = json.loads(subprocess.run(["docker", "inspect", *out], env=env, capture_output=True, text=True,
+                                      check=False).stdout or "[]")  # one may be gone since ps
+    return [c for c in found if (c["Config"]["Labels"] or {}).get(CLUSTER_LABEL, "").startswith(f"cb-{driver_pid}-")]
+
+
+def _run_networks(env: dict, driver_pid: int) -> list[str]:
+    """The Docker networks of the run whose driver is ``driver_pid`` (``clipper-bench-cb-<pid>-...``)."""
+    names = subprocess.run(["docker", "network", "ls", "--format", "{{.Name}}"], env=env, capture_output=True,
+                           text=True, check=True).stdout.split()
+    return [n for n in names if n.startswith(f"clipper-bench-cb-{driver_pid}-")]
 
 
 @pytest.mark.parametrize("model", ["noop", "lgbm"])
 def test_a_two_replica_sweep_runs_pinned_in_docker_and_leaves_nothing(images, tmp_path, model):
     env = images
-    assert _cluster_containers(env) == []
-    networks_before = subprocess.run(["docker", "network", "ls", "-q"], env=env, capture_output=True,
-                                     text=True).stdout.split()
     proc = subprocess.Popen(
         [sys.executable, "-m", "clipper_bench", "run", "-m", model, *FRONTEND, "-r", "2", "-b", "1", "2",
          "-d", "2", "--warmup", "0.5", "--idle_s", "0", "--results_dir", str(tmp_path)],
@@ -131,7 +138,7 @@ def test_a_two_replica_sweep_runs_pinned_in_docker_and_leaves_nothing(images, tm
     cpusets: dict[str, str] = {}
     deadline = time.monotonic() + 240
     while proc.poll() is None and time.monotonic() < deadline and len(cpusets) < 2:
-        for c in _cluster_containers(env):  # each replica's cpuset, as the Docker API reports it
+        for c in _cluster_containers(env, proc.pid):  # each replica's cpuset, as the Docker API reports it
             if "ai.clipper.model_container.label" in c["Config"]["Labels"] and c["State"]["Running"]:
                 cpusets[c["Name"]] = c["HostConfig"]["CpusetCpus"]
         time.sleep(0.2)
@@ -147,9 +154,8 @@ def test_a_two_replica_sweep_runs_pinned_in_docker_and_leaves_nothing(images, tm
     assert record["deployment"]["reused"] and len(record["deployment"]["replicas"]) == 2
     # the containers' logs were kept, then every container and network of the run removed
     assert list(Path(record["deployment"]["logs"]).glob("*.log"))
-    assert _cluster_containers(env) == []
-    assert subprocess.run(["docker", "network", "ls", "-q"], env=env, capture_output=True,
-                          text=True).stdout.split() == networks_before
+    assert _cluster_containers(env, proc.pid) == []
+    assert _run_networks(env, proc.pid) == []
 
 
 def test_a_missing_image_is_named_with_the_command_that_builds_it(images, tmp_path):
@@ -178,14 +184,13 @@ def test_ctrl_c_removes_every_container(images, tmp_path):
          "--warmup", "0", "--idle_s", "0", "--results_dir", str(tmp_path)],
         env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(tmp_path.glob("*/logs/*/client0.log")):
+    while proc.poll() is None and not list(tmp_path.glob("*/logs/*/client0.log")):  # as long as the run starts
         time.sleep(0.2)
-    assert len([c for c in _cluster_containers(env) if c["State"]["Running"]]) == 3  # frontend + 2 replicas
+    assert len([c for c in _cluster_containers(env, proc.pid) if c["State"]["Running"]]) == 3  # frontend + 2 replicas
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
-    assert _cluster_containers(env) == []
+    assert _cluster_containers(env, proc.pid) == []
     (exp,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     (line,) = [json.loads(x) for x in (exp / "runs.ndjson").read_text().splitlines()]
     assert line["status"] == "interrupted"

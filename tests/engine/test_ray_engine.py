@@ -23,14 +23,16 @@ RAY_NAMES = ("raylet", "gcs_server", "ray::", "dashboard", "log_monitor")
 
 
 def ray_processes() -> set[int]:
+    """Ray's live processes among this test process's descendants (it is the subreaper of every
+    orphan among them: see conftest), so a Ray that another run on the machine started never counts."""
     pids = set()
-    for p in psutil.process_iter(["name", "cmdline"]):
+    for p in psutil.Process().children(recursive=True):
         try:
-            text = (p.info["name"] or "") + " " + " ".join(p.info["cmdline"] or [])
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            text = p.name() + " " + " ".join(p.cmdline())
+            if p.status() != psutil.STATUS_ZOMBIE and any(n in text for n in RAY_NAMES):
+                pids.add(p.pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue
-        if any(n in text for n in RAY_NAMES):
-            pids.add(p.pid)
     return pids
 
 
