@@ -386,7 +386,6 @@ class Frontend(RestQueries, BinaryQueries, PipelineQueries, ContainerRpc):
         """Between configurations of a sweep: a new batch size for a deployed model, fresh metrics."""
         if call == "reset_metrics":
             self.metrics.reset()
-            self.pipeline_trace.clear()
             return web.Response(text="Success!")
         field = "input_elements" if call == "set_input_size" else "batch_size"
         try:

@@ -74,10 +74,12 @@ class PipelineQueries:
 
     async def _handle_pipeline_admin(self, call: str, request: web.Request) -> web.Response:
         """``add_pipeline`` (body: PipelineApp.to_json plus default_output, latency_slo_micros) and
-        ``pipeline_trace`` (every stage pass since the metrics were cleared, with the clock anchor)."""
-        if call == "pipeline_trace":
-            return web.json_response({**self.pipeline_trace.to_json(), "anchor_wall": time.time(),
-                                      "anchor_perf": time.perf_counter()})
+        ``pipeline_trace`` (every stage pass since the last such call, with the clock anchor; taking it
+        clears it)."""
+        if call == "pipeline_trace":  # taken: the next call has only what came after this one
+            taken = {**self.pipeline_trace.to_json(), "anchor_wall": time.time(), "anchor_perf": time.perf_counter()}
+            self.pipeline_trace.clear()
+            return web.json_response(taken)
         try:
             self.add_pipeline(await request.json())
         except (ValueError, AdminError) as exc:

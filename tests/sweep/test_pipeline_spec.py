@@ -61,3 +61,13 @@ def test_stages_get_consecutive_cores_and_their_gpus_and_too_many_are_refused():
         stage_placements(spec, spec.configurations[0], CorePlan((), (), (0, 1), ""), False, gpu_count=1)
     with pytest.raises(PipelineError, match="this machine has 0 GPU"):
         stage_placements(spec, spec.configurations[0], plan, False, gpu_count=0)
+
+
+def test_the_command_line_builds_without_pyyaml_as_in_the_model_images():
+    """The container images run `clipper-bench container` without PyYAML: building the parser (which
+    lists the built-in pipelines) must not import it."""
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['yaml'] = None; import clipper_bench.cli as c; c.build_parser()"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0

@@ -97,7 +97,7 @@ class PipelineDeployment(Deployment):
                    for n, c in config.items())
 
     def reuse_for_config(self, config: dict[str, StageConfig], config_id: str) -> None:
-        """Switch every stage to ``config``'s batch size and clear the metrics and the trace."""
+        """Switch every stage to ``config``'s batch size and clear the metrics."""
         for name, c in config.items():
             if c.batch_size != self.config[name].batch_size:
                 self.manager.set_batch_size(name, MODEL_VERSION, c.batch_size)
@@ -114,7 +114,8 @@ class PipelineDeployment(Deployment):
         return None
 
     def trace(self) -> dict[str, Any]:
-        """Every stage pass since the metrics were last cleared, with the clock anchor."""
+        """Every stage pass since the last call (or the start), with the clock anchor; the frontend
+        forgets them once taken."""
         return _post(self.manager, "pipeline_trace", {}, timeout=60).json()
 
     # Deployment's interface, for the shared load and power machinery

@@ -24,13 +24,13 @@ from ...common.processes import EXPERIMENT_ENV
 from ...load.orchestrate import LoadError, run_clients
 from ...load.spec import LoadSpec
 from ...load.stats import lateness_stats, summarize, window_metrics
-from ...power.sampler import PowerMonitor, SamplerConfig
+from ...power.sampler import PowerMonitor, SamplerConfig, read_live_watts
 from ...power.summary import summarize_power
 from ...results.records import original_client_metrics
 from ...results.status import RunStatus, classify
 from ...results.store import EXPERIMENT_FILE, ExperimentStore, atomic_write_json, host_info
 from ..plan import detect_gpus, plan_cores, usable_cpus
-from ..progress import LiveStats, Progress
+from ..progress import LivePoller, LiveStats, Progress
 from ..rate_search import RateSearch
 from ..runner import describe_line
 from ..settings import RunSettings
@@ -233,30 +233,31 @@ class PipelineRunner:
 
     def _clients_with_reset(self, specs: list[LoadSpec], cid: str, warmup: float,
                             start_power: Callable[[float], None]) -> tuple[float, list]:
-        """Run the clients; clear the frontend's metrics and trace as the window begins."""
-        import threading
-
-        timer: list[threading.Timer] = []
+        """Run the clients with the live panel's poller beside them; the poller clears the frontend's
+        metrics and stage trace as the window begins, as ``run``'s does."""
+        s = self.settings
+        samples = self.store.configs_dir / f"{cid}.power_samples.json"
+        pollers: list[LivePoller] = []
 
         def on_start(start_at: float) -> None:
             start_power(start_at)
-            t = threading.Timer(max(0.0, start_at + warmup - time.time()), self._reset_quietly)
-            t.daemon = True
-            t.start()
-            timer.append(t)
+
+            def phase() -> str:
+                now = time.time()
+                if now < start_at + warmup:
+                    return "warming up"
+                return "measuring" if now < start_at + warmup + s.duration_s else "draining"
+
+            manager = self.deployment.manager
+            pollers.append(LivePoller(f"http://{manager.get_query_addr()}/metrics", self.spec.name,
+                                      lambda: read_live_watts(samples), phase, self.progress.update,
+                                      on_measuring=manager.reset_metrics).start())
 
         try:
             return run_clients(specs, self.store.logs_dir / cid, on_start)
         finally:
-            for t in timer:
-                t.cancel()
-
-    def _reset_quietly(self) -> None:
-        try:
-            if self.deployment is not None:
-                self.deployment.manager.reset_metrics()
-        except (ClipperException, requests.RequestException):
-            pass  # a frontend that cannot answer is found by check_frontend
+            for poller in pollers:
+                poller.stop()
 
     def _search_rate(self, cid: str, config: dict[str, StageConfig], record: dict[str, Any]) -> None:
         """``--max_rate_under_p99_ms``: probe open-loop rates of pipeline queries on this deployment."""

@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ...containers.models import UnknownModelError, get_model_spec
 
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # Clipper's rule for model and app names
@@ -107,6 +105,8 @@ def config_id(spec: PipelineSpec, config: dict[str, StageConfig]) -> str:
 
 def load_pipeline(path_or_name: str) -> PipelineSpec:
     """Read and check a pipeline file; a bare name (``image_driver_1``) is a built-in description."""
+    import yaml  # here, not at import: the container images run the CLI without it
+
     path = Path(path_or_name)
     if not path.exists() and (BUILTIN_DIR / f"{path_or_name}.yaml").exists():
         path = BUILTIN_DIR / f"{path_or_name}.yaml"
