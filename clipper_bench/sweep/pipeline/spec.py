@@ -30,7 +30,7 @@ from ...containers.models import UnknownModelError, get_model_spec
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # Clipper's rule for model and app names
 STAGE_KEYS = {"model", "input", "replicas", "batch_sizes", "cpus_per_replica", "gpus", "options"}
 SWEPT = {"replicas": "replicas", "batch_size": "batch_sizes", "cpus_per_replica": "cpus_per_replica"}
-OPTION_KEYS = {"sleep_ms", "framework", "precision", "weights"}
+OPTION_KEYS = {"sleep_ms", "framework", "precision", "weights", "overlap_batches", "cuda_graphs"}
 BUILTIN_DIR = Path(__file__).resolve().parents[3] / "examples" / "pipelines"
 
 
