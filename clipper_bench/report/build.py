@@ -13,7 +13,7 @@ import pandas as pd
 from ..power.sampler import energy_source_names
 from ..results.frame import experiment_dirs, load_results
 from ..results.store import EXPERIMENT_FILE
-from . import calibration, plots
+from . import calibration, pipeline, plots
 from .nodes import NODE_COLUMNS, node_rows
 from .table import add_series, best_under_slo, describe_best, picked, summary_rows, to_markdown
 
@@ -42,6 +42,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     node_rows: list[list[str]] = field(default_factory=list)  # configurations run on a Ray cluster
     calibration: calibration.CalibrationSection | None = None  # why to trust the rest (report/calibration.py)
+    pipelines: list[pipeline.PipelineSection] = field(default_factory=list)  # a section per pipeline experiment
 
 
 def _no_energy_reason(dirs: list[Path], frame: pd.DataFrame) -> str:
@@ -70,16 +71,30 @@ def _experiments_line(frame: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
+def _experiments(report: Report) -> str:
+    """The experiments line, single-model and pipeline experiments alike."""
+    columns = ["experiment", "engine", "hostname", "cpu_model", "gpu_names"]
+    frames = [f[columns] for f in [report.frame, *(s.frame for s in report.pipelines)] if not f.empty]
+    return _experiments_line(pd.concat(frames, ignore_index=True))
+
+
 def build_report(paths: list[Path], out_dir: Path, slo_ms: float | None = None) -> Report:
-    """Read the experiments in ``paths``, write report.md, summary.csv, the PNGs and report.pdf."""
+    """Read the experiments in ``paths``, write report.md, summary.csv, the figures and report.pdf;
+    pipeline experiments get pages of their own (report/pipeline.py) after the single-model ones."""
     dirs = experiment_dirs(paths)
-    frame = add_series(load_results(dirs))
-    if frame.empty:
+    pipes = [d for d in dirs if pipeline.is_pipeline(d)]
+    singles = [d for d in dirs if d not in pipes]
+    frame = add_series(load_results(singles)) if singles else pd.DataFrame()
+    sections = pipeline.sections(pipes, slo_ms)
+    if frame.empty and not any(s.rows for s in sections):
         raise ValueError(f"no configuration has been recorded yet in {', '.join(map(str, dirs))}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    if frame.empty:  # pipeline experiments only: their sections are the report
+        report = Report(out_dir, frame, [], [], pipelines=sections)
+        return _write(report, [], [])
     columns, rows = summary_rows(frame)
-    report = Report(out_dir, frame, columns, rows, node_rows=node_rows(dirs),
-                    calibration=calibration.calibration_section(dirs, frame))
+    report = Report(out_dir, frame, columns, rows, node_rows=node_rows(singles),
+                    calibration=calibration.calibration_section(singles, frame), pipelines=sections)
     ok = frame[frame["status"] == "ok"]
     failed = frame[frame["status"] != "ok"]
     if not failed.empty:
@@ -91,27 +106,37 @@ def build_report(paths: list[Path], out_dir: Path, slo_ms: float | None = None) 
     csv = out_dir / "summary.csv"
     frame.drop(columns=["series"] if not frame["series"].astype(bool).any() else []).to_csv(csv, index=False)
     report.files.append(csv)
+    figures = _draw_figures(report, ok, singles, slo_ms) if not ok.empty else []
+    return _write(report, [*_front_pages(report), *calibration.pdf_pages(report.calibration, PAGE_IN)], figures)
 
+
+def _write(report: Report, pages: list, figures: list) -> Report:
+    """Save the pipeline figures, then write report.pdf (``pages``, the figures at one page size, the
+    pipeline pages) and report.md."""
     from matplotlib.backends.backend_pdf import PdfPages
 
-    pdf_path = out_dir / "report.pdf"
-    figures = _draw_figures(report, ok, dirs, slo_ms) if not ok.empty else []
+    plan = [*((page, False) for page in pages), *((fig, True) for fig, _, _ in figures)]  # (page, is a figure)
+    for section in report.pipelines:
+        for fig, _, stem in section.figures:
+            _save_figure(report, fig, stem)
+        plan += [*((page, False) for page in pipeline.pdf_pages(section, PAGE_IN)),
+                 *((fig, True) for fig, _, _ in section.figures)]
+    pdf_path = report.out_dir / "report.pdf"
     with PdfPages(pdf_path) as pdf:
-        for page in [*_front_pages(report), *calibration.pdf_pages(report.calibration, PAGE_IN)]:
-            pdf.savefig(page)
-        for fig, _, _ in figures:
-            fig.set_size_inches(*PAGE_IN)  # the standalone files keep their own size; the PDF one page size
-            fig.tight_layout()
+        for fig, is_figure in plan:
+            if is_figure:  # the standalone files keep their own size; the PDF one page size
+                fig.set_size_inches(*PAGE_IN)
+                fig.tight_layout()
             pdf.savefig(fig)
         info = pdf.infodict()
         info["Title"] = "clipper-bench report"
-        info["Subject"] = _experiments_line(frame)
+        info["Subject"] = _experiments(report)
     report.files.append(pdf_path)
 
     import matplotlib.pyplot as plt
 
     plt.close("all")
-    md = out_dir / "report.md"
+    md = report.out_dir / "report.md"
     md.write_text(_markdown(report, figures))
     report.files.insert(0, md)
     return report
@@ -127,19 +152,32 @@ def _draw_figures(report: Report, ok: pd.DataFrame, dirs: list[Path], slo_ms: fl
             report.notes.append(f"Energy per query is not plotted: no configuration measured energy ({reason}).")
             continue
         fig = draw(ok, slo_ms, picks)
-        for ext in FIGURE_FORMATS:
-            path = report.out_dir / f"{name}.{ext}"
-            fig.savefig(path, dpi=PNG_DPI if ext == "png" else None, bbox_inches="tight")
-            report.files.append(path)
+        _save_figure(report, fig, name)
         figures.append((fig, caption, report.out_dir / f"{name}.png"))
     return figures
 
 
+def _save_figure(report: Report, fig, name: str) -> None:
+    """``fig`` as ``name``.pdf, .svg and a 300-dpi .png in the report's directory."""
+    for ext in FIGURE_FORMATS:
+        path = report.out_dir / f"{name}.{ext}"
+        fig.savefig(path, dpi=PNG_DPI if ext == "png" else None, bbox_inches="tight")
+        report.files.append(path)
+
+
 def _markdown(report: Report, figures: list) -> str:
     parts = ["# clipper-bench report", "",
-             f"Experiments: {_experiments_line(report.frame)}.", "",
+             f"Experiments: {_experiments(report)}.", "",
              f"Generated {time.strftime('%Y-%m-%d %H:%M')} by `clipper-bench report`; every number comes from "
              "the saved records (latency percentiles from the raw per-query data, over each measurement window).", ""]
+    if report.rows:
+        parts += _single_model_markdown(report, figures)
+    parts += [pipeline.to_markdown(section) for section in report.pipelines]
+    return "\n".join(parts) + "\n"
+
+
+def _single_model_markdown(report: Report, figures: list) -> list[str]:
+    parts = []
     if report.best:
         parts += ["## Best configuration under the latency target", ""] + [f"- {b}" for b in report.best] + [""]
     parts += ["## Configurations", "", to_markdown(report.columns, report.rows)]
@@ -153,7 +191,7 @@ def _markdown(report: Report, figures: list) -> str:
     parts += ["", "## Plots", ""]
     for _, caption, png in figures:
         parts += [f"![{caption}]({png.name})", ""]
-    return "\n".join(parts) + "\n"
+    return parts
 
 
 def _front_pages(report: Report) -> list:
@@ -161,7 +199,7 @@ def _front_pages(report: Report) -> list:
     table, TABLE_ROWS_PER_PAGE rows a page."""
     import matplotlib.pyplot as plt
 
-    text = ["clipper-bench report", "", *textwrap.wrap("Experiments: " + _experiments_line(report.frame), 118)]
+    text = ["clipper-bench report", "", *textwrap.wrap("Experiments: " + _experiments(report), 118)]
     if report.best:
         text += ["", "Best under the latency target:"] + [w for b in report.best for w in textwrap.wrap("  " + b, 118)]
     text += [w for n in report.notes for w in textwrap.wrap(n, 118)]

@@ -22,7 +22,8 @@ def add_report_parser(sub: argparse._SubParsersAction) -> None:
                    help="where the report goes (default: DIR/report for one experiment, ./report for several)")
     p.add_argument("--slo_ms", type=finite_float, default=None,
                    help="name, per model, the configuration with the highest throughput and the one with the "
-                        "fewest joules per query whose p99 stays under this many ms")
+                        "fewest joules per query whose p99 stays under this many ms; for a pipeline experiment, "
+                        "star the cheapest configuration (fewest replica cores plus GPUs) whose end-to-end p99 does")
     p.set_defaults(func=cmd_report)
 
 
@@ -34,6 +35,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from ..common.errors import UsageError
     from ..results.frame import ResultsError, experiment_dirs
+    from . import pipeline
     from .build import build_report
     from .table import to_markdown
 
@@ -48,15 +50,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     except PermissionError as exc:
         raise UsageError(f"cannot write the report: {exc}; choose another --out") from None
     console = Console()
-    if console.is_terminal:
-        table = Table(*report.columns, title=f"{len(report.rows)} configurations from {len(dirs)} experiment(s)")
-        for row in report.rows:
-            table.add_row(*row)
-        console.print(table)
-    else:  # a file or a pipe: the Markdown table, never cut to a terminal's width
-        print(to_markdown(report.columns, report.rows), end="")
-    for line in [*report.notes, *report.best]:
-        print(line)
+    tables = [(f"{len(report.rows)} configurations from {len(dirs) - len(report.pipelines)} experiment(s)",
+               report.columns, report.rows, [*report.notes, *report.best])] if report.rows else []
+    tables += [(f"pipeline {s.name} ({s.experiment}): {len(s.rows)} configurations", pipeline.COLUMNS, s.rows,
+                [*s.notes, *([s.pick] if s.pick else [])]) for s in report.pipelines]
+    for title, columns, rows, lines in tables:
+        if console.is_terminal:
+            table = Table(*columns, title=title)
+            for row in rows:
+                table.add_row(*row)
+            console.print(table)
+        else:  # a file or a pipe: the Markdown table, never cut to a terminal's width
+            print(f"{title}\n\n{to_markdown(columns, rows)}" if report.pipelines else to_markdown(columns, rows), end="")
+        for line in lines:
+            print(line)
     names = ", ".join(f.name for f in report.files)
     print(f"report in {report.out_dir}: {names}")
     return 0
