@@ -10,9 +10,12 @@ A status is a promise about the measurement window:
     (or none was sent in it at all, or no answer arrived inside it); the reason says whether the
     model, the queue before it or the window's length is why;
 ``overloaded``
-    an open loop offered more than the system completed: the successful answers that arrived inside
-    the window fell short of the queries sent in it by more than ``clipper_bench.load.stats.OVERLOAD_MARGIN`` (10%). The
-    throughput is then the system's capacity at best, not the rate asked for; the reason gives both;
+    the load was more than the system could serve within its SLO: an open loop's successful answers
+    inside the window fell short of the queries sent in it by more than
+    ``clipper_bench.load.stats.OVERLOAD_MARGIN`` (10%), or (either loop) more than
+    ``ERROR_SHARE_LIMIT`` of the window's queries got the SLO default, which the latency percentiles
+    leave out. The throughput is then the system's capacity at best, not the rate asked for; the
+    reason gives the numbers;
 ``degraded``
     there were successful answers, but a replica died, hung, stopped or was dropped while the
     configuration ran, or errors plus unanswered queries passed ``ERROR_SHARE_LIMIT``;
@@ -80,10 +83,12 @@ def classify(summary: dict[str, Any], faults: list[dict[str, Any]],
     overload = summary.get("overload")
     if overload and overload["overloaded"]:
         return RunStatus.OVERLOADED, overload_reason(summary, faults)
-    if summary["num_defaults"] == sent:
-        return RunStatus.NO_ANSWERS, f"all {sent} queries sent in the window got the SLO default: " + (
-            _queue_blame(model_latency_ms, slo_ms) if model_latency_ms is not None
-            else "the model, or the queue before it, is slower than --slo_ms here; raise it or lower --concurrency"
+    defaults = summary["num_defaults"]
+    if defaults > ERROR_SHARE_LIMIT * sent:
+        return RunStatus.OVERLOADED, (
+            f"{defaults} of {sent} queries sent in the window ({100 * defaults / sent:.1f}%) got the SLO default "
+            f"(the limit for ok is {100 * ERROR_SHARE_LIMIT:g}%), and the latency percentiles, which are of "
+            "successful answers, leave them out: " + _default_blame(model_latency_ms, slo_ms)
         )
     if answered == 0:
         parts = [f"{summary['num_defaults']} SLO defaults", f"{summary['num_errors']} errors",
@@ -107,11 +112,15 @@ def classify(summary: dict[str, Any], faults: list[dict[str, Any]],
     return RunStatus.OK, None
 
 
-def _queue_blame(model_latency_ms: float, slo_ms: float | None) -> str:
-    """The reason when every query got the default but the model itself is fast enough."""
-    return (f"the model answers a batch in {model_latency_ms:,.1f} ms, within --slo_ms {slo_ms:g}, but the "
-            "queries waited longer than that in the queue before it: lower --concurrency or --rate, "
-            "or add replicas")
+def _default_blame(model_latency_ms: float | None, slo_ms: float | None) -> str:
+    """What to change when many queries got the SLO default."""
+    if model_latency_ms is not None and slo_ms and model_latency_ms >= slo_ms:
+        return f"the model takes {model_latency_ms:,.1f} ms per batch as the frontend sees it; raise --slo_ms"
+    if model_latency_ms is not None:
+        return (f"the model answers a batch in {model_latency_ms:,.1f} ms, within --slo_ms {slo_ms:g}, but the "
+                "queries waited longer than that in the queue before it; lower --concurrency or --rate, or add replicas")
+    return ("the model, or the queue before it, is slower than --slo_ms here; lower --concurrency or --rate, "
+            "add replicas, or raise --slo_ms")
 
 
 def overload_reason(summary: dict[str, Any], faults: list[dict[str, Any]]) -> str:

@@ -31,8 +31,14 @@ def test_all_defaults_blame_the_model_only_when_the_model_is_slower_than_the_slo
     assert status is RunStatus.OVERLOADED and "the model" not in reason
     closed = summary(completed=0, defaults=100)
     status, reason = classify(closed, [], model_latency_ms=100.0)
-    assert status is RunStatus.NO_ANSWERS and "waited longer than that in the queue" in reason
-    assert "slower than --slo_ms" not in reason
+    assert status is RunStatus.OVERLOADED and "waited longer than that in the queue" in reason
+    assert "lower --concurrency" in reason
+
+
+def test_more_than_one_percent_slo_defaults_is_not_ok_since_the_percentiles_leave_them_out():
+    status, reason = classify(summary(completed=98, defaults=2), [])
+    assert status is RunStatus.OVERLOADED and "2 of 100 queries" in reason and "leave them out" in reason
+    assert classify(summary(completed=99, defaults=1), [])[0] is RunStatus.OK
 
 
 def test_a_window_whose_answers_all_came_after_it_measured_no_throughput():

@@ -33,7 +33,7 @@ def stage_breakdown(trace: dict[str, Any], window_s: tuple[float, float], replic
         out[name] = {
             "passes": int(m.sum()),
             "queue_ms": _stats((began[ran] - queued[ran]) * 1000),
-            "service_ms": _stats((done[ran] - began[ran]) * 1000),
+            "service_ms": _stats((_batch_back(sent, done, replica, mine)[ran] - began[ran]) * 1000),
             "mean_batch_size": _mean_batch(sent[ran], replica[ran], batch[ran]),
             "utilisation": _utilisation(sent[ran], done[ran], replica[ran], count, window_s),
         }
@@ -43,19 +43,35 @@ def stage_breakdown(trace: dict[str, Any], window_s: tuple[float, float], replic
 
 def _service_start(sent: np.ndarray, done: np.ndarray, replica: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """When each pass's batch began on its replica: when it was sent, or, if the replica was still on
-    its previous batch (a second batch in flight waits in the replica), when that one was answered.
+    its previous batch (a second batch in flight waits in the replica), when that one came back.
+    A batch is one replica's one send time; it came back when its first answer was handled.
     Queueing time then includes the wait inside the replica, and service time is the model's alone."""
     began = sent.copy()
     for r in np.unique(replica[mask]):
         rows = np.flatnonzero(mask & (replica == r))
-        batches = sorted({(sent[i], done[i]) for i in rows})
+        back: dict[float, float] = {}
+        for i in rows:
+            back[sent[i]] = min(back.get(sent[i], np.inf), done[i])
         start, free = {}, -np.inf
-        for s_at, d_at in batches:
+        for s_at in sorted(back):
             start[s_at] = max(s_at, free)
-            free = max(free, d_at)
+            free = max(free, back[s_at])
         for i in rows:
             began[i] = start[sent[i]]
     return began
+
+
+def _batch_back(sent: np.ndarray, done: np.ndarray, replica: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """For each pass, when its batch came back (its batch's first answer handled)."""
+    back = done.copy()
+    firsts: dict[tuple[int, float], float] = {}
+    rows = np.flatnonzero(mask)
+    for i in rows:
+        key = (int(replica[i]), float(sent[i]))
+        firsts[key] = min(firsts.get(key, np.inf), done[i])
+    for i in rows:
+        back[i] = firsts[(int(replica[i]), float(sent[i]))]
+    return back
 
 
 def _stats(values_ms: np.ndarray) -> dict[str, float | None]:
