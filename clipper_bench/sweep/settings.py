@@ -112,8 +112,14 @@ def _arrival(text: str) -> str:
     """``--arrival``'s type: a known process, or ``trace:FILE`` with a readable trace."""
     import argparse
 
-    from ..load.arrivals import ARRIVALS, TRACE_PREFIX, read_trace
+    from ..load.arrivals import ARRIVALS, GAMMA_PREFIX, TRACE_PREFIX, parse_gamma, read_trace
 
+    if text.startswith(GAMMA_PREFIX):
+        try:
+            parse_gamma(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
     if text.startswith(TRACE_PREFIX):
         try:
             read_trace(text[len(TRACE_PREFIX):])
@@ -121,7 +127,7 @@ def _arrival(text: str) -> str:
             raise argparse.ArgumentTypeError(str(exc)) from None
         return text
     if text not in ARRIVALS:
-        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(ARRIVALS)} or trace:FILE")
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(ARRIVALS)}, gamma:CV or trace:FILE")
     return text
 
 

@@ -195,3 +195,13 @@ def test_a_trace_is_replayed_with_its_shape_at_the_offered_mean_rate(tmp_path):
     bad.write_text("1.0\nsoon\n")
     with pytest.raises(ValueError, match="every line must be a timestamp"):
         schedule_ns(10, 1.0, f"trace:{bad}")
+
+
+@pytest.mark.parametrize("cv", [0.1, 4.0])
+def test_gamma_gaps_have_the_mean_of_the_rate_and_the_cv_asked_for(cv):
+    t = schedule_ns(100, 300, f"gamma:{cv:g}", seed=3) / 1e9
+    gaps = np.diff(t)
+    assert gaps.mean() == pytest.approx(0.01, rel=0.05)
+    assert gaps.std() / gaps.mean() == pytest.approx(cv, rel=0.1)
+    with pytest.raises(ValueError, match="gamma:CV"):
+        schedule_ns(100, 1, "gamma:-2")
