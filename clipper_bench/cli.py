@@ -126,10 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .report.cli_args import add_report_parser
     from .sweep.cli_args import add_baseline_parser, add_run_parser
     from .sweep.pipeline.cli_args import add_pipeline_parser
+    from .sweep.planner.cli_args import add_plan_parser
 
     add_run_parser(sub)
     add_baseline_parser(sub)
     add_pipeline_parser(sub)
+    add_plan_parser(sub)
     add_build_parser(sub)
     add_serve_parser(sub)
     add_report_parser(sub)

@@ -21,13 +21,14 @@ import requests
 from clipper_admin.exceptions import ClipperException
 
 from ...common.processes import EXPERIMENT_ENV
+from ...load.intervals import repeat_stats
 from ...load.orchestrate import LoadError, run_clients
 from ...load.spec import LoadSpec
 from ...load.stats import lateness_stats, summarize, window_metrics
 from ...power.sampler import PowerMonitor, SamplerConfig, read_live_watts
 from ...power.summary import summarize_power
 from ...results.records import original_client_metrics
-from ...results.status import RunStatus, classify
+from ...results.status import RunStatus, classify_windows
 from ...results.store import EXPERIMENT_FILE, ExperimentStore, atomic_write_json, host_info
 from ..plan import detect_gpus, plan_cores, usable_cpus
 from ..progress import LivePoller, LiveStats, Progress
@@ -124,8 +125,12 @@ class PipelineRunner:
                                   "status": RunStatus.FAILED, "reason": None, "error": None, "started_at": time.time()}
         try:
             self._measure(cid, config, record)
+            self._repeat(cid, record)
             self._search_rate(cid, config, record)
-            record["status"], record["reason"] = classify(record["summary"], record["faults"])
+            if record.get("repeats") or record.get("rate_search"):
+                record["faults"] = self.deployment.faults_since(record["started_at"])
+            record["status"], record["reason"] = classify_windows(record.get("repeats") or [record["summary"]],
+                                                                  record["faults"])
         except KeyboardInterrupt as exc:
             record["status"] = RunStatus.INTERRUPTED
             record["error"] = record["reason"] = f"interrupted ({exc or 'Ctrl-C'})"
@@ -216,6 +221,7 @@ class PipelineRunner:
         record["window_wall_ns"] = list(window)
         record["summary"] = summarize(clients, window, s.slo_ms, rate)
         record["summary"]["load"] = {"mode": "open" if rate else "closed", "rate_qps": rate,
+                                     "arrival": s.arrival if rate else None,
                                      "concurrency": None if rate else specs[0].concurrency * len(specs),
                                      "lateness": lateness_stats(clients, window) if rate else None}
         trace = deployment.trace()
@@ -259,6 +265,31 @@ class PipelineRunner:
             for poller in pollers:
                 poller.stop()
 
+    def _window(self, cid: str, rate: float | None, label: str) -> dict[str, Any]:
+        """One more window of load on the running deployment (raw data not kept); its summary."""
+        s = self.settings
+        warmup = min(s.warmup_s, 1.0)
+        specs = self._specs(cid, rate, warmup, label)
+        start_at, clients = run_clients(specs, self.store.logs_dir / cid / label)
+        for spec in specs:
+            Path(spec.out_path).unlink(missing_ok=True)
+        begin = start_at + warmup
+        return summarize(clients, (int(begin * 1e9), int((begin + s.duration_s) * 1e9)), s.slo_ms, rate)
+
+    def _repeat(self, cid: str, record: dict[str, Any]) -> None:
+        """``repeats`` > 1 (the planner's validation): more windows on the same deployment; every
+        repeat's summary and the mean with a 95% interval of throughput, p50 and p99."""
+        s = self.settings
+        if s.repeats < 2 or record.get("summary") is None:
+            return
+        rate = s.rate_qps[0] if s.rate_qps else None
+        summaries = [record["summary"]]
+        for k in range(2, s.repeats + 1):
+            self.progress.update(LiveStats(f"repeat {k} of {s.repeats}"))
+            summaries.append(self._window(cid, rate, f"repeat{k}"))
+        record["repeats"] = [{k: v for k, v in x.items() if k != "drain"} for x in summaries]
+        record["repeat_stats"] = repeat_stats(summaries)
+
     def _search_rate(self, cid: str, config: dict[str, StageConfig], record: dict[str, Any]) -> None:
         """``--max_rate_under_p99_ms``: probe open-loop rates of pipeline queries on this deployment."""
         s = self.settings
@@ -269,12 +300,7 @@ class PipelineRunner:
 
         def probe(rate: float) -> dict[str, Any]:
             self.progress.update(LiveStats(f"searching: {rate:,.1f} q/s offered"))
-            specs = self._specs(cid, rate, min(s.warmup_s, 1.0), "rate-search")
-            start_at, clients = run_clients(specs, self.store.logs_dir / cid / "rate-search")
-            for spec in specs:
-                Path(spec.out_path).unlink(missing_ok=True)
-            begin = start_at + min(s.warmup_s, 1.0)
-            return summarize(clients, (int(begin * 1e9), int((begin + s.duration_s) * 1e9)), s.slo_ms, rate)
+            return self._window(cid, rate, "rate-search")
 
         found = search.run(capacity, probe)
         record["rate_search"] = search.to_json(found, capacity, s.arrival)
@@ -337,6 +363,7 @@ def _run_line(record: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
         "latency_ms": summary.get("latency_ms"), "load": summary.get("load"),
         "bottleneck": stages.get("bottleneck"),
         "max_rate_qps": (record.get("rate_search") or {}).get("max_rate_qps"),
+        "repeat_stats": record.get("repeat_stats"),
         "serving_efficiency": None, "power": None if not record.get("power") else {
             "joules_per_query": record["power"].get("joules_per_query"), "avg_w": record["power"].get("avg_w")},
         "faults": [f["what"] for f in record.get("faults") or []],

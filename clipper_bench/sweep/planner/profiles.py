@@ -1,0 +1,126 @@
+"""Per-model profiles from experiments already measured: service time per batch, energy per query.
+
+A profile point is one ``ok`` configuration of a ``run`` sweep, measured closed loop (the replicas
+kept busy). Its replicas served ``throughput_qps`` in batches of the mean size the frontend formed
+(``model:<m>:1:batch_size``), so one batch took ``num_replicas x mean batch / throughput`` on one
+replica: the service time the estimator needs, whatever queueing the closed loop added to latency.
+Points are matched to a stage by model, model options (sleep time, framework, precision), device
+and cores per replica.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ...containers.models import get_model_spec
+from ...results.clipper_metrics import metric_entry
+from ...results.frame import experiment_dirs
+from ...results.store import EXPERIMENT_FILE, read_run_lines, record_path
+
+OPTION_SETTINGS = ("sleep_ms", "framework", "precision")  # model options a profile must match
+
+
+class ProfileError(ValueError):
+    """Profiles that cannot answer what the planner asks; the message names the fix."""
+
+
+@dataclass(frozen=True)
+class ProfilePoint:
+    """One measured configuration: a batch of ``batch`` (mean) took ``service_s`` on one replica."""
+
+    batch_size: int  # the configured maximum
+    mean_batch: float  # what the frontend formed
+    service_s: float
+    joules_per_query: float | None
+    config_id: str
+
+
+@dataclass
+class Profile:
+    """What was measured of one model with one set of options on one kind of device and core count."""
+
+    model: str
+    options: dict[str, Any]
+    device: str  # cpu or gpu
+    cpus_per_replica: int
+    points: list[ProfilePoint] = field(default_factory=list)
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        """The configured batch sizes measured."""
+        return sorted({p.batch_size for p in self.points})
+
+    def service_s(self, batch: float) -> tuple[float, bool]:
+        """Service time of a batch of ``batch`` queries, interpolated linearly between measured
+        mean batches, and whether it was extrapolated beyond them (the nearest point's time per
+        query then scales)."""
+        pts = sorted(self.points, key=lambda p: p.mean_batch)
+        if batch <= pts[0].mean_batch:
+            return pts[0].service_s, batch < pts[0].mean_batch - 0.5
+        for lo, hi in zip(pts, pts[1:], strict=False):
+            if batch <= hi.mean_batch:
+                f = (batch - lo.mean_batch) / max(hi.mean_batch - lo.mean_batch, 1e-9)
+                return lo.service_s + f * (hi.service_s - lo.service_s), False
+        last = pts[-1]
+        return last.service_s * batch / last.mean_batch, batch > last.mean_batch + 0.5
+
+    def joules_per_query(self, batch_size: int) -> float | None:
+        """Energy per query measured at ``batch_size`` (None when not measured)."""
+        found = [p.joules_per_query for p in self.points if p.batch_size == batch_size and p.joules_per_query]
+        return sum(found) / len(found) if found else None
+
+
+def load_profiles(paths: list[str]) -> list[Profile]:
+    """Every profile in the ``run`` experiments under ``paths`` (pipeline experiments are skipped)."""
+    profiles: dict[tuple, Profile] = {}
+    for exp in experiment_dirs(paths):
+        experiment = json.loads((exp / EXPERIMENT_FILE).read_text())
+        if experiment.get("kind") == "pipeline":
+            continue
+        settings = experiment.get("settings") or {}
+        for line in read_run_lines(exp / "runs.ndjson"):
+            point = _point(exp, line, settings)
+            if point is None:
+                continue
+            model = get_model_spec(line["model_name"]).name
+            options = {k: settings.get(k) for k in OPTION_SETTINGS}
+            if model != "sleep":
+                options.pop("sleep_ms")
+            device = "gpu" if line.get("gpus") else "cpu"
+            key = (model, json.dumps(options, sort_keys=True), device, line["cpus_per_replica"])
+            profiles.setdefault(key, Profile(model, options, device, line["cpus_per_replica"])).points.append(point)
+    return list(profiles.values())
+
+
+def _point(exp: Path, line: dict[str, Any], settings: dict[str, Any]) -> ProfilePoint | None:
+    """A line measured ok, closed loop, with the frontend's batch sizes: a point; else None."""
+    if line.get("status") != "ok" or (line.get("load") or {}).get("mode") != "closed" or not line.get("throughput_qps"):
+        return None
+    try:
+        record = json.loads(record_path(exp, line["config_id"]).read_text())
+    except (OSError, ValueError):
+        return None
+    entry = metric_entry(record.get("clipper_metrics"), "histograms", f"model:{line['model_name']}:1:batch_size")
+    mean_batch = float(entry["mean"]) if entry and int(float(entry.get("size", 0))) else float(line["batch_size"])
+    service = line["num_replicas"] * mean_batch / line["throughput_qps"]
+    return ProfilePoint(line["batch_size"], mean_batch, service, (line.get("power") or {}).get("joules_per_query"),
+                        line["config_id"])
+
+
+def profile_for(profiles: list[Profile], model: str, options: dict[str, Any], device: str | None = None) -> list[Profile]:
+    """The profiles of ``model`` whose options match ``options`` (those it sets), on ``device`` when
+    given; ProfileError naming what was measured when none does."""
+    name = get_model_spec(model).name
+    same_model = [p for p in profiles if p.model == name]
+    wanted = {k: v for k, v in options.items() if k in OPTION_SETTINGS and (k != "sleep_ms" or name == "sleep")}
+    found = [p for p in same_model if all(p.options.get(k) == v for k, v in wanted.items())
+             and (device is None or p.device == device)]
+    if not found:
+        seen = "; ".join(f"{p.options} on {p.device}" for p in same_model) or "nothing"
+        raise ProfileError(f"no measured profile of {name} with {wanted or 'its defaults'}"
+                           f"{' on ' + device if device else ''} (the experiments hold {seen}): "
+                           f"measure it with `clipper-bench run -m {model} -b 1 4 16 ...` and pass that experiment")
+    return found
