@@ -38,8 +38,8 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
                    help="plan for a predicted p99 this share under the bound (default 0.1: 90 ms for 100 ms), "
                         "room for what the estimator leaves out")
     p.add_argument("--max_utilisation", type=finite_float, default=0.85,
-                   help="refuse plans that keep any stage busier than this share of the time (default 0.85): "
-                        "near saturation the p99 hangs on every error in the measured service times")
+                   help="refuse plans in which the rate takes more than this share of a stage's full-batch "
+                        "capacity (default 0.85): near saturation the p99 hangs on every error in the service times")
     p.add_argument("-c", "--model_cpus", type=int, nargs="+", default=None, help="cores the replicas may use")
     p.add_argument("--oversubscribe", action="store_true", help="let replicas share cores")
     p.add_argument("--out", type=Path, default=None, help="the plan file (default <results_dir>/plan-<name>.yaml)")

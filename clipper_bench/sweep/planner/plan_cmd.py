@@ -38,9 +38,9 @@ def run_plan(args: argparse.Namespace) -> int:
     doc = plan_document(spec, best, coarse, args)
     if best.plan is None:
         _write(out, doc)
-        stage = best.limiting_stage or "?"
+        what = f"stage {best.limiting_stage} limits it" if best.limiting_stage else "the cores limit it"
         print(f"no plan meets p99 <= {args.slo_p99_ms:g} ms at {args.rate:g} q/s with up to {args.max_replicas} "
-              f"replicas per stage: stage {stage} limits it ({best.cheaper['why'] if best.cheaper else 'no plan'}); "
+              f"replicas per stage: {what} ({best.cheaper['why'] if best.cheaper else 'no plan'}); "
               f"plan file {out}")
         return 1
     print(describe(spec, best, "plan", args))

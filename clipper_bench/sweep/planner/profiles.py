@@ -5,7 +5,9 @@ kept busy). Its replicas served ``throughput_qps`` in batches of the mean size t
 (``model:<m>:1:batch_size``), so one batch took ``num_replicas x mean batch / throughput`` on one
 replica: the service time the estimator needs, whatever queueing the closed loop added to latency.
 Points are matched to a stage by model, model options (sleep time, framework, precision), device
-and cores per replica.
+and cores per replica. Replicas on CPU cores are taken as independent (the estimator runs any number
+of them from one replica's profile); replicas sharing a GPU slow each other, so a GPU profile keeps
+the replica count it was measured with, and the planner gives a GPU stage only counts it measured.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class Profile:
     options: dict[str, Any]
     device: str  # cpu or gpu
     cpus_per_replica: int
+    replicas: int | None = None  # on a GPU: the replicas that shared it when measured (they slow each other)
     points: list[ProfilePoint] = field(default_factory=list)
 
     @property
@@ -90,8 +93,10 @@ def load_profiles(paths: list[str]) -> list[Profile]:
             if model != "sleep":
                 options.pop("sleep_ms")
             device = "gpu" if line.get("gpus") else "cpu"
-            key = (model, json.dumps(options, sort_keys=True), device, line["cpus_per_replica"])
-            profiles.setdefault(key, Profile(model, options, device, line["cpus_per_replica"])).points.append(point)
+            shared = line["num_replicas"] if device == "gpu" else None  # replicas on one GPU are not independent
+            key = (model, json.dumps(options, sort_keys=True), device, line["cpus_per_replica"], shared)
+            profile = profiles.setdefault(key, Profile(model, options, device, line["cpus_per_replica"], shared))
+            profile.points.append(point)
     return list(profiles.values())
 
 

@@ -2,8 +2,8 @@
 the estimator says one meets the SLO.
 
 Plans are ordered by the objective (``gpus``, ``cores``, ``replicas`` or ``energy``; ties broken by
-the others in that order). A plan whose stage cannot serve the rate at all (replicas x batch /
-service time below it) or that needs more cores than there are is rejected without simulating;
+the others in that order). A plan whose stage the rate would load beyond ``max_utilisation`` of
+its full-batch capacity (replicas x batch / service time) or that needs more cores than there are is rejected without simulating;
 the rest are simulated in cost order, so the first that meets the SLO is the cheapest that does.
 The one just cheaper than it is kept with why it fails. The space is small for the pipelines here
 (a few thousand plans; most fail the capacity check), so this exhaustive walk is exact where
@@ -40,7 +40,8 @@ class StageChoice:
     profile: Profile
 
     def capacity_qps(self) -> float:
-        """The most this stage can serve: full batches back to back on every replica."""
+        """The most this stage can serve: full batches back to back on every replica (on a GPU, the
+        profile's service time already holds what its sharing replicas cost each other)."""
         return self.replicas * self.batch_size / self.profile.service_s(self.batch_size)[0]
 
 
@@ -57,7 +58,7 @@ class Target:
     oversubscribe: bool = True
     max_replicas: int = 8
     hop_s: float = 0.0005
-    max_utilisation: float = 0.85  # near saturation p99 hangs on every error in the service times
+    max_utilisation: float = 0.85  # the most of a stage's full-batch capacity the rate may take
 
 
 @dataclass
@@ -83,7 +84,9 @@ def stage_options(stage: Stage, profiles: list[Profile], max_replicas: int) -> l
         raise ProfileError(f"stage {stage.name}: the experiments hold {stage.model} with different options "
                            f"({'; '.join(sorted(variants))}): name the stage's in its options (or --sleep_ms)")
     return [StageChoice(r, b, p.cpus_per_replica, device == "gpu", p)
-            for p in found for b in p.batch_sizes for r in range(1, max_replicas + 1)]
+            for p in found for b in p.batch_sizes
+            for r in ([p.replicas] if p.replicas else range(1, max_replicas + 1))
+            if r <= max_replicas and (not stage.gpus or r <= len(stage.gpus))]
 
 
 def cost(plan: dict[str, StageChoice], objective: str) -> tuple:
@@ -125,13 +128,12 @@ def search(spec: PipelineSpec, profiles: list[Profile], target: Target, coarse: 
                 break
             result.simulated += 1
             predicted = predict(spec, plan, target)
-            limiting = max(predicted.utilisation, key=predicted.utilisation.get)
-            busiest = predicted.utilisation[limiting]
-            if predicted.percentile_ms(99) <= target.slo_ms and busiest <= target.max_utilisation:
+            if predicted.percentile_ms(99) <= target.slo_ms:
                 result.plan, result.predicted = plan, predicted
                 break
-            why = (f"predicted p99 {predicted.percentile_ms(99):,.1f} ms (bound {target.slo_ms:g} ms), busiest stage "
-                   f"{limiting} {100 * busiest:.0f}% utilised (bound {100 * target.max_utilisation:.0f}%)")
+            limiting = max(predicted.utilisation, key=predicted.utilisation.get)
+            why = (f"predicted p99 {predicted.percentile_ms(99):,.1f} ms > {target.slo_ms:g} ms; busiest stage "
+                   f"{limiting} ({100 * predicted.utilisation[limiting]:.0f}% of the time holding a batch)")
         result.cheaper, result.limiting_stage = {"plan": plan, "why": why}, limiting
     result.seconds = time.monotonic() - t0
     return result
@@ -143,7 +145,9 @@ def _rejected(plan: dict[str, StageChoice], target: Target) -> tuple[str | None,
     if cores > target.cores and not target.oversubscribe:
         return f"needs {cores} cores, {target.cores} are free for replicas", None
     for name, c in plan.items():
-        if c.capacity_qps() < target.rate_qps:
+        if c.capacity_qps() * target.max_utilisation < target.rate_qps:
             return (f"stage {name} serves at most {c.capacity_qps():,.1f} q/s with {c.replicas} replica(s) at "
-                    f"batch {c.batch_size}, below {target.rate_qps:g} q/s"), name
+                    f"batch {c.batch_size}: {target.rate_qps:g} q/s would take "
+                    f"{100 * target.rate_qps / c.capacity_qps():.0f}% of it (bound "
+                    f"{100 * target.max_utilisation:.0f}%)"), name
     return None, None
