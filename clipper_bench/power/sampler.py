@@ -24,10 +24,19 @@ from .nvml import NvmlSource
 from .rapl import RaplSource
 from .source import PowerSource, SourceUnavailable
 
+# The sampling interval's bounds. NVML's power reading is updated every 1/6 to 1 s, depending on the
+# product (NVML reference; on Ampere and newer nvmlDeviceGetPowerUsage is a 1 s average), and RAPL's
+# energy counter about every millisecond, so sampling faster than 10 ms only repeats readings and
+# keeps a core busy. A counter must be read before it wraps: a 32-bit RAPL counter (4,295 J) wraps
+# in 10.7 s at 400 W, hence at most 10 s.
+MIN_INTERVAL_S = 0.01
+MAX_INTERVAL_S = 10.0
+
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """What to sample, how often, when, and where the samples go."""
+    """What to sample, how often, when, and where the samples go; an interval outside
+    ``MIN_INTERVAL_S``-``MAX_INTERVAL_S`` is a ValueError (the sampler would spin, or miss wraps)."""
 
     interval_s: float
     start_wall: float
@@ -36,6 +45,11 @@ class SamplerConfig:
     gpus: tuple[int, ...] = ()
     powercap_root: str = "/sys/class/powercap"
     cpu_groups: dict[str, list[int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not MIN_INTERVAL_S <= self.interval_s <= MAX_INTERVAL_S:
+            raise ValueError(f"power sampling interval must be {MIN_INTERVAL_S * 1000:g} to "
+                             f"{MAX_INTERVAL_S * 1000:g} ms, got {self.interval_s * 1000:g} ms")
 
 
 SOURCE_CLASSES = (NvmlSource, RaplSource, CpuSource)  # every power source; a new one is one more here

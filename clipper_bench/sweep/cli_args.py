@@ -8,8 +8,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..common.cli_types import check_writable_dir
-from .settings import GROUPS, MODEL_FIELDS, RunSettings, declared_fields, flag_of, resolve_defaults
+from ..common.cli_types import check_writable_dir, one_line_errors
+from .settings import (
+    GROUPS,
+    MODEL_FIELD_RANGES,
+    MODEL_FIELDS,
+    RunSettings,
+    declared_fields,
+    flag_of,
+    resolve_defaults,
+)
 
 
 def add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -21,6 +29,14 @@ def add_run_flags(p: argparse.ArgumentParser) -> None:
     for f in declared_fields():
         _add_declared_flag(groups[f.metadata["group"]], f)
     add_model_option_flags(groups["models"])
+    add_model_flag_ranges(p)
+
+
+def add_model_flag_ranges(p: argparse.ArgumentParser) -> None:
+    """Append the ranges the settings declare for the model flags (``--seed``) to their --help."""
+    for action in p._actions:
+        if action.dest in MODEL_FIELD_RANGES and action.help:
+            action.help = f"{action.help} {MODEL_FIELD_RANGES[action.dest][1].help()}"
 
 
 def _add_declared_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup, f: Any) -> None:
@@ -65,6 +81,7 @@ def add_run_parser(sub: argparse._SubParsersAction) -> None:
         description="Deploy a model for every (replicas x cores per replica x batch size), drive load, "
                     "and write one record per configuration.",
     )
+    one_line_errors(p)
     add_run_flags(p)
     p.add_argument("--config", metavar="SWEEP_YAML", default=None,
                    help="take every flag from this YAML file (flag names without dashes as keys, lists for "
@@ -87,10 +104,14 @@ def _run_experiment(settings: RunSettings, baseline_only: bool) -> list[str]:
     from ..containers.models.classical import ModelNotBuiltError
     from ..results.store import ResultsWriteError
     from .baseline import BaselineError
-    from .plan import PlanError
+    from .plan import PlanError, check_numbers
     from .progress import make_progress
     from .runner import ExperimentRunner
 
+    try:  # bad numbers are refused before anything is written or started
+        check_numbers(settings)
+    except (UnknownModelError, PlanError) as exc:
+        raise UsageError(str(exc)) from None
     check_writable_dir(settings.results_dir)
     quiet_cluster_logs()
     progress = make_progress()
@@ -125,10 +146,12 @@ def add_baseline_parser(sub: argparse._SubParsersAction) -> None:
         description="Run the model in one process pinned like replica 1 (its cores, its GPU) and time "
                     "batches. Writes baselines.ndjson in a new experiment directory.",
     )
+    one_line_errors(p)
     declared = {f.name: f for f in declared_fields()}
     for name in BASELINE_FIELDS:
         _add_declared_flag(p, declared[name])
     add_model_option_flags(p)
+    add_model_flag_ranges(p)
     p.set_defaults(func=cmd_baseline)
 
 

@@ -177,7 +177,7 @@ def placements(point: ConfigPoint, plan: CorePlan, gpus: tuple[int, ...], oversu
 def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) -> tuple[CorePlan, list[ConfigPoint]]:
     """Check every setting against this machine before anything starts; raise PlanError if wrong."""
     settings = resolve_defaults(settings)
-    _check_numbers(settings)
+    check_numbers(settings)
     _check_machine(settings, gpu_names)
     plan = plan_cores(settings, available)
     points = configurations(settings)
@@ -186,16 +186,15 @@ def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) 
     return plan, points
 
 
-def _check_numbers(settings: RunSettings) -> None:
-    """Values that are wrong on any machine: each field's declared check, then how fields combine."""
+def check_numbers(settings: RunSettings) -> None:
+    """Values that are wrong on any machine, before anything is written or started: each field's
+    declared range and check, then how fields combine. PlanError says which flag, its limit, the fix."""
     problem = check_declared(settings)
     if problem:
         raise PlanError(problem)
     if settings.rate_qps:
         if settings.concurrency:
             raise PlanError("--rate (open loop) and --concurrency (closed loop) exclude each other: pass one")
-    if settings.stable and (settings.stable_window_s <= 0 or settings.stable_tolerance <= 0):
-        raise PlanError("--stable_window_s and --stable_tolerance must be positive")
     if settings.cuda_graphs == "on" and (not settings.model_gpus or settings.framework != "torch"
                                          or not get_model_spec(settings.model_name).uses_gpu):
         raise PlanError("--cuda_graphs on captures torch image models (vgg, inception) on a GPU: "
@@ -218,6 +217,8 @@ def _check_machine(settings: RunSettings, gpu_names: list[str]) -> None:
     from .engines import engine_class
 
     engine_class(settings.engine).validate(settings)
+    if settings.gpu_clocks_mhz and settings.model_gpus:
+        _check_gpu_clocks(settings.gpu_clocks_mhz, settings.model_gpus)
     if settings.gpu_power_limits_w or settings.gpu_clocks_mhz:
         from ..power.limits import LimitError, check_permission
 
@@ -225,3 +226,34 @@ def _check_machine(settings: RunSettings, gpu_names: list[str]) -> None:
             check_permission(settings.model_gpus, settings.gpu_power_limits_w, settings.gpu_clocks_mhz)
         except LimitError as exc:
             raise PlanError(str(exc)) from None
+
+
+def _check_gpu_clocks(clocks_mhz: tuple[int, ...], gpus: tuple[int, ...]) -> None:
+    """Every --gpu_clocks value within the SM clocks each GPU of -g supports (NVML's lowest supported
+    graphics clock to its highest SM clock): NVML would otherwise clamp a lock silently and the record
+    would name a clock that never ran. Where NVML cannot say, the permission check decides."""
+    from ..power.nvml import load_nvml
+    from ..power.source import SourceUnavailable
+
+    try:
+        nvml = load_nvml()
+    except SourceUnavailable:
+        return
+    try:
+        supported = {gpu: _supported_sm_clocks(nvml, nvml.nvmlDeviceGetHandleByIndex(gpu)) for gpu in sorted(set(gpus))}
+    except (nvml.NVMLError, AttributeError, ValueError):
+        return  # an NVML without these queries (or a fake one): check_permission still runs
+    finally:
+        nvml.nvmlShutdown()
+    for gpu, (lo, hi) in supported.items():
+        bad = [c for c in clocks_mhz if not lo <= c <= hi]
+        if bad:
+            raise PlanError(f"--gpu_clocks {bad[0]} MHz is outside the SM clocks GPU {gpu} supports "
+                            f"({lo} to {hi} MHz); pass clocks in that range")
+
+
+def _supported_sm_clocks(nvml, handle) -> tuple[int, int]:
+    """The lowest graphics clock any memory clock allows and the highest SM clock, in MHz."""
+    graphics = [c for mem in nvml.nvmlDeviceGetSupportedMemoryClocks(handle)
+                for c in nvml.nvmlDeviceGetSupportedGraphicsClocks(handle, mem)]
+    return min(graphics), nvml.nvmlDeviceGetMaxClockInfo(handle, nvml.NVML_CLOCK_SM)

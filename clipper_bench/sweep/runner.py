@@ -634,13 +634,15 @@ def _power_line(power: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def describe_line(line: dict[str, Any]) -> str:
-    """One human line for a finished configuration."""
+    """One human line for a finished configuration. Any number may be None (a window with nothing
+    in it: no query sent, or a window too short to have a length): it then says so, never raises."""
     lat = line["latency_ms"]
     if lat["p50"] is None:
         latency = "no successful answers"
     else:
         latency = f"p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms"
-    text = (f"{line['throughput_qps']:.1f} q/s, {latency}, "
+    qps = line["throughput_qps"]
+    text = (f"{'no throughput (empty window)' if qps is None else f'{qps:.1f} q/s'}, {latency}, "
             f"{line['num_errors']} errors, {line['num_defaults']} SLO defaults")
     if line.get("num_unanswered"):
         text += f", {line['num_unanswered']} unanswered"
@@ -652,7 +654,7 @@ def describe_line(line: dict[str, Any]) -> str:
     if load.get("mode") == "open" and load.get("lateness"):
         late = load["lateness"]
         text += f", offered {load['rate_qps']:g} q/s {load['arrival']}"
-        if not late["kept_up"]:
+        if late["kept_up"] is False:  # None: no query was due in the window, nothing to judge
             text += f" (generator could NOT keep up: {100 * late['share_over_1ms']:.1f}% sent >1 ms late)"
     stability = line.get("stability")
     if stability:

@@ -1,7 +1,8 @@
 """The settings of one experiment: one frozen object, validated before anything runs.
 
 Each field is declared once, here: its default, its command-line flag and help, the group of
-``--help`` it belongs to (sweep, load, engine, power, models, output) and its own check. ``run``'s
+``--help`` it belongs to (sweep, load, engine, power, models, output), a numeric flag's range with
+why its limits are where they are (``limits``: appended to its help) and its own check. ``run``'s
 command line is generated from these declarations (``sweep/cli_args.py``), and the plan runs the
 checks before anything starts. The model flags (framework, precision, ...) are declared beside the
 models (``containers/models/flags.py``), which the container command shares.
@@ -9,12 +10,14 @@ models (``containers/models/flags.py``), which the container command shares.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..common.cli_types import finite_float
+from ..common.cli_types import Range, finite_float, number_text, whole_number
+from ..power.sampler import MAX_INTERVAL_S, MIN_INTERVAL_S
 
 # RunSettings fields whose flags are declared beside the models (containers/models/flags.py)
 MODEL_FIELDS = ("framework", "precision", "weights", "models_dir", "seed", "overlap_batches", "cuda_graphs")
@@ -30,13 +33,30 @@ GROUPS = {  # --help's groups, in order
 
 
 def setting(default: Any, group: str, *names: str, help: str | Callable[[], str], check: Callable | None = None,
-            **argparse_options: Any) -> Any:
+            limits: Range | None = None, **argparse_options: Any) -> Any:
     """A settings field with its flag: ``names`` as argparse takes them, ``help`` (or a function
-    that makes it when ``--help`` is built), ``check(value)`` returning what is wrong or None, and
-    argparse's ``type``, ``nargs``, ``choices`` (a list or a function), ``metavar``, ``action``,
+    that makes it when ``--help`` is built), ``limits`` (a numeric flag's Range: appended to its help
+    and checked, for every value of a list), ``check(value)`` returning what else is wrong or None,
+    and argparse's ``type``, ``nargs``, ``choices`` (a list or a function), ``metavar``, ``action``,
     ``required``."""
-    return field(default=default, metadata={"group": group, "names": names, "help": help, "check": check,
+    return field(default=default, metadata={"group": group, "names": names, "help": _with_range(help, limits),
+                                            "check": _checked(limits, check), "range": limits,
                                             "argparse": argparse_options})
+
+
+def _with_range(text: str | Callable[[], str], limits: Range | None) -> str | Callable[[], str]:
+    if limits is None:
+        return text
+    if callable(text):
+        return lambda: f"{text()} {limits.help()}"
+    return f"{text} {limits.help()}"
+
+
+def _checked(limits: Range | None, check: Callable | None) -> Callable | None:
+    """The range check, then the field's own."""
+    if limits is None:
+        return check
+    return lambda value: limits.problem(value) or (check(value) if check else None)
 
 
 def declared_fields() -> list:
@@ -49,56 +69,38 @@ def flag_of(f: Any) -> str:
     return next(n for n in f.metadata["names"] if n.startswith("--"))
 
 
-# -- checks: each returns what is wrong with a value (the flag's name is put before it), or None
+# -- ranges: every numeric flag's, with why its limits are where they are (shown in --help), and the
+# few checks a range cannot say. A check returns what is wrong (the flag's name is put before it) or None.
 
-
-def _positive_seconds(v: float) -> str | None:
-    return None if v > 0 else f"must be positive seconds, got {v:g}"
-
-
-def _non_negative_seconds(v: float) -> str | None:
-    return None if v >= 0 else f"must be 0 or more seconds, got {v:g}"
-
-
-def _non_negative_ms(v: float) -> str | None:
-    return None if v >= 0 else f"must be 0 or more milliseconds, got {v:g}"
-
-
-def _positive(v: float) -> str | None:
-    return None if v > 0 else f"must be positive, got {v:g}"
-
-
-def _at_least_one(v: int | None) -> str | None:
-    return None if v is None or v >= 1 else f"must be at least 1, got {v}"
-
-
-def _positive_or_none(v: float | None) -> str | None:
-    return None if v is None or v > 0 else f"must be positive, got {v:g}"
-
-
-def _positive_rates(values: tuple[float, ...]) -> str | None:
-    bad = [v for v in values if v <= 0]
-    return f"must be a positive number of queries per second, got {bad[0]:g}" if bad else None
-
-
-def _all_at_least_one(values: tuple[int, ...]) -> str | None:
-    bad = [v for v in values if v < 1]
-    return f"must be at least 1, got {bad[0]}" if bad else None
-
-
-def _positive_ints(values: tuple[int, ...]) -> str | None:
-    if not values:
-        return "needs at least one value"
-    bad = [v for v in values if v < 1]
-    return f"must be positive integers, got {bad}" if bad else None
-
-
+DAY_S = 86_400  # every duration: up to a day
+DAY_MS = DAY_S * 1000
 MAX_BATCH_SIZE = 4096  # the most inputs one request may carry, and far beyond any model's batch
+MAX_CLIENTS = 256
+MAX_CLIENT_RATE_QPS = 100_000  # one client: one Python thread, one ZeroMQ message pair (~10 us) per query
+MAX_CLIENT_QUERIES = 50_000_000  # per client and configuration: ~4 GB of send schedule and raw rows
+MAX_CONCURRENCY = 16 * MAX_BATCH_SIZE
 
 
-def _batch_sizes(values: tuple[int, ...]) -> str | None:
-    big = [b for b in values if b > MAX_BATCH_SIZE]
-    return f"must be at most {MAX_BATCH_SIZE}, got {big}" if big else _positive_ints(values)
+def _seconds(lo: float, why: str) -> Range:
+    return Range(lo, DAY_S, "seconds", why)
+
+
+ANY_DURATION = "up to a day, as every duration"
+WINDOW = _seconds(0.1, "under 0.1 s a window holds too few answers to measure; up to a day, as every duration")
+SLO = Range(0.001, DAY_MS, "ms", "the frontend keeps SLOs in whole microseconds, up to a day")
+SAMPLING_WHY = ("NVML's power reading changes every 1/6 to 1 s and RAPL's counter about every ms: faster "
+                "sampling repeats readings and keeps a core busy; a 32-bit RAPL counter (4,295 J) must be "
+                "read before it wraps, 10.7 s at 400 W")
+RATE_WHY = (f"one query per 1,000 s to 25 x the about 40,000 q/s one frontend serves; each client sends at "
+            f"most {MAX_CLIENT_RATE_QPS:,} q/s and {MAX_CLIENT_QUERIES:,} queries a configuration, so a high "
+            "rate needs more -n")
+# the model flags declared beside the models (containers/models/flags.py), ranged here with the rest
+MODEL_FIELD_RANGES = {"seed": ("--seed", Range(0, 2**32 - 1, "", "numpy's generators refuse negative seeds, and "
+                                                  "Keras seeds numpy's legacy one, which takes 32 bits"))}
+
+
+def _non_empty(values: tuple[int, ...]) -> str | None:
+    return None if values else "needs at least one value"
 
 
 def _model_help() -> str:
@@ -138,13 +140,40 @@ def _engine_names() -> list[str]:
 
 
 def check_declared(settings: RunSettings) -> str | None:
-    """The first declared check that fails, as ``--flag <what is wrong>``, or None."""
+    """The first declared check that fails, as ``--flag <what is wrong>``, or None: each flag's range
+    and check, the model flags' ranges, then the limits of one load client (:func:`check_load_size`)."""
     for f in declared_fields():
         check = f.metadata["check"]
         problem = check(getattr(settings, f.name)) if check else None
         if problem:
             return f"{flag_of(f)} {problem}"
-    return None
+    for name, (flag, limits) in MODEL_FIELD_RANGES.items():
+        problem = limits.problem(getattr(settings, name))
+        if problem:
+            return f"{flag} {problem}"
+    return check_load_size(settings)
+
+
+def check_load_size(settings: RunSettings) -> str | None:
+    """What one open-loop client can do: send ``MAX_CLIENT_RATE_QPS`` and hold the send schedule and
+    raw rows of ``MAX_CLIENT_QUERIES`` per configuration (warm-up and window). Beyond either, more
+    clients (``-n``) share the rate; the line says how many."""
+    if not settings.rate_qps:
+        return None
+    rate, n = max(settings.rate_qps), settings.num_clients
+    seconds = settings.warmup_s + settings.duration_s
+    need = max(math.ceil(rate / MAX_CLIENT_RATE_QPS), math.ceil(rate * seconds / MAX_CLIENT_QUERIES))
+    if n >= need:
+        return None
+    if rate / n > MAX_CLIENT_RATE_QPS:
+        what = (f"is {number_text(rate / n)} q/s for each of -n {n} clients; one client sends at most "
+                f"{MAX_CLIENT_RATE_QPS} q/s")
+    else:
+        what = (f"for --warmup {number_text(settings.warmup_s)} s + -d {number_text(settings.duration_s)} s is "
+                f"{rate * seconds / n:.3g} queries for each of -n {n} clients; one client holds at most "
+                f"{MAX_CLIENT_QUERIES} (about 4 GB of schedule and raw rows)")
+    fix = f"pass -n {need} or more" if need <= MAX_CLIENTS else "lower --rate, --warmup or -d"
+    return f"--rate {number_text(rate)} q/s {what}: {fix}"
 
 
 @dataclass(frozen=True)
@@ -152,29 +181,42 @@ class RunSettings:
     """Everything ``clipper-bench run`` (and ``driver.py``) was asked to do."""
 
     model_name: str = setting(None, 'sweep', '-m', '--model_name', metavar="MODEL", help=_model_help, required=True)
-    duration_s: float = setting(120.0, 'sweep', '-d', '--duration', '--duration_seconds', type=finite_float, help="seconds each configuration is measured (default 120)", check=_positive_seconds)
-    batch_sizes: tuple[int, ...] = setting((2,), 'sweep', '-b', '--batch_sizes', type=int, nargs="+", help="batch sizes to sweep (default 2)", check=_batch_sizes)
-    num_replicas: tuple[int, ...] = setting((1,), 'sweep', '-r', '--num_replicas', type=int, nargs="+", help="replica counts to sweep (default 1)", check=_positive_ints)
-    model_cpus: tuple[int, ...] | None = setting(None, 'sweep', '-c', '--model_cpus', type=int, nargs="+", help="cores the replicas may use (default: all but the frontend's and load generator's)")
-    cpus_per_replica_nums: tuple[int, ...] = setting((1,), 'sweep', '-p', '--cpus_per_replica_nums', type=int, nargs="+", help="cores per replica to sweep (default 1)", check=_positive_ints)
-    model_gpus: tuple[int, ...] = setting((), 'sweep', '-g', '--model_gpus', type=int, nargs="+", help="GPU indices; replica i gets the i-th (default: CPU only)")
-    num_clients: int = setting(1, 'sweep', '-n', '--num_clients', type=int, help="load-generating client processes (default 1)", check=_at_least_one)
+    duration_s: float = setting(120.0, 'sweep', '-d', '--duration', '--duration_seconds', type=finite_float, help="seconds each configuration is measured (default 120)",
+                        limits=WINDOW)
+    batch_sizes: tuple[int, ...] = setting((2,), 'sweep', '-b', '--batch_sizes', type=whole_number, nargs="+", help="batch sizes to sweep (default 2)",
+                        limits=Range(1, MAX_BATCH_SIZE, "", "the most inputs one request may carry"), check=_non_empty)
+    num_replicas: tuple[int, ...] = setting((1,), 'sweep', '-r', '--num_replicas', type=whole_number, nargs="+", help="replica counts to sweep (default 1)",
+                        limits=Range(1, 256, "", "each replica is a process with its own model; 256 fill the largest hosts"), check=_non_empty)
+    model_cpus: tuple[int, ...] | None = setting(None, 'sweep', '-c', '--model_cpus', type=whole_number, nargs="+", help="cores the replicas may use (default: all but the frontend's and load generator's)",
+                        limits=Range(0, 8191, "", "Linux numbers at most 8,192 cores; the ones usable here are checked next"))
+    cpus_per_replica_nums: tuple[int, ...] = setting((1,), 'sweep', '-p', '--cpus_per_replica_nums', type=whole_number, nargs="+", help="cores per replica to sweep (default 1)",
+                        limits=Range(1, 8192, "", "Linux numbers at most 8,192 cores"), check=_non_empty)
+    model_gpus: tuple[int, ...] = setting((), 'sweep', '-g', '--model_gpus', type=whole_number, nargs="+", help="GPU indices; replica i gets the i-th (default: CPU only)",
+                        limits=Range(0, 255, "", "GPU indices; the GPUs present are checked next"))
+    num_clients: int = setting(1, 'sweep', '-n', '--num_clients', type=whole_number, help="load-generating client processes (default 1)",
+                        limits=Range(1, MAX_CLIENTS, "", f"each is a process sending up to {MAX_CLIENT_RATE_QPS:,} q/s; {MAX_CLIENTS} outrun any frontend"))
     engine: str = setting("local", 'engine', '--engine', choices=_engine_names, help="serving engine: local processes (default) or Docker containers through clipper_admin's "
                         "DockerContainerManager, each replica pinned (see --query_frontend_image)")
     results_dir: Path = setting(Path("results"), 'output', '--results_dir', type=Path, help="where experiments go (default results/)")
-    warmup_s: float = setting(5.0, 'load', '--warmup', type=finite_float, help="seconds of load before measuring (default 5)", check=_non_negative_seconds)
+    warmup_s: float = setting(5.0, 'load', '--warmup', type=finite_float, help="seconds of load before measuring (default 5)",
+                        limits=_seconds(0, ANY_DURATION))
     warmup_reused_s: float = setting(1.0, 'sweep', '--warmup_reused', type=finite_float, help="warm-up of a configuration that reuses the running replicas, which have already "
-                        "run every batch size of the sweep (default 1 s; at most --warmup)", check=_non_negative_seconds)
-    concurrency: tuple[int, ...] = setting((), 'load', '--concurrency', type=int, nargs="+", help="closed loop: outstanding queries in all; several values are swept, innermost (default (batches in flight + 1) x replicas x batch size)", check=_all_at_least_one)
+                        "run every batch size of the sweep (default 1 s; at most --warmup)",
+                        limits=_seconds(0, ANY_DURATION))
+    concurrency: tuple[int, ...] = setting((), 'load', '--concurrency', type=whole_number, nargs="+", help="closed loop: outstanding queries in all; several values are swept, innermost (default (batches in flight + 1) x replicas x batch size)",
+                        limits=Range(1, MAX_CONCURRENCY, "", f"16 x the largest batch ({MAX_BATCH_SIZE:,}); more outstanding queries only queue"))
     transport: str = setting("auto", 'load', '--transport', choices=["auto", "binary", "shm", "rest"], help="query path: binary (raw tensors over ZeroMQ), shm (inputs in shared memory, "
                         "descriptors over ZeroMQ; --engine local) or rest (Clipper's JSON API); default auto: "
                         "shm for inputs of 64 KiB or more (the images) on --engine local, binary otherwise")
-    slo_ms: float = setting(500.0, 'load', '--slo_ms', type=finite_float, help="application latency SLO in ms (default 500)", check=_positive)
-    sleep_ms: float = setting(10.0, 'models', '--sleep_ms', type=finite_float, help="batch time of the 'sleep' model in ms (default 10)", check=_non_negative_ms)
+    slo_ms: float = setting(500.0, 'load', '--slo_ms', type=finite_float, help="application latency SLO in ms (default 500)",
+                        limits=SLO)
+    sleep_ms: float = setting(10.0, 'models', '--sleep_ms', type=finite_float, help="batch time of the 'sleep' model in ms (default 10)",
+                        limits=Range(0, DAY_MS, "ms", ANY_DURATION))
     host: str = setting("127.0.0.1", 'engine', '--host', help="address the frontends bind to (default 127.0.0.1)")
     oversubscribe: bool = setting(False, 'sweep', '--oversubscribe', action="store_true", help="allow more replica cores than there are free cores (replicas then share cores)")
     drain_timeout_s: float = setting(10.0, 'load', '--drain_timeout_s', type=finite_float, help="after the window, wait for answers still out until none has come for this long or "
-                        "for twice the longest latency seen, whichever is longer (default 10)", check=_non_negative_seconds)
+                        "for twice the longest latency seen, whichever is longer (default 10)",
+                        limits=_seconds(0, ANY_DURATION))
     pool_size: int = 1000
     seed: int = 0
     framework: str = "torch"
@@ -185,19 +227,28 @@ class RunSettings:
     models_dir: Path = Path("models")
     baseline: bool = setting(False, 'models', '--baseline', action="store_true", help="first measure the model's raw in-process speed per batch size (pinned like replica 1); "
                         "records then carry serving_efficiency")
-    baseline_s: float = setting(10.0, 'models', '--baseline_s', type=finite_float, help="seconds of each baseline measurement (default 10)")
+    baseline_s: float = setting(10.0, 'models', '--baseline_s', type=finite_float, help="seconds of each baseline measurement (default 10)",
+                        limits=_seconds(0.1, "as -d, a shorter window times too few batches"))
     calibrate: bool = setting(False, 'sweep', '--calibrate', action="store_true", help="before the sweep, run the built-in sleep model (20 ms per batch, batch 1, 1 replica: a known capacity of 50 q/s) "
                         "closed loop for a few seconds on the same engine; experiment.json's calibration holds the measured against the known capacity")
-    batches_in_flight: int = setting(2, 'engine', '--batches_in_flight', type=int, choices=[1, 2, 3, 4], help="batches each replica is sent before it answers: 2 (default) so the next batch crosses "
-                        "the socket while the model computes; 1 is Clipper's own behaviour")
-    power_interval_ms: float = setting(100.0, 'power', '--power_interval_ms', type=finite_float, help="how often GPU power, RAPL energy and CPU use are sampled (default 100)", check=_positive)
+    batches_in_flight: int = setting(2, 'engine', '--batches_in_flight', type=whole_number, metavar="N", help="batches each replica is sent before it answers: 2 (default) so the next batch crosses "
+                        "the socket while the model computes; 1 is Clipper's own behaviour",
+                        limits=Range(1, 4, "", "from 4 on a replica's queue only grows"))
+    power_interval_ms: float = setting(100.0, 'power', '--power_interval_ms', type=finite_float, help="how often GPU power, RAPL energy and CPU use are sampled (default 100)",
+                        limits=Range(MIN_INTERVAL_S * 1000, MAX_INTERVAL_S * 1000, "ms", SAMPLING_WHY))
     powercap_root: Path = setting(Path("/sys/class/powercap"), 'power', '--powercap_root', type=Path, help="root of the powercap sysfs tree for RAPL (default /sys/class/powercap)")
-    idle_s: float = setting(5.0, 'power', '--idle_s', type=finite_float, help="seconds of idle power measured before the first configuration (0 to skip; default 5)", check=_non_negative_seconds)
-    gpu_power_limits_w: tuple[float, ...] = setting((), 'power', '--gpu_power_limits', type=finite_float, nargs="+", metavar="W", help="sweep GPU power limits (watts); set before each configuration, restored after (needs root)")
-    gpu_clocks_mhz: tuple[int, ...] = setting((), 'power', '--gpu_clocks', type=int, nargs="+", metavar="MHZ", help="sweep locked GPU SM clocks (MHz); released after each configuration (needs root)")
-    rate_qps: tuple[float, ...] = setting((), 'load', '--rate', type=finite_float, nargs="+", metavar="QPS", help="open loop: send at this total rate (split over the clients) instead of keeping --concurrency queries outstanding; latency then counts from each query's scheduled time; several values are swept, innermost", check=_positive_rates)
-    repeats: int = setting(1, 'sweep', '--repeats', type=int, metavar="N", help="measure each configuration N times (own windows, one deployment); records hold every repeat and the mean with a 95%% confidence interval of throughput, p50 and p99 (default 1)", check=_at_least_one)
-    max_rate_under_p99_ms: float | None = setting(None, 'load', '--max_rate_under_p99_ms', type=finite_float, metavar="MS", help="after each configuration's own measurement, search (bisection over the open-loop rate, on the same deployment) for the highest rate whose p99 stays within MS with at least 99%% of queries answered within the SLO; the record's rate_search holds the rate found and every probe", check=_positive_or_none)
+    idle_s: float = setting(5.0, 'power', '--idle_s', type=finite_float, help="seconds of idle power measured before the first configuration (0 to skip; default 5)",
+                        limits=_seconds(0, "0 skips it; " + ANY_DURATION))
+    gpu_power_limits_w: tuple[float, ...] = setting((), 'power', '--gpu_power_limits', type=finite_float, nargs="+", metavar="W", help="sweep GPU power limits (watts); set before each configuration, restored after (needs root)",
+                        limits=Range(10, 2000, "W", "every GPU's board power lies within (an H200's is 700 W); the GPU's own limits are checked next"))
+    gpu_clocks_mhz: tuple[int, ...] = setting((), 'power', '--gpu_clocks', type=whole_number, nargs="+", metavar="MHZ", help="sweep locked GPU SM clocks (MHz); released after each configuration (needs root)",
+                        limits=Range(100, 5000, "MHz", "every GPU's SM clocks lie within (an H200's reach 1,980 MHz); the clocks the GPU supports are checked next"))
+    rate_qps: tuple[float, ...] = setting((), 'load', '--rate', type=finite_float, nargs="+", metavar="QPS", help="open loop: send at this total rate (split over the clients) instead of keeping --concurrency queries outstanding; latency then counts from each query's scheduled time; several values are swept, innermost",
+                        limits=Range(0.001, 1_000_000, "q/s", RATE_WHY))
+    repeats: int = setting(1, 'sweep', '--repeats', type=whole_number, metavar="N", help="measure each configuration N times (own windows, one deployment); records hold every repeat and the mean with a 95%% confidence interval of throughput, p50 and p99 (default 1)",
+                        limits=Range(1, 100, "", "at 100 the t factor of a 95 percent interval is 1.98, against 1.96 for any number more"))
+    max_rate_under_p99_ms: float | None = setting(None, 'load', '--max_rate_under_p99_ms', type=finite_float, metavar="MS", help="after each configuration's own measurement, search (bisection over the open-loop rate, on the same deployment) for the highest rate whose p99 stays within MS with at least 99%% of queries answered within the SLO; the record's rate_search holds the rate found and every probe",
+                        limits=SLO)
     arrival: str = setting("constant", 'load', '--arrival', type=_arrival, help="open-loop arrival process: constant, poisson, or trace:FILE (recorded arrivals, one timestamp in seconds per line, scaled to --rate on average; default constant)")
     stable: bool = setting(False, 'load', '--stable', action="store_true", help="stop measuring once the last three windows agree on throughput and p99 "
                         "(--duration is then the maximum)")
@@ -208,7 +259,8 @@ class RunSettings:
                         "did (default: keep them while only the batch size changes)")
     docker_host_network: bool = setting(False, 'engine', '--docker_host_network', action="store_true", help="--engine docker: run every container on the host's network (all traffic on 127.0.0.1) "
                         "instead of a network of its own")
-    metrics_port: int = setting(1390, 'engine', '--metrics_port', type=int, help="--engine local: serve Prometheus' /metrics (the frontend's histograms, meters and counters, and the running window's watts) on this port, as Clipper's exporter does (default 1390; when it is taken a free port is used and recorded; 0 turns it off)")
+    metrics_port: int = setting(1390, 'engine', '--metrics_port', type=whole_number, help="--engine local: serve Prometheus' /metrics (the frontend's histograms, meters and counters, and the running window's watts) on this port, as Clipper's exporter does (default 1390; when it is taken a free port is used and recorded; 0 turns it off)",
+                        limits=Range(0, 65535, "", "a TCP port; 0 turns it off"))
     ray_address: str | None = setting(None, 'engine', '--ray_address', help="--engine ray: join this existing Ray cluster (host:port of its head; default: start a "
                         "local Ray on 127.0.0.1 for the run)")
     ray_ingress: str = setting("http", 'engine', '--ray_ingress', choices=["http", "handle"], help="--engine ray: load through Serve's HTTP proxy (Clipper's JSON) or deployment handles")
@@ -218,14 +270,19 @@ class RunSettings:
                         "is clipper-bench's own, which needs no registry and serves the binary path)")
     mgmt_frontend_image: str = setting("clipper/management_frontend:0.4.1", 'engine', '--mgmt_frontend_image', help="--engine docker: the management frontend image (unused with clipper-bench/frontend)")
     replica_start_timeout_s: float = setting(120.0, 'engine', '--replica_start_timeout_s', type=finite_float, help="a replica that has not connected this long after it started fails its "
-                        "configuration (default 120)", check=_positive_seconds)
+                        "configuration (default 120)",
+                        limits=_seconds(1, "a replica takes over a second to start Python and load its model"))
     replica_timeout_s: float = setting(30.0, 'engine', '--replica_timeout_s', type=finite_float, help="the frontend forgets an idle replica silent this long, a busy one after 10x "
-                        "(default 30; dead local replicas are noticed within 0.2 s anyway)", check=_positive_seconds)
+                        "(default 30; dead local replicas are noticed within 0.2 s anyway)",
+                        limits=_seconds(10, "idle replicas heartbeat after 5 s of silence: less forgets live ones"))
     replica_hang_min_s: float = setting(3.0, 'engine', '--replica_hang_s', type=finite_float, help="a replica holding a batch is declared hung, recorded as a fault and killed after "
                         "10x its model's slowest time per query x the batch's size, but never sooner than "
-                        "this (default 3 s)", check=_positive_seconds)
-    stable_window_s: float = setting(5.0, 'load', '--stable_window_s', type=finite_float, help="window of --stable (default 5 s)")
-    stable_tolerance: float = setting(0.1, 'load', '--stable_tolerance', type=finite_float, help="how far (max/min - 1) three windows may differ and still agree (default 0.1)")
+                        "this (default 3 s)",
+                        limits=_seconds(0.1, "under 0.1 s a batch crossing the socket would look hung"))
+    stable_window_s: float = setting(5.0, 'load', '--stable_window_s', type=finite_float, help="window of --stable (default 5 s)",
+                        limits=WINDOW)
+    stable_tolerance: float = setting(0.1, 'load', '--stable_tolerance', type=finite_float, help="how far (max/min - 1) three windows may differ and still agree (default 0.1)",
+                        limits=Range(0, 1, "", "1 lets windows differ by 2x: past it any windows agree", lo_open=True))
 
     def model_options(self) -> dict[str, Any]:
         """The ModelOptions fields every replica and baseline of this experiment gets."""

@@ -595,3 +595,56 @@ def test_every_process_of_a_run_carries_the_experiment_id_in_its_title(tmp_path,
         assert all(t.endswith(f"[{experiment_id}]") for t in titles), titles
     finally:
         proc.communicate(timeout=60)
+
+
+# -- issue 28, items 7 and 8: windows with nothing in them end the line, never the sweep
+
+
+def test_an_empty_window_is_described_in_words_not_a_traceback():
+    """Item 7: a window too short to have a length has no throughput (None); item 8: an open-loop
+    window no query was due in has lateness with kept_up None. Neither may stop the sweep."""
+    from clipper_bench.sweep.runner import describe_line
+
+    empty = dict.fromkeys(("mean", "p50", "p90", "p95", "p99", "p999", "max"))
+    line = {"throughput_qps": None, "latency_ms": empty, "num_errors": 0, "num_defaults": 0, "num_unanswered": 0,
+            "serving_efficiency": None, "status": "no_answers", "reason": "no query was sent",
+            "load": {"mode": "open", "rate_qps": 0.2, "arrival": "constant",
+                     "lateness": {"p50_ms": None, "p99_ms": None, "max_ms": None, "share_over_1ms": None,
+                                  "kept_up": None}},
+            "power": {"joules": None, "avg_w": None, "joules_per_query": None}}
+    text = describe_line(line)
+    assert "no throughput (empty window)" in text and "no successful answers" in text
+    assert "offered 0.2 q/s constant" in text and "NOT keep up" not in text
+
+
+def _both_recorded(proc: subprocess.CompletedProcess, results: Path, ids: list[str]) -> list[dict]:
+    assert proc.returncode in (0, 1) and "Traceback" not in proc.stderr, proc.stderr
+    lines = [json.loads(x) for x in (only_experiment(results) / "runs.ndjson").read_text().splitlines()]
+    assert [line["config_id"] for line in lines] == ids
+    for k, cid in enumerate(ids, 1):
+        assert f"[{k}/{len(ids)}] {cid} ..." in proc.stdout and f"[{k}/{len(ids)}] {cid}: " in proc.stdout
+    return lines
+
+
+def test_a_tiny_window_records_both_configurations_and_the_sweep_goes_on(tmp_path, no_leftover_processes):
+    """Item 7: -d 1e-9 is refused in one line; the shortest window allowed (0.1 s), here one that no
+    query is sent in (the closed loop waits on a warm-up query of a 1 s model), is recorded for both
+    batch sizes and described in a line."""
+    refused = run_driver("-m", "noop", "-d", "1e-9", results=tmp_path / "refused", timeout=60)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "--duration must be at least 0.1 seconds, got 1e-09" in refused.stderr
+    assert not (tmp_path / "refused").exists()
+    proc = run_driver("-m", "sleep", "--sleep_ms", "1000", "--concurrency", "1", "-b", "1", "2", "-d", "0.1",
+                      "--warmup", "0.3", "--idle_s", "0", results=tmp_path / "results")
+    lines = _both_recorded(proc, tmp_path / "results", ["sleep-r1-c1-b1-conc1", "sleep-r1-c1-b2-conc1"])
+    assert lines[0]["status"] == "no_answers" and lines[0]["latency_ms"]["p50"] is None
+
+
+def test_a_low_open_loop_rate_records_every_configuration(tmp_path, no_leftover_processes):
+    """Item 8: at 0.2 q/s the 3 s windows hold no scheduled query (lateness kept_up None); the run
+    used to crash after the first configuration, reading None as 'could not keep up'."""
+    proc = run_driver("-m", "noop", "--rate", "0.2", "-d", "3", "-b", "1", "2", "--warmup", "1", "--idle_s", "0",
+                      results=tmp_path)
+    lines = _both_recorded(proc, tmp_path, ["noop-r1-c1-b1-rate0.2", "noop-r1-c1-b2-rate0.2"])
+    assert all(line["load"]["lateness"]["kept_up"] is None for line in lines)
+    assert "NOT keep up" not in proc.stdout
