@@ -63,6 +63,11 @@ def classify(summary: dict[str, Any], faults: list[dict[str, Any]],
     """
     sent = summary["num_sent"]
     answered = summary.get("num_answered_ok", summary["num_completed"])
+    if sent == 0 and summary.get("overload") is not None:  # open loop: the rate put no query in the window
+        return RunStatus.NO_ANSWERS, (
+            f"no query was due inside the {summary['duration_s']:g} s window at --rate "
+            f"{summary['overload']['rate_qps']:g}: lengthen -d or raise --rate"
+        )
     if sent == 0:
         return RunStatus.NO_ANSWERS, (
             "no query was sent inside the measurement window (the closed loop waited for answers to "
@@ -73,12 +78,20 @@ def classify(summary: dict[str, Any], faults: list[dict[str, Any]],
             f"none of the {sent} queries sent in the window was answered successfully; faults during "
             "the configuration: " + "; ".join(f["what"] for f in faults)
         )
+    if faults:  # a fault explains defaults, errors and a shortfall alike: it is named first
+        return RunStatus.DEGRADED, "faults during the configuration: " + "; ".join(f["what"] for f in faults)
     slo_ms = summary.get("slo_ms")
     if summary["num_defaults"] == sent and model_latency_ms is not None and slo_ms and model_latency_ms >= slo_ms:
         return RunStatus.NO_ANSWERS, (
             f"all {sent} queries sent in the window got the SLO default: the model takes "
             f"{model_latency_ms:,.1f} ms per batch as the frontend sees it (batches in flight included), "
             f"more than --slo_ms {slo_ms:g}; raise --slo_ms"
+        )
+    if answered == 0 and summary["num_errors"] + summary["num_unanswered"] > 0:
+        parts = [f"{summary['num_defaults']} SLO defaults", f"{summary['num_errors']} errors",
+                 f"{summary['num_unanswered']} unanswered"]
+        return RunStatus.NO_ANSWERS, (
+            f"none of the {sent} queries sent in the window was answered successfully ({', '.join(parts)})"
         )
     overload = summary.get("overload")
     if overload and overload["overloaded"]:
@@ -90,19 +103,11 @@ def classify(summary: dict[str, Any], faults: list[dict[str, Any]],
             f"(the limit for ok is {100 * ERROR_SHARE_LIMIT:g}%), and the latency percentiles, which are of "
             "successful answers, leave them out: " + _default_blame(model_latency_ms, slo_ms)
         )
-    if answered == 0:
-        parts = [f"{summary['num_defaults']} SLO defaults", f"{summary['num_errors']} errors",
-                 f"{summary['num_unanswered']} unanswered"]
-        return RunStatus.NO_ANSWERS, (
-            f"none of the {sent} queries sent in the window was answered successfully ({', '.join(parts)})"
-        )
     if summary["num_completed"] == 0:
         return RunStatus.NO_ANSWERS, (
             f"no successful answer arrived inside the {summary['duration_s']:g} s window (the {answered} "
             "answers to queries sent in it came after it), so it measured no throughput: lengthen -d"
         )
-    if faults:
-        return RunStatus.DEGRADED, "faults during the configuration: " + "; ".join(f["what"] for f in faults)
     bad = summary["num_errors"] + summary["num_unanswered"]
     if bad > ERROR_SHARE_LIMIT * sent:
         return RunStatus.DEGRADED, (
