@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ...common.cli_types import one_line_errors
 from ..settings import GROUPS, MODEL_FIELDS, RunSettings, declared_fields, resolve_defaults
 
 # run's flags that a pipeline file decides per stage, or that need one model
@@ -39,6 +40,7 @@ def add_pipeline_parser(sub: argparse._SubParsersAction) -> None:
     add_model_option_flags(groups["models"])
     p.add_argument("--config", metavar="SWEEP_YAML", default=None,
                    help="take flags from this YAML file (flag names without dashes as keys); flags given here override it")
+    one_line_errors(p)
     p.set_defaults(func=cmd_pipeline)
 
 

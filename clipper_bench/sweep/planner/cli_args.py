@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ...common.cli_types import finite_float
+from ...common.cli_types import finite_float, one_line_errors
 from .search import OBJECTIVES
 
 
@@ -49,6 +49,7 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", dest="warmup_s", type=finite_float, default=2.0, help="warm-up (default 2 s)")
     p.add_argument("--repeats", type=int, default=3, help="validation windows per plan (default 3)")
     p.add_argument("--results_dir", type=Path, default=Path("results"), help="where validations go (default results/)")
+    one_line_errors(p)
     p.set_defaults(func=cmd_plan)
 
 
