@@ -68,7 +68,8 @@ def summary_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
     columns = ["series"] if frame["series"].astype(bool).any() else []
     columns += ["model", "replicas", "cores/replica", "batch", "status", "queries/s", "goodput", "p50 ms",
                 "p99 ms", "errors", "SLO defaults", "watts", "mJ/query"]
-    efficiency = "serving_efficiency" in frame and frame["serving_efficiency"].notna().any()
+    flagged = "serving_efficiency_problem" in frame and frame["serving_efficiency_problem"].notna().any()
+    efficiency = flagged or ("serving_efficiency" in frame and frame["serving_efficiency"].notna().any())
     if efficiency:  # --baseline ran: served / raw in-process speed
         columns.append("serving efficiency")
     ordered = frame.sort_values(["series", "model_name", "num_replicas", "cpus_per_replica", "batch_size"])
@@ -84,8 +85,11 @@ def summary_rows(frame: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
             _fmt(None if jpq is None or pd.isna(jpq) else 1000 * jpq, 2),
         ]
         if efficiency:
-            eff = r.get("serving_efficiency")
-            row.append("-" if eff is None or pd.isna(eff) else significant(float(eff)))  # noop's 0.004 is not 0.00
+            eff, problem = r.get("serving_efficiency"), r.get("serving_efficiency_problem")
+            if isinstance(problem, str):  # above 1.05: a measurement problem, its reason on the calibration page
+                row.append("not a result")
+            else:
+                row.append("-" if eff is None or pd.isna(eff) else significant(float(eff)))  # noop's 0.004 is not 0.00
         rows.append(row)
     return columns, rows
 
