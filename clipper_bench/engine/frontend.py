@@ -38,7 +38,7 @@ from .admin_api import AdminApi
 from .container_rpc import ContainerRpc
 from .dispatcher import Dispatcher, Query
 from .http_guard import GuardedSite
-from .inputs import check_input_size
+from .inputs import JsonTooDeep, check_input_size, parse_json
 from .metrics import MetricsRegistry
 from .pipeline import PipelineApp, PipelineTrace
 from .query_binary import BinaryQueries
@@ -60,7 +60,10 @@ class FrontendSettings:
     admin_port: int = 1338
     rpc_port: int = 7000
     binary_port: int = 1339
-    max_body_bytes: int = 64 * 1024 * 1024
+    max_body_bytes: int = 64 * 1024 * 1024  # any message on the ZeroMQ ports, any HTTP body at most
+    max_json_bytes: int = 16 * 1024 * 1024  # a predict body for an app whose input size is undeclared
+    admin_body_bytes: int = 1024 * 1024  # a management call's body
+    body_timeout_s: float = 10.0  # an HTTP request's body must arrive within this long (see http_guard)
     max_inputs_per_request: int = 4096
     batches_in_flight: int = 1
     replica_timeout_s: float = 30.0  # an idle replica silent this long is gone (busy: 10x)
@@ -146,11 +149,13 @@ class Frontend(RestQueries, BinaryQueries, PipelineQueries, ContainerRpc):
         apps = [(query_app, "query"), (admin_app, "admin")]
         if s.metrics_port:
             apps.append((self._prometheus_app(), "metrics"))
+        limits = {"query": self._body_limit, "admin": s.admin_body_bytes, "metrics": 64 * 1024}
         for app, what in apps:
             runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=s.header_timeout_s)
             await runner.setup()
             await GuardedSite(runner, s.host, self.ports[what], sock=self._http_socks.pop(what),
-                              header_timeout_s=s.header_timeout_s, max_connections=s.max_connections).start()
+                              header_timeout_s=s.header_timeout_s, max_connections=s.max_connections,
+                              body_timeout_s=s.body_timeout_s, body_limit=limits[what]).start()
             self._runners.append(runner)
         self._sweeper = asyncio.create_task(self._sweep_deadlines())
         self._watchdog = asyncio.create_task(self._watch_replicas())
@@ -312,17 +317,19 @@ class Frontend(RestQueries, BinaryQueries, PipelineQueries, ContainerRpc):
                     self.dispatcher.remove_replica(identity, what)
                     self._fault(identity, "silent", what)
 
+    def _declared_elements(self, app: Application) -> int | None:
+        """How many elements one input of ``app`` holds, as its model (or its pipeline) declared;
+        None when undeclared."""
+        if app.name in self.pipelines:
+            return int(np.prod(self.pipelines[app.name].query_input.shape))
+        model = self.registry.model_for_app(app)
+        return None if model is None else model.input_elements
+
     def _check_sizes(self, app: Application, payloads: Sequence[Buffer]) -> None:
         """Raise InputError unless every input has the size its model (or its pipeline) declared."""
-        if app.name in self.pipelines:
-            size = int(np.prod(self.pipelines[app.name].query_input.shape))
-            for payload in payloads:
-                check_input_size(payload, app.input_type, size)
-            return
-        model = self.registry.model_for_app(app)
-        if model is not None:
-            for payload in payloads:
-                check_input_size(payload, app.input_type, model.input_elements)
+        size = self._declared_elements(app)
+        for payload in payloads:
+            check_input_size(payload, app.input_type, size)
 
     async def _handle_metrics(self, request: web.Request) -> web.Response:
         return web.json_response(self.metrics.to_json())
@@ -337,11 +344,20 @@ class Frontend(RestQueries, BinaryQueries, PipelineQueries, ContainerRpc):
     def _admin_call(self, call: str, body: Any) -> Any:
         return self.admin.call(call, body)
 
+    @staticmethod
+    async def _json_body(request: web.Request, empty: Any = None) -> Any:
+        """The request's JSON body (``empty`` when it has none), nesting bounded: ValueError (a
+        JsonTooDeep for deep nesting) when it is not JSON the frontend parses."""
+        body = await request.read()  # read already, within its time and size limits (http_guard)
+        if not body.strip() and empty is not None:
+            return empty
+        return parse_json(body)
+
     async def _handle_admin(self, request: web.Request) -> web.Response:
         call = request.match_info["call"]
         try:
-            body = await request.json() if request.can_read_body else {}
-        except (ValueError, RecursionError) as exc:
+            body = await self._json_body(request, empty={})
+        except ValueError as exc:
             return web.Response(status=400, text=f"Error parsing JSON: {exc}")
         try:
             result = self._admin_call(call, body)
@@ -359,11 +375,17 @@ class Frontend(RestQueries, BinaryQueries, PipelineQueries, ContainerRpc):
         if call == "faults":
             return web.json_response(self.faults)
         if call in ("add_pipeline", "pipeline_trace"):
+            try:  # checked here, where nesting is bounded; the pipeline's handler parses it again
+                await self._json_body(request, empty={})
+            except ValueError as exc:
+                return web.Response(status=400, text=f"Error parsing JSON: {exc}")
             return await self._handle_pipeline_admin(call, request)
         try:
-            body = await request.json()
+            body = await self._json_body(request)
             identity = str(body["identity"]).encode()
             timeout_s = float(body.get("timeout_s", 30.0))
+        except JsonTooDeep as exc:
+            return web.Response(status=400, text=f"Error parsing JSON: {exc}")
         except (ValueError, KeyError, TypeError) as exc:
             return web.Response(status=400, text=f"Error: body needs 'identity': {exc}")
         if call == "drain_replica":
@@ -389,18 +411,21 @@ class Frontend(RestQueries, BinaryQueries, PipelineQueries, ContainerRpc):
             return web.Response(text="Success!")
         field = "input_elements" if call == "set_input_size" else "batch_size"
         try:
-            body = await request.json()
+            body = await self._json_body(request)
             key = (str(body["model_name"]), str(body["model_version"]))
             value = body[field]
+        except JsonTooDeep as exc:
+            return web.Response(status=400, text=f"Error parsing JSON: {exc}")
         except (ValueError, KeyError, TypeError) as exc:
             return web.Response(status=400, text=f"Error: body needs model_name, model_version, {field}: {exc}")
         model = self.registry.models.get(key)
         if model is None:
             return web.Response(status=400, text=f"Error: no model {key[0]}:{key[1]}")
-        if call == "set_input_size":
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                return web.Response(status=400, text="Error: input_elements must be a positive integer")
-            model.input_elements = value
+        if call == "set_input_size":  # kept by name and version: a version deleted and added again keeps it
+            try:
+                self.registry.set_input_size(key[0], key[1], value)
+            except AdminError as exc:
+                return web.Response(status=400, text=f"Error: {exc}")
             return web.Response(text="Success!")
         batch_size = value
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or (batch_size != -1 and batch_size < 1):
@@ -410,6 +435,24 @@ class Frontend(RestQueries, BinaryQueries, PipelineQueries, ContainerRpc):
         return web.Response(text="Success!")
 
 
+def _add_limit_args(parser: argparse.ArgumentParser) -> None:
+    """The flags that bound what the frontend takes from its clients (see http_guard and query_rest)."""
+    parser.add_argument("--max_body_mb", type=float, default=64.0,
+                        help="largest message on the ZeroMQ ports and largest HTTP body (default 64)")
+    parser.add_argument("--max_json_mb", type=float, default=16.0,
+                        help="largest predict body for an application whose model's input size is not declared "
+                             "(declared: that size x the inputs a request may hold, as JSON; default 16)")
+    parser.add_argument("--body_timeout_s", type=float, default=10.0,
+                        help="an HTTP request's body must arrive within this long, plus 1 s per 4 MiB it "
+                             "declares; later: 408 and the connection closed (default 10)")
+    parser.add_argument("--header_timeout_s", type=float, default=10.0,
+                        help="close an HTTP connection that has not sent its request headers, or sits idle, "
+                             "this long (default 10)")
+    parser.add_argument("--max_connections", type=int, default=4096,
+                        help="open HTTP connections per port; a new one over it evicts the connection stalled "
+                             "longest on its body (or idle longest), else is closed at once (default 4096)")
+
+
 def parse_args(argv: list[str] | None = None) -> FrontendSettings:
     parser = argparse.ArgumentParser(prog="clipper-bench-frontend", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -417,7 +460,7 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
     parser.add_argument("--admin_port", type=int, default=1338)
     parser.add_argument("--rpc_port", type=int, default=7000)
     parser.add_argument("--binary_port", type=int, default=1339)
-    parser.add_argument("--max_body_mb", type=float, default=64.0)
+    _add_limit_args(parser)
     parser.add_argument("--batches_in_flight", type=int, default=1,
                         help="batches a replica may be sent before it answers (Clipper: 1)")
     parser.add_argument("--replica_timeout_s", type=float, default=30.0,
@@ -425,11 +468,6 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
     parser.add_argument("--hang_min_s", type=float, default=3.0,
                         help="a replica holding a batch counts as hung after 10x its model's slowest batch "
                              "time per query x the batch's size, and never sooner than this (default 3)")
-    parser.add_argument("--header_timeout_s", type=float, default=10.0,
-                        help="close an HTTP connection that has not sent its request headers, or sits idle, "
-                             "this long (default 10)")
-    parser.add_argument("--max_connections", type=int, default=4096,
-                        help="open HTTP connections per port; more are closed at once (default 4096)")
     parser.add_argument("--metrics_port", type=int, default=0,
                         help="serve Prometheus' /metrics on this port (Clipper's exporter: 1390; default 0: not served)")
     parser.add_argument("--power_dir", default="", help="directory of the power sampler's live files, for Prometheus")
@@ -456,6 +494,8 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
         rpc_port=args.rpc_port,
         binary_port=args.binary_port,
         max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        max_json_bytes=int(args.max_json_mb * 1024 * 1024),
+        body_timeout_s=args.body_timeout_s,
         batches_in_flight=args.batches_in_flight,
         replica_timeout_s=args.replica_timeout_s,
         hang_min_s=args.hang_min_s,

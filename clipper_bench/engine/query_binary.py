@@ -13,7 +13,7 @@ from ..common.zmq_asyncio import send_frames
 from ..protocol import binary, shm
 from ..protocol.binary import Buffer, Status
 from .dispatcher import Query
-from .inputs import InputError, check_binary_input
+from .inputs import InputError, check_binary_input, check_finite
 from .registry import Application
 
 log = logging.getLogger("clipper_bench.frontend")
@@ -51,6 +51,8 @@ class BinaryQueries:
                 for item in req.inputs:
                     check_binary_input(item, app.input_type)
                 self._check_sizes(app, req.inputs)
+                for item in req.inputs:  # as the REST path refuses them
+                    check_finite(item, app.input_type)
         except (binary.BinaryProtocolError, InputError, shm.ShmError) as exc:
             n = max(len(body) - 1, 1)
             self._reply_binary(

@@ -110,6 +110,9 @@ class Registry:
     def __init__(self) -> None:
         self.apps: dict[str, Application] = {}
         self.models: dict[tuple[str, str], ModelVersion] = {}
+        # input sizes declared per (model_name, model_version); kept when the version is deleted, so
+        # a version added again under the same name and version gets its size check back
+        self.declared_sizes: dict[tuple[str, str], int] = {}
 
     # -- applications ---------------------------------------------------------------------------
 
@@ -194,11 +197,23 @@ class Registry:
             container_name=str(body.get("container_name", "")),
             model_data_path=str(body.get("model_data_path", "")),
             batch_size=batch_size,
+            input_elements=self.declared_sizes.get((name, version)),
         )
         for other in self.models.values():
             if other.model_name == name:
                 other.is_current_version = False
         self.models[model.key] = model
+        return model
+
+    def set_input_size(self, name: str, version: str, input_elements: int) -> ModelVersion:
+        """Declare how many elements one input of model version ``name:version`` holds; the
+        declaration outlives the version (see ``declared_sizes``). AdminError if there is no such
+        version or the size is not a positive integer."""
+        model = self.get_model(name, version)
+        if not isinstance(input_elements, int) or isinstance(input_elements, bool) or input_elements < 1:
+            raise AdminError("input_elements must be a positive integer")
+        model.input_elements = input_elements
+        self.declared_sizes[model.key] = input_elements
         return model
 
     def set_model_version(self, body: Any) -> ModelVersion:
