@@ -63,16 +63,8 @@ def classify(summary: dict[str, Any], faults: list[dict[str, Any]],
     """
     sent = summary["num_sent"]
     answered = summary.get("num_answered_ok", summary["num_completed"])
-    if sent == 0 and summary.get("overload") is not None:  # open loop: the rate put no query in the window
-        return RunStatus.NO_ANSWERS, (
-            f"no query was due inside the {summary['duration_s']:g} s window at --rate "
-            f"{summary['overload']['rate_qps']:g}: lengthen -d or raise --rate"
-        )
     if sent == 0:
-        return RunStatus.NO_ANSWERS, (
-            "no query was sent inside the measurement window (the closed loop waited for answers to "
-            "warm-up queries the whole time): lengthen --warmup and -d, or raise --concurrency"
-        )
+        return RunStatus.NO_ANSWERS, _nothing_sent(summary)
     if answered == 0 and faults:  # the fault, not the model's speed, is why nothing was answered
         return RunStatus.NO_ANSWERS, (
             f"none of the {sent} queries sent in the window was answered successfully; faults during "
@@ -115,6 +107,15 @@ def classify(summary: dict[str, Any], faults: list[dict[str, Any]],
             f"answer; the limit for ok is {100 * ERROR_SHARE_LIMIT:g}%"
         )
     return RunStatus.OK, None
+
+
+def _nothing_sent(summary: dict[str, Any]) -> str:
+    """Why no query was due inside the window."""
+    if summary.get("overload") is not None:  # open loop: the rate put no query in the window
+        return (f"no query was due inside the {summary['duration_s']:g} s window at --rate "
+                f"{summary['overload']['rate_qps']:g}: lengthen -d or raise --rate")
+    return ("no query was sent inside the measurement window (the closed loop waited for answers to "
+            "warm-up queries the whole time): lengthen --warmup and -d, or raise --concurrency")
 
 
 def _default_blame(model_latency_ms: float | None, slo_ms: float | None) -> str:
