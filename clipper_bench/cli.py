@@ -1,7 +1,8 @@
 """The ``clipper-bench`` command line: run, serve and container.
 
-Errors a user can fix end the program with one line on stderr and exit status 2; nothing else
-calls ``sys.exit``.
+Errors a user can fix end the program with one line on stderr and exit status 2; results that could
+not be written (a full disk) with one line and exit status 3; Ctrl-C and SIGTERM, in every command,
+with one line and exit status 130. Nothing else calls ``sys.exit``.
 """
 
 from __future__ import annotations
@@ -140,11 +141,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+USAGE_EXIT = 2  # bad flags, or a problem on the machine the user can fix
+RESULTS_WRITE_EXIT = 3  # results could not be written (a full disk, a lost mount)
+INTERRUPTED_EXIT = 130  # Ctrl-C or SIGTERM
+
+
+def _sigterm(signum: int, frame: object) -> None:
+    """SIGTERM is handled like Ctrl-C in every command (commands that need more install their own)."""
+    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def _exit_code(exc: BaseException) -> int:
+    """3 when the error is (or was raised while handling) a results file that could not be written,
+    else 2."""
+    from .results.store import ResultsWriteError
+
+    seen: BaseException | None = exc
+    for _ in range(8):  # the chain the command layers made: UsageError from ResultsWriteError
+        if seen is None:
+            break
+        if isinstance(seen, ResultsWriteError):
+            return RESULTS_WRITE_EXIT
+        seen = seen.__cause__ or seen.__context__
+    return USAGE_EXIT
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``clipper-bench`` console script."""
     # Ctrl-C must always stop a run cleanly, even when a shell started us with SIGINT ignored
-    # (as non-interactive shells do for background jobs).
+    # (as non-interactive shells do for background jobs); SIGTERM the same way.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _sigterm)
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
         parser = build_parser()
@@ -158,10 +185,15 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"clipper-bench: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("clipper-bench: interrupted", file=sys.stderr)
-        return 130
+        return _exit_code(exc)
+    except OSError as exc:
+        if _exit_code(exc) != RESULTS_WRITE_EXIT:
+            raise
+        print(f"clipper-bench: error: {exc}", file=sys.stderr)  # a results write no command layer caught
+        return RESULTS_WRITE_EXIT
+    except KeyboardInterrupt as exc:
+        print(f"clipper-bench: interrupted ({exc})" if str(exc) else "clipper-bench: interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT
 
 
 if __name__ == "__main__":

@@ -1,8 +1,16 @@
 """Starting, naming and reaping the engine's processes.
 
 Every child runs in its own session (so a Ctrl-C reaches only the driver, which then stops the
-children in order), writes to its own log file, asks the kernel to send it SIGTERM if its parent
-dies, and names itself so that ``ps`` and ``htop`` show what it is.
+children in order), writes to its own log file, dies with its parent (see :func:`die_with_parent`),
+and names itself so that ``ps`` and ``htop`` show what it is.
+
+A child stopped (SIGSTOP, a debugger) when the driver is killed must die too, and a stopped process
+acts on no signal but SIGKILL until it is continued: a SIGTERM sent as the parent-death signal would
+stay pending for ever. So the parent-death signal is SIGCONT, which wakes a stopped child; its
+handler, seeing the parent gone, sends the child SIGTERM (its orderly exit: a load client removes its
+shared-memory region, the sampler its live file) and arms SIGALRM in the kernel, whose default
+action ends the child if that exit stalls. A driver that lives stops its children in order
+(:func:`reap`: SIGTERM and SIGCONT, then SIGKILL).
 """
 
 from __future__ import annotations
@@ -37,15 +45,39 @@ def set_title(title: str) -> None:
         pass
 
 
+ORPHAN_EXIT_WITHIN_S = 5  # an orphan's orderly exit may take this long before the kernel ends it
+
+
+def _exit_as_orphan() -> None:
+    """The parent is gone: exit in order (SIGTERM) and be ended by SIGALRM if that stalls."""
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)  # default action: terminate, no Python needed
+    signal.alarm(ORPHAN_EXIT_WITHIN_S)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def die_with_parent(parent_pid: int | None) -> None:
+    """Make this process exit when ``parent_pid`` (its parent) dies, also when it is stopped then
+    (Linux ``PR_SET_PDEATHSIG`` with SIGCONT; see the module's docstring). Call from the main thread,
+    first thing; if the parent is already gone, exit now."""
+    if parent_pid is None or not sys.platform.startswith("linux"):
+        return
+
+    def on_continue(signum: int, frame: object) -> None:
+        if os.getppid() != parent_pid:  # else an ordinary continue (job control, a debugger)
+            _exit_as_orphan()
+
+    signal.signal(signal.SIGCONT, on_continue)
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGCONT, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        _exit_as_orphan()
+
+
 def become_child(title: str) -> None:
     """Call first thing in a child process: set its title (see :func:`set_title`) and die with the parent."""
     set_title(title)
     parent = os.environ.get(PARENT_PID_ENV)
-    if parent and sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != int(parent):  # the parent died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
+    if parent:
+        die_with_parent(int(parent))
 
 
 @dataclass
@@ -112,6 +144,7 @@ def reap(children: Sequence[ChildProcess], timeout_s: float = 5.0) -> None:
         if child.alive():
             try:
                 child.popen.send_signal(signal.SIGTERM)
+                child.popen.send_signal(signal.SIGCONT)  # a stopped child acts on SIGTERM only once continued
             except ProcessLookupError:
                 pass
     deadline = time.monotonic() + timeout_s

@@ -6,11 +6,15 @@ values it finds, sets the asked ones, and on every way out (the configuration en
 crashes, Ctrl-C or SIGTERM, which the runner turns into KeyboardInterrupt) puts the power limit back
 and releases the clock lock. Before it changes anything it writes the values it found to a state
 file (``$CLIPPER_BENCH_STATE_DIR``, default ``~/.local/state/clipper-bench/gpu-limits.json``); a
-driver killed with SIGKILL cannot restore, so the next run does it from that file first
-(:func:`restore_leftovers`), to the values found before the first change, and says so. Every
-failed restore is reported: as a LimitError after a clean configuration, in the record's
-``gpu_limits.restore_problems`` otherwise. NVML errors while setting become LimitError, which fails
-only that configuration.
+driver killed with SIGKILL cannot restore, so the next run, whatever its flags (with or without
+``-g``), does it from that file first (:func:`restore_leftovers`), to the values found before the
+first change, and says so. The state file is the truth: it names the run that wrote it by pid *and*
+that process's start time, so a pid the system has since given to another process does not pass
+for the run being alive. Every failed restore is reported: as a LimitError after a clean
+configuration, in the record's ``gpu_limits.restore_problems`` otherwise, and it is marked in the
+state file, so that the next run restores it and says the earlier run could not (not that it was
+killed). NVML errors while setting become LimitError, which fails only that configuration; its
+message says whether what had been changed was put back.
 
 :func:`check_permission` runs before anything is deployed, so a user without the right to change
 limits gets one clear error instead of a sweep that fails at its first limited configuration.
@@ -63,33 +67,50 @@ def _write_state(state: dict) -> None:
     os.replace(tmp, path)
 
 
-def _pid_alive(pid: int | None) -> bool:
+def process_start(pid: int | None) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc), or None if it is not running:
+    with the pid, it names one process for ever, where a pid alone is reused."""
     if not pid:
-        return False
+        return None
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        text = Path(f"/proc/{int(pid)}/stat").read_text()
+        return int(text.rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _owner_running(state: dict) -> bool:
+    """Whether the run that wrote ``state`` is still running: its pid with the same start time (a
+    state file of an older version, without the start time: its pid running)."""
+    pid = state.get("pid")
+    started = process_start(pid)
+    if started is None:
         return False
-    except PermissionError:
-        return True
-    return True
+    return state.get("pid_start") is None or started == state["pid_start"]
 
 
 def restore_leftovers() -> list[str]:
-    """Restore limits a killed run left set (its state file names them); return what was done and
-    what failed, one line each. Nothing to do (and NVML untouched) when there is no state file."""
+    """Restore limits a run left set (its state file names them: it was killed, or could not restore
+    them itself); return what was done and what failed, one line each. Nothing to do (and NVML
+    untouched) when there is no state file or the run that wrote it is still running."""
     state = _read_state()
-    if not state["gpus"] or _pid_alive(state.get("pid")):
+    if not state["gpus"] or _owner_running(state):
         return []
+    pid = state.get("pid")
+    why = {g: (f"left by run pid {pid}, which could not restore it: {v['restore_failed']}" if v.get("restore_failed")
+               else f"left by run pid {pid}, which was killed") for g, v in state["gpus"].items()}
     limits = GpuLimits([])
-    limits.nvml = _nvml()
+    try:
+        limits.nvml = _nvml()
+    except LimitError as exc:
+        return [f"NOT restored: GPU {g}: {exc} ({why[g]}; state in {state_path()})" for g in state["gpus"]]
     limits.found_mw = {int(g): v["power_limit_mw"] for g, v in state["gpus"].items() if v.get("power_limit_mw")}
     limits.clock_locked = [int(g) for g, v in state["gpus"].items() if v.get("clock_locked")]
-    done = [f"GPU {g}: power limit restored to {mw / 1000:g} W" for g, mw in limits.found_mw.items()]
-    done += [f"GPU {g}: clock lock released" for g in limits.clock_locked]
+    done = [(g, f"GPU {g}: power limit restored to {mw / 1000:g} W") for g, mw in limits.found_mw.items()]
+    done += [(g, f"GPU {g}: clock lock released") for g in limits.clock_locked]
     problems = limits.restore()
     failed = {p.split(":")[0] for p in problems}
-    return [f"{line} (left by run pid {state.get('pid')}, which was killed)" for line in done
+    return [f"{line} ({why[str(g)]})" for g, line in done
             if line.split(":")[0] not in failed] + [f"NOT restored: {p}" for p in problems]
 
 
@@ -151,7 +172,8 @@ class GpuLimits:
                 if self.clock_mhz is not None:
                     kept["clock_locked"] = True
                     self.clock_locked.append(gpu)
-                state["pid"] = os.getpid()
+                kept.pop("restore_failed", None)  # this run owns it now, and restores it
+                state["pid"], state["pid_start"] = os.getpid(), process_start(os.getpid())
                 _write_state(state)  # before anything changes
                 if self.power_limit_w is not None:
                     nvml.nvmlDeviceSetPowerManagementLimit(h, int(self.power_limit_w * 1000))
@@ -160,7 +182,10 @@ class GpuLimits:
         except BaseException as exc:
             self.restore_problems = self.restore()
             if isinstance(exc, nvml.NVMLError):
-                raise LimitError(f"setting GPU limits failed ({exc}); they were put back") from exc
+                if self.restore_problems:  # the runner lists them as NOT restored: never say "put back" too
+                    raise LimitError(f"setting GPU limits failed ({exc}), and putting back what was found failed "
+                                     "too (see the restore problems)") from exc
+                raise LimitError(f"setting GPU limits failed ({exc}); what had been changed was put back") from exc
             raise
         return self
 
@@ -180,11 +205,15 @@ class GpuLimits:
                 nvml.nvmlDeviceResetGpuLockedClocks(nvml.nvmlDeviceGetHandleByIndex(gpu))
             except nvml.NVMLError as exc:
                 problems.append(f"GPU {gpu}: clock lock not released: {exc}")
-        if not problems:  # all put back: the state file has nothing left to restore for these GPUs
-            state = _read_state()
-            for gpu in {*self.found_mw, *self.clock_locked}:
+        state = _read_state()
+        failed = {p.split(":")[0] for p in problems}  # "GPU <n>"
+        for gpu in {*self.found_mw, *self.clock_locked}:
+            if f"GPU {gpu}" in failed:  # kept for the next run, which is told this run could not restore it
+                state["gpus"].setdefault(str(gpu), {})["restore_failed"] = "; ".join(
+                    p for p in problems if p.startswith(f"GPU {gpu}:"))
+            else:  # put back: nothing left to restore for this GPU
                 state["gpus"].pop(str(gpu), None)
-            _write_state(state)
+        _write_state(state)
         self.found_mw.clear()
         self.clock_locked.clear()
         nvml.nvmlShutdown()

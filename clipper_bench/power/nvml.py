@@ -64,6 +64,9 @@ class NvmlSource(PowerSource):
         for gpu, handle in zip(self.gpus, self.handles, strict=True):
             self.has_counter[gpu] = self._try(lambda h=handle: nvml.nvmlDeviceGetTotalEnergyConsumption(h)) is not None
             self.has_instant[gpu] = self._instant_mw(handle) is not None
+            if not self.has_counter[gpu] and not self.has_instant[gpu] and \
+                    self._try(lambda h=handle: nvml.nvmlDeviceGetPowerUsage(h)) is None:
+                raise SourceUnavailable(f"GPU {gpu} reports neither an energy counter nor its power")
 
     def _try(self, call):
         assert self.nvml is not None
@@ -83,15 +86,38 @@ class NvmlSource(PowerSource):
             return None
         return float(values[0].value.uiVal)
 
+    def _energy_and_power(self, gpu: int, h) -> tuple[float | None, float | None]:
+        """The energy counter (mJ) and power (mW) of one GPU, as probed at open; SourceUnavailable when
+        one that answered at open fails now (a GPU lost, a driver reset): the sampler records the
+        source as failed with this reason and its energy as unknown, never as a silent gap."""
+        nvml = self.nvml
+        assert nvml is not None
+        try:
+            energy_mj = nvml.nvmlDeviceGetTotalEnergyConsumption(h) if self.has_counter[gpu] else None
+        except nvml.NVMLError as exc:
+            raise SourceUnavailable(f"GPU {gpu}: energy counter read failed: {exc}") from exc
+        if self.has_instant[gpu]:
+            power_mw = self._instant_mw(h)
+            if power_mw is None:
+                raise SourceUnavailable(f"GPU {gpu}: instant power read failed")
+        else:
+            try:
+                power_mw = nvml.nvmlDeviceGetPowerUsage(h)
+            except nvml.NVMLError as exc:
+                if not self.has_counter[gpu]:
+                    raise SourceUnavailable(f"GPU {gpu}: power read failed: {exc}") from exc
+                power_mw = None  # only the counter was ever relied on
+        return energy_mj, power_mw
+
     def read(self) -> list[Reading]:
         """One reading per GPU: energy counter and power where available, plus utilisation, memory,
-        SM clock, power limit and temperature."""
+        SM clock, power limit and temperature. SourceUnavailable when an energy or power reading that
+        worked at open fails (see :meth:`_energy_and_power`)."""
         nvml = self.nvml
         assert nvml is not None
         out = []
         for gpu, h in zip(self.gpus, self.handles, strict=True):
-            energy_mj = self._try(lambda h=h: nvml.nvmlDeviceGetTotalEnergyConsumption(h)) if self.has_counter[gpu] else None
-            power_mw = self._instant_mw(h) if self.has_instant[gpu] else self._try(lambda h=h: nvml.nvmlDeviceGetPowerUsage(h))
+            energy_mj, power_mw = self._energy_and_power(gpu, h)
             extra = {}
             util = self._try(lambda h=h: nvml.nvmlDeviceGetUtilizationRates(h))
             if util is not None:

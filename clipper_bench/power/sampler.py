@@ -7,7 +7,6 @@ The loop's sleep subtracts the time the reads took, so samples stay on the inter
 
 from __future__ import annotations
 
-import ctypes
 import json
 import multiprocessing as mp
 import os
@@ -18,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..common.processes import set_title
+from ..common.processes import die_with_parent, set_title
 from .cpu import CpuSource
 from .nvml import NvmlSource
 from .rapl import RaplSource
@@ -65,6 +64,7 @@ def energy_source_names() -> tuple[str, ...]:
 
 
 LIVE_EVERY_S = 1.0
+WRITE_FAILED_EXIT = 3  # the sampler's exit status when its samples file could not be written
 
 
 def _write_live(path: Path, now: float, series: dict[str, dict[str, list]]) -> None:
@@ -79,8 +79,11 @@ def _write_live(path: Path, now: float, series: dict[str, dict[str, list]]) -> N
         if e and e[-1] is not None and e[k] is not None and t[-1] > t[k]:
             watts[channel] = (e[-1] - e[k]) / (t[-1] - t[k])
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps({"t": now, "watts": watts}))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps({"t": now, "watts": watts}))
+        os.replace(tmp, path)
+    except OSError:  # only for the live display (a full disk): the samples go on
+        tmp.unlink(missing_ok=True)
 
 
 def read_live_watts(out_path: str | Path) -> float | None:
@@ -138,8 +141,12 @@ def sample(cfg: SamplerConfig, ready: Any = None) -> dict[str, Any]:
         live_path.unlink(missing_ok=True)
     doc = {"config": asdict(cfg), "status": status, "series": series}
     tmp = f"{cfg.out_path}.tmp"
-    Path(tmp).write_text(json.dumps(doc))
-    os.replace(tmp, cfg.out_path)
+    try:
+        Path(tmp).write_text(json.dumps(doc))
+        os.replace(tmp, cfg.out_path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return doc
 
 
@@ -151,9 +158,11 @@ def _sample_until_end(cfg: SamplerConfig, opened: list, status: dict, series: di
         for source in list(opened):
             try:
                 readings = source.read()
-            except Exception as exc:
-                status[source.name] = f"error: {type(exc).__name__}: {exc}"
+            except Exception as exc:  # noqa: BLE001 - recorded with its reason; the other sources go on
+                reason = str(exc) if isinstance(exc, SourceUnavailable) else f"{type(exc).__name__}: {exc}"
+                status[source.name] = f"failed {max(now - cfg.start_wall, 0.0):.1f} s into the window: {reason}"
                 opened.remove(source)
+                source.close()
                 continue
             for r in readings:
                 s = series.setdefault(r.channel, {"t": [], "energy_j": [], "power_w": []})
@@ -173,19 +182,14 @@ def _sample_until_end(cfg: SamplerConfig, opened: list, status: dict, series: di
         source.close()
 
 
-def _die_with(parent_pid: int) -> None:
-    """SIGTERM this process when ``parent_pid`` (the driver) dies, even by SIGKILL (Linux)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent_pid:  # it died before prctl took effect
-        sys.exit(143)
-
-
 def _sampler_process(cfg: SamplerConfig, ready: Any, parent_pid: int) -> None:
-    _die_with(parent_pid)
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(143))  # runs sample's cleanup
+    die_with_parent(parent_pid)  # SIGTERM when the driver dies, even while stopped (common/processes.py)
     set_title(f"clipper-bench sampler -> {Path(cfg.out_path).name}")
-    sample(cfg, ready)
+    try:
+        sample(cfg, ready)
+    except OSError:  # its samples could not be written (a full disk): the parent says so, no traceback
+        sys.exit(WRITE_FAILED_EXIT)
 
 
 class PowerMonitor:
@@ -213,6 +217,8 @@ class PowerMonitor:
         if self._process.is_alive():
             self.stop()
             return {"error": f"power sampler did not finish within {timeout_s:.0f} s of the window's end"}
+        if self._process.exitcode == WRITE_FAILED_EXIT:
+            return {"error": f"power sampler failed: it could not write {self.cfg.out_path}"}
         if self._process.exitcode != 0 or not Path(self.cfg.out_path).exists():
             return {"error": f"power sampler failed (exit code {self._process.exitcode})"}
         return json.loads(Path(self.cfg.out_path).read_text())
@@ -221,6 +227,10 @@ class PowerMonitor:
         """Stop the sampler now (on errors and interrupts); reaps it."""
         if self._process.is_alive():
             self._process.terminate()
+            try:
+                os.kill(self._process.pid, signal.SIGCONT)  # a stopped sampler acts on SIGTERM once continued
+            except (ProcessLookupError, TypeError):
+                pass
             self._process.join(5)
             if self._process.is_alive():
                 self._process.kill()

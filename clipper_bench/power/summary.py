@@ -7,6 +7,10 @@
 * Energy per completed query, total and above idle (idle watts x window subtracted).
 * A source that could not be read is reported with its reason and contributes nothing: its numbers
   are null, never zero, and the totals say which sources they cover.
+* A source that failed partway through the window (a GPU lost, a driver reset) is recorded with its
+  reason; its channels' joules are null with ``joules_problem`` saying why, and so are the totals
+  (a total that left out a channel would look complete and be short), and the block's ``status`` is
+  ``incomplete: <reason>`` instead of ``ok``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,34 @@ from typing import Any, TypedDict
 import numpy as np
 
 ENERGY_PREFIXES = ("gpu", "package-", "dram-")
+CHANNEL_SOURCES = (("gpu", "nvml"), ("package-", "rapl"), ("dram-", "rapl"))  # channel prefix -> source
+
+
+def _source_status(channel: str, status: dict[str, str]) -> str | None:
+    """The status of the source that read ``channel`` (``gpu0``, or ``gpu0@host`` on a cluster)."""
+    base, at, host = channel.partition("@")
+    for prefix, source in CHANNEL_SOURCES:
+        if base.startswith(prefix):
+            return status.get(f"{source}{at}{host}")
+    return None
+
+
+def _energy_problems(channels: dict[str, dict[str, Any]], status: dict[str, str]) -> dict[str, str]:
+    """Why each energy channel that was sampled has no joules (its source failed partway, or too few
+    samples); its joules are nulled (partial energy is not a result) and the reason recorded."""
+    problems = {}
+    for name, c in channels.items():
+        if not name.startswith(ENERGY_PREFIXES):
+            continue
+        source_status = _source_status(name, status)
+        if source_status not in (None, "ok"):
+            problems[name] = f"{name}: {source_status}"
+        elif c["joules"] is None:
+            problems[name] = (f"{name}: {c['samples']} sample(s) in the window; energy needs two" if c["samples"] < 2
+                              else f"{name}: a reading is missing in the window")
+        if name in problems:
+            c.update(joules=None, avg_w=None, joules_problem=problems[name])
+    return problems
 
 
 def _clean(values: list) -> np.ndarray:
@@ -64,6 +96,8 @@ class PowerSummary(TypedDict, total=False):
     sources: dict[str, str]  # source -> "ok" | "unavailable: <reason>"
     channels: dict[str, dict[str, Any]]  # per channel: joules, avg_w, duration_s, ...
     energy_channels: list[str]  # the channels summed into joules
+    joules_problem: str  # why joules is null although energy channels were sampled
+    measured_channels: list[str]  # with joules_problem: the channels that did measure their energy
     joules: float | None
     avg_w: float | None
     joules_per_query: float | None
@@ -79,7 +113,13 @@ def summarize_power(
         return {"status": doc["error"], "sources": {}, "channels": {}, "joules": None,
                 "joules_per_query": None, "joules_per_query_above_idle": None}
     channels = {name: channel_energy(s) for name, s in doc["series"].items()}
+    problems = _energy_problems(channels, doc["status"])
     energy = {k: v for k, v in channels.items() if k.startswith(ENERGY_PREFIXES) and v["joules"] is not None}
+    if problems:  # a total without a channel that was sampled would look whole and be short
+        out = summarize_power({**doc, "series": {}}, num_completed, idle_w)
+        out.update(status="incomplete: " + "; ".join(problems.values()), channels=channels,
+                   joules_problem="; ".join(problems.values()), measured_channels=sorted(energy))
+        return out
     joules = sum(v["joules"] for v in energy.values()) if energy else None
     per_query = joules / num_completed if joules is not None and num_completed else None
     above = None

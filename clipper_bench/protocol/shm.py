@@ -15,6 +15,11 @@ frames. Towards a replica, a batch of such inputs is sent with the RPC request t
 ``PREDICT_SHM`` (see :mod:`clipper_bench.protocol.rpc`); outputs come back as ordinary frames (they
 are small: 16 bytes to 22 KB, against 150 KB inputs, and a region per answer would need slots the
 client hands out per query in flight).
+
+A region is used only if it is what a load client made: a regular file (never followed through a
+symbolic link: opened with ``O_NOFOLLOW``), owned by this user, non-empty and holding the input's
+span. Anything else under a ``cb-shm-`` name in ``/dev/shm`` is refused with the reason, so a
+planted link cannot make a replica read another file as its input.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import mmap
 import os
 import re
+import stat
 import struct
 from collections import OrderedDict
 from pathlib import Path
@@ -64,18 +70,33 @@ def decode_descriptor(frame: Buffer) -> tuple[str, int, int]:
     return name, offset, length
 
 
+def check_region(name: str, st: os.stat_result) -> None:
+    """Raise ShmError unless ``st`` (of region ``name``, not followed through a link) is a load
+    client's region: a regular file of this user, not empty."""
+    if stat.S_ISLNK(st.st_mode):
+        raise ShmError(f"shared-memory region {name} is a symbolic link; regions are never followed")
+    if not stat.S_ISREG(st.st_mode):
+        raise ShmError(f"shared-memory region {name} is not a regular file")
+    if st.st_uid != os.geteuid():
+        raise ShmError(f"shared-memory region {name} belongs to uid {st.st_uid}, not to this user ({os.geteuid()})")
+    if st.st_size <= 0:
+        raise ShmError(f"shared-memory region {name} is empty")
+
+
 def check_descriptor(frame: Buffer, expected_length: int | None) -> None:
-    """Check a descriptor against the region it names (it exists and holds the span) and the input
-    size the model declared; raise ShmError with the reason otherwise."""
+    """Check a descriptor against the region it names (a load client's region, see
+    :func:`check_region`, that holds the span) and the input size the model declared; raise
+    ShmError with the reason otherwise."""
     name, offset, length = decode_descriptor(frame)
     if expected_length is not None and length != expected_length:
         raise ShmError(f"input has {length} bytes; the model takes {expected_length} bytes per input")
     try:
-        size = os.stat(SHM_DIR / name).st_size
+        st = os.lstat(SHM_DIR / name)
     except OSError:
         raise ShmError(f"shared-memory region {name} does not exist on this host") from None
-    if offset + length > size:
-        raise ShmError(f"input at {offset}+{length} lies outside region {name} of {size} bytes")
+    check_region(name, st)
+    if offset + length > st.st_size:
+        raise ShmError(f"input at {offset}+{length} lies outside region {name} of {st.st_size} bytes")
 
 
 class ShmPool:
@@ -84,6 +105,7 @@ class ShmPool:
     def __init__(self, name: str, items: list[bytes]) -> None:
         self.name = name
         self.path = SHM_DIR / name
+        remove_stale_regions()  # what clients killed with their driver left behind
         item_bytes = len(items[0]) if items else 0
         size = max(item_bytes * len(items), 1)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
@@ -109,6 +131,34 @@ class ShmPool:
     def close(self) -> None:
         """Remove the region (mappings still open elsewhere stay valid until they close)."""
         self.path.unlink(missing_ok=True)
+
+
+def _pid_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_regions() -> list[str]:
+    """Remove this user's regions whose client is no longer running (a client killed with its
+    driver, by the kernel's SIGKILL, cannot remove its own); return their names. Links and other
+    users' files are left alone."""
+    removed = []
+    for path in SHM_DIR.glob(f"{NAME_PREFIX}*"):
+        pid = path.name[len(NAME_PREFIX):].split("-", 1)[0]
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if not pid.isdigit() or not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or _pid_running(int(pid)):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path.name)
+    return removed
 
 
 def remove_regions_of(pids: list[int]) -> list[str]:
@@ -147,10 +197,13 @@ class ShmReader:
         while len(self._maps) >= self.keep:
             self._release(next(iter(self._maps)))
         try:
-            fd = os.open(SHM_DIR / name, os.O_RDONLY)
-        except OSError:
-            raise ShmError(f"shared-memory region {name} does not exist on this host") from None
+            fd = os.open(SHM_DIR / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as exc:
+            if os.path.islink(SHM_DIR / name):
+                raise ShmError(f"shared-memory region {name} is a symbolic link; regions are never followed") from None
+            raise ShmError(f"shared-memory region {name} does not exist on this host ({exc.strerror})") from None
         try:
+            check_region(name, os.fstat(fd))  # what was opened, not what the name points to later
             region = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
         finally:
             os.close(fd)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 import time
 from dataclasses import dataclass, field
@@ -122,15 +123,20 @@ def _write(report: Report, pages: list, figures: list) -> Report:
         plan += [*((page, False) for page in pipeline.pdf_pages(section, PAGE_IN)),
                  *((fig, True) for fig, _, _ in section.figures)]
     pdf_path = report.out_dir / "report.pdf"
-    with PdfPages(pdf_path) as pdf:
-        for fig, is_figure in plan:
-            if is_figure:  # the standalone files keep their own size; the PDF one page size
-                fig.set_size_inches(*PAGE_IN)
-                fig.tight_layout()
-            pdf.savefig(fig)
-        info = pdf.infodict()
-        info["Title"] = "clipper-bench report"
-        info["Subject"] = _experiments(report)
+    tmp = _temp_path(pdf_path)
+    try:  # written aside and renamed: an interrupt leaves the old report.pdf or none, never half a one
+        with PdfPages(tmp) as pdf:
+            for fig, is_figure in plan:
+                if is_figure:  # the standalone files keep their own size; the PDF one page size
+                    fig.set_size_inches(*PAGE_IN)
+                    fig.tight_layout()
+                pdf.savefig(fig)
+            info = pdf.infodict()
+            info["Title"] = "clipper-bench report"
+            info["Subject"] = _experiments(report)
+        os.replace(tmp, pdf_path)
+    finally:
+        tmp.unlink(missing_ok=True)
     report.files.append(pdf_path)
 
     import matplotlib.pyplot as plt
@@ -157,11 +163,22 @@ def _draw_figures(report: Report, ok: pd.DataFrame, dirs: list[Path], slo_ms: fl
     return figures
 
 
+def _temp_path(path: Path) -> Path:
+    """A hidden name beside ``path`` for writing it before the rename."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
 def _save_figure(report: Report, fig, name: str) -> None:
-    """``fig`` as ``name``.pdf, .svg and a 300-dpi .png in the report's directory."""
+    """``fig`` as ``name``.pdf, .svg and a 300-dpi .png in the report's directory, each written
+    aside and renamed (SIGTERM or Ctrl-C midway leaves no empty or half-written figure)."""
     for ext in FIGURE_FORMATS:
         path = report.out_dir / f"{name}.{ext}"
-        fig.savefig(path, dpi=PNG_DPI if ext == "png" else None, bbox_inches="tight")
+        tmp = _temp_path(path)
+        try:
+            fig.savefig(tmp, format=ext, dpi=PNG_DPI if ext == "png" else None, bbox_inches="tight")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         report.files.append(path)
 
 

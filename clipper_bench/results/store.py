@@ -88,10 +88,12 @@ class ResultsWriteError(OSError):
     """A results file could not be written (a full disk, a lost mount); what was written before
     stays whole and readable."""
 
-    def __init__(self, path: Path, exc: OSError) -> None:
-        super().__init__(exc.errno, f"cannot write {path} ({exc.strerror or exc}): free space there (or pass "
-                                    "--results_dir elsewhere) and rerun with --resume; every configuration "
-                                    "recorded before is intact")
+    def __init__(self, path: Path, exc: OSError, lost: str | None = None) -> None:
+        """``lost``: what this failure cost, when it cost more than the file (a configuration's record)."""
+        self.path = path
+        super().__init__(exc.errno, f"cannot write {path} ({exc.strerror or exc})" + (f"; {lost}" if lost else "")
+                         + ": free space there (or pass --results_dir elsewhere) and rerun with --resume; every "
+                           "configuration recorded before is intact")
 
     def __str__(self) -> str:
         return str(self.strerror)
@@ -221,14 +223,18 @@ class ExperimentStore:
 
     def append_line(self, filename: str, line: dict[str, Any]) -> None:
         """Append one JSON line to ``filename``, whole or not at all: a write cut short (a full disk)
-        is undone by truncating back, and raises ResultsWriteError."""
+        is undone by truncating back, and raises ResultsWriteError. A file whose last line is torn
+        (no newline: a kill or a full disk mid-write) gets a newline first, so the new line never
+        glues onto it; the torn one stays an unreadable line that readers skip with a warning."""
         path = self.path / filename
         data = (json.dumps(line) + "\n").encode()
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
             raise ResultsWriteError(path, exc) from None
         size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data
         try:
             written = 0
             while written < len(data):
@@ -242,6 +248,27 @@ class ExperimentStore:
             raise ResultsWriteError(path, exc) from None
         finally:
             os.close(fd)
+
+    def missing_files(self, config_id: str) -> str | None:
+        """Why configuration ``config_id`` is not whole on disk (its record missing, unreadable or not
+        ``ok``, or a raw per-query file it names gone), or None when it is: ``--resume`` trusts these
+        files, not the runs.ndjson line."""
+        path = self.config_path(config_id)
+        try:
+            record = json.loads(path.read_text())
+        except OSError:
+            return f"{CONFIGS_DIR}/{path.name} is missing"
+        except ValueError:
+            return f"{CONFIGS_DIR}/{path.name} is not readable JSON"
+        if not isinstance(record, dict) or record.get("status") != "ok":
+            return f"{CONFIGS_DIR}/{path.name} does not record it ok"
+        raw = record.get("raw_files")
+        if not raw or not isinstance(raw, list):
+            return f"{CONFIGS_DIR}/{path.name} names no raw per-query file"
+        gone = [name for name in raw if not isinstance(name, str) or not (self.configs_dir / name).is_file()]
+        if gone:
+            return f"its raw per-query file {CONFIGS_DIR}/{gone[0]} is missing"
+        return None
 
     def runs(self) -> list[dict[str, Any]]:
         """The readable lines of runs.ndjson (see :func:`read_run_lines`; unreadable ones are warned about)."""

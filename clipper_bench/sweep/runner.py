@@ -29,7 +29,14 @@ from ..power.summary import idle_watts, summarize_power, trim
 from ..results.clipper_metrics import model_batch_latency_ms
 from ..results.records import ConfigRecord, RunLine, original_client_metrics
 from ..results.status import RunStatus, classify_windows
-from ..results.store import BASELINES_FILE, EXPERIMENT_FILE, SWEEP_FILE, ExperimentStore, host_info
+from ..results.store import (
+    BASELINES_FILE,
+    EXPERIMENT_FILE,
+    SWEEP_FILE,
+    ExperimentStore,
+    ResultsWriteError,
+    host_info,
+)
 from .baseline import (
     efficiency_problem,
     resource_key,
@@ -72,9 +79,8 @@ class ExperimentRunner:
         self.spec = get_model_spec(settings.model_name)
         self.gpu_names = detect_gpus() if settings.model_gpus else []
         self.plan, self.points = validate(settings, usable_cpus(), self.gpu_names)
-        if settings.model_gpus:
-            for line in restore_leftovers():  # a killed run's limits, put back before anything runs
-                self.say(line)
+        for line in restore_leftovers():  # a killed run's limits, whatever this run's flags (no state file: no-op)
+            self.say(line)
         self.resumed = find_resumable(settings) if settings.resume else None
         self.store = ExperimentStore(settings.results_dir, self.resumed)
         self.baselines: dict[tuple[str, int, int], dict[str, Any]] = {}  # (device, cores, batch size)
@@ -97,7 +103,14 @@ class ExperimentRunner:
         for line in self.store.runs():
             last[line["config_id"]] = line["status"]
         self.store.update_experiment({"resumed_at": [*experiment.get("resumed_at", []), time.time()]})
-        return {cid for cid, status in last.items() if status == RunStatus.OK}
+        done = set()
+        for cid in (cid for cid, status in last.items() if status == RunStatus.OK):
+            problem = self.store.missing_files(cid)  # the files are the truth, not the runs.ndjson line
+            if problem:
+                self.say(f"{cid}: recorded ok in runs.ndjson, but {problem}: measuring it again")
+            else:
+                done.add(cid)
+        return done
 
     def _prepare_models(self) -> None:
         if self.spec.needs_build:
@@ -312,7 +325,7 @@ class ExperimentRunner:
                 model_batch_latency_ms(record["clipper_metrics"], point.model_name))
         except KeyboardInterrupt as exc:
             record["status"] = RunStatus.INTERRUPTED
-            record["error"] = record["reason"] = f"interrupted ({exc or 'Ctrl-C'})"
+            record["error"] = record["reason"] = f"interrupted ({str(exc) or 'signal SIGINT, Ctrl-C'})"
         except (ClipperException, LoadError, LimitError, requests.RequestException, OSError) as exc:
             record["error"] = record["reason"] = f"{type(exc).__name__}: {exc}"
         finally:
@@ -323,11 +336,37 @@ class ExperimentRunner:
                 self.say("  GPU limits NOT restored: " + "; ".join(limits.restore_problems))
         self._efficiency(point, places, record)
         record["ended_at"] = time.time()
-        if record["status"] in (RunStatus.OK, RunStatus.DEGRADED, RunStatus.NO_ANSWERS, RunStatus.OVERLOADED):
-            record["original_results_file"] = self.store.write_original_results(record, original_metrics)
-        self.store.write_config(point.config_id, record)
+        return self._write_results(point, record, original_metrics)
+
+    def _write_results(self, point: ConfigPoint, record: ConfigRecord, original_metrics: list) -> dict[str, Any]:
+        """Write the configuration's original-format file, record and runs.ndjson line; return the line.
+        A write that fails (a full disk) does not stop the smaller ones after it: without its record
+        the line is still appended if it fits, ``failed`` with the reason (so ``--resume`` measures it
+        again), and then ResultsWriteError says exactly what of this configuration was lost."""
+        lost: ResultsWriteError | None = None
+        try:
+            if record["status"] in (RunStatus.OK, RunStatus.DEGRADED, RunStatus.NO_ANSWERS, RunStatus.OVERLOADED):
+                record["original_results_file"] = self.store.write_original_results(record, original_metrics)
+            self.store.write_config(point.config_id, record)
+        except ResultsWriteError as exc:
+            lost = exc
         line = self._run_line(point, record)
-        self.store.append_run(line)
+        if lost is not None:
+            line["status"], line["reason"] = RunStatus.FAILED, (
+                f"measured {line['status']}, but its files could not be written: {lost.path.name}: "
+                f"{os.strerror(lost.errno) if lost.errno else lost}")
+            line["error"] = line["reason"]
+        try:
+            self.store.append_run(line)
+        except ResultsWriteError as exc:
+            raise ResultsWriteError(exc.path, OSError(exc.errno, os.strerror(exc.errno or 0)),
+                                    f"configuration {point.config_id} ({record['status']}) is lost: "
+                                    + ("neither its record nor " if lost else "its record was written, but not ")
+                                    + "its runs.ndjson line") from None
+        if lost is not None:
+            raise ResultsWriteError(lost.path, OSError(lost.errno, os.strerror(lost.errno or 0)),
+                                    f"configuration {point.config_id} ({record['status']}) has no record; its "
+                                    "runs.ndjson line says so (failed)")
         return line
 
     def _run_line(self, point: ConfigPoint, record: dict[str, Any]) -> dict[str, Any]:
@@ -446,9 +485,12 @@ class ExperimentRunner:
         s = self.settings
         specs = [dataclasses.replace(spec, out_path=str(Path(spec.out_path).with_name(f"{label}.{Path(spec.out_path).name}")))
                  for spec in self._load_specs(point, self.deployment.manager, concurrency, warmup)]
-        start_at, clients = self.deployment.run_clients(specs, self.store.logs_dir / point.config_id / label)
-        for spec in specs:
-            Path(spec.out_path).unlink(missing_ok=True)
+        try:
+            start_at, clients = self.deployment.run_clients(specs, self.store.logs_dir / point.config_id / label)
+        finally:  # also on Ctrl-C or SIGTERM: the clients are reaped by now, their files final
+            for spec in specs:
+                Path(spec.out_path).unlink(missing_ok=True)
+                Path(f"{spec.out_path}.tmp.npz").unlink(missing_ok=True)  # a client killed while saving
         window = self._window(start_at, warmup)
         return summarize(clients, window, s.slo_ms, point.rate_qps)
 
@@ -471,8 +513,9 @@ class ExperimentRunner:
         for k in range(2, s.repeats + 1):
             self.progress.update(LiveStats(f"repeat {k} of {s.repeats}"))
             summaries.append(self._load_only(point, concurrency, min(s.warmup_s, s.warmup_reused_s), f"repeat{k}"))
-        record["repeats"] = [{k: v for k, v in x.items() if k != "drain"} for x in summaries]
-        record["repeat_stats"] = repeat_stats(summaries)
+            # recorded as each finishes: an interrupt during the next keeps every completed one
+            record["repeats"] = [{key: v for key, v in x.items() if key != "drain"} for x in summaries]
+            record["repeat_stats"] = repeat_stats(summaries)
 
     def _search_rate(self, point: ConfigPoint, record: ConfigRecord) -> None:
         """``--max_rate_under_p99_ms``: probe open-loop rates on this deployment (see rate_search)."""
@@ -605,11 +648,27 @@ class ExperimentRunner:
 
 def find_resumable(settings: RunSettings) -> str:
     """The latest experiment in the results directory run with the same settings."""
-    wanted = json.loads(json.dumps(settings.to_json()))  # as stored: tuples become lists
-    candidates = sorted(Path(settings.results_dir).glob("*/experiment.json"), key=lambda p: p.stat().st_mtime)
-    for path in reversed(candidates):
+    def comparable(stored: Any) -> Any:
+        """Settings as compared: paths resolved, and no results_dir (the experiment lies in the one
+        given, however it was spelled: relative, absolute, through a link)."""
+        if not isinstance(stored, dict):
+            return stored
+        out = {k: v for k, v in stored.items() if k != "results_dir"}
+        for key in ("models_dir", "powercap_root", "weights"):
+            if isinstance(out.get(key), str):
+                out[key] = str(Path(out[key]).resolve())
+        return out
+
+    wanted = comparable(json.loads(json.dumps(settings.to_json())))  # as stored: tuples become lists
+    candidates = []
+    for path in Path(settings.results_dir).resolve().glob("*/experiment.json"):
         try:
-            if json.loads(path.read_text()).get("settings") == wanted:
+            candidates.append((path.stat().st_mtime, path))
+        except OSError:
+            continue
+    for _, path in sorted(candidates, reverse=True):
+        try:
+            if comparable(json.loads(path.read_text()).get("settings")) == wanted:
                 return path.parent.name
         except (OSError, ValueError):
             continue

@@ -2,7 +2,9 @@
 
 Selected with CLIPPER_BENCH_NVML_MODULE=tests.power.fake_pynvml; the state file is named by
 FAKE_NVML_STATE and holds {"missing": bool, "gpus": [{"watts": float, "counter": bool,
-"instant": bool, "power_limit_w": float, "min_limit_w": float, "max_limit_w": float}], "t0": float}.
+"instant": bool, "power_limit_w": float, "min_limit_w": float, "max_limit_w": float,
+"lost_at": float}], "t0": float}; from ``lost_at`` (wall clock) on, the GPU's energy and power
+reads fail as a GPU that fell off the bus does.
 Energy grows at each GPU's watts from t0 (wall clock), so every process sees the same GPU.
 Setting limits or clocks writes them back to the state file, so a test can see what was left set.
 """
@@ -29,6 +31,10 @@ class NVMLError_NotSupported(NVMLError):
 
 
 class NVMLError_NoPermission(NVMLError):
+    pass
+
+
+class NVMLError_GpuIsLost(NVMLError):
     pass
 
 
@@ -75,8 +81,14 @@ def _gpu(h: int) -> dict:
     return _state()["gpus"][h]
 
 
+def _check_lost(gpu: dict) -> None:
+    if gpu.get("lost_at") is not None and time.time() >= gpu["lost_at"]:
+        raise NVMLError_GpuIsLost("GPU is lost")
+
+
 def nvmlDeviceGetTotalEnergyConsumption(h: int) -> int:
     gpu = _gpu(h)
+    _check_lost(gpu)
     if not gpu.get("counter", True):
         raise NVMLError_NotSupported("Not Supported")
     return int((time.time() - _state()["t0"]) * gpu["watts"] * 1000)
@@ -84,13 +96,16 @@ def nvmlDeviceGetTotalEnergyConsumption(h: int) -> int:
 
 def nvmlDeviceGetFieldValues(h: int, fields: list[int]) -> list:
     gpu = _gpu(h)
+    _check_lost(gpu)
     ok = gpu.get("instant", True)
     return [SimpleNamespace(nvmlReturn=0 if ok else 3, value=SimpleNamespace(uiVal=int(gpu["watts"] * 1000)))
             for _ in fields]
 
 
 def nvmlDeviceGetPowerUsage(h: int) -> int:
-    return int(_gpu(h)["watts"] * 1000)
+    gpu = _gpu(h)
+    _check_lost(gpu)
+    return int(gpu["watts"] * 1000)
 
 
 def nvmlDeviceGetUtilizationRates(h: int):

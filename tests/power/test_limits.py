@@ -156,3 +156,82 @@ def test_a_second_limit_remembers_the_value_found_before_the_first(nvml_state):
         assert gpus(nvml_state)[0]["power_limit_w"] == 400
     assert gpus(nvml_state)[0]["power_limit_w"] == 700  # not the leftover 300 W
     assert not state_path().exists()
+
+
+def test_a_leftover_is_restored_even_when_its_pid_now_names_another_process(nvml_state):
+    """Issue 28 item 21: the state file is the truth; a pid the system gave to another process (here
+    this test's own, with another start time) does not pass for the killed run being alive."""
+    import os
+
+    from clipper_bench.power.limits import restore_leftovers, state_path
+
+    GpuLimits([0], power_limit_w=300).__enter__()  # killed: no __exit__
+    saved = json.loads(state_path().read_text())
+    assert saved["pid"] == os.getpid() and saved["pid_start"]  # the pid *and* its start time name the run
+    assert restore_leftovers() == []  # that run (this process) is still running: its limits are its own
+    saved["pid_start"] -= 1  # the same pid, another process: the run that wrote it is gone
+    state_path().write_text(json.dumps(saved))
+    assert restore_leftovers() == [f"GPU 0: power limit restored to 700 W (left by run pid {os.getpid()}, "
+                                   "which was killed)"]
+    assert gpus(nvml_state)[0]["power_limit_w"] == 700 and not state_path().exists()
+
+
+def test_a_leftover_without_nvml_is_one_line_not_a_crash(nvml_state):
+    from clipper_bench.power.limits import restore_leftovers, state_path
+
+    GpuLimits([0], power_limit_w=300).__enter__()
+    saved = json.loads(state_path().read_text())
+    state_path().write_text(json.dumps({**saved, "pid": 2**22 + 12345}))
+    fake_pynvml.write_state(nvml_state, [dict(GPU)], missing=True)
+    (line,) = restore_leftovers()
+    assert line.startswith("NOT restored: GPU 0: GPU limits need NVML") and "which was killed" in line
+    assert state_path().exists()  # kept for a run that can
+
+
+def test_a_failed_set_whose_restore_fails_too_never_says_put_back(nvml_state, monkeypatch):
+    """Issue 28 item 22: setting fails, then putting back fails: the error does not claim they were put
+    back, the problems are listed, and the next run says the earlier one could not restore them (not
+    that it was killed)."""
+    from clipper_bench.power.limits import restore_leftovers, state_path
+
+    real_set = fake_pynvml.nvmlDeviceSetPowerManagementLimit
+    calls = []
+
+    def set_once(h, mw):  # the limit is set, then every later set (the restore) is refused
+        calls.append(mw)
+        if len(calls) > 1:
+            raise fake_pynvml.NVMLError("Unknown Error")
+        real_set(h, mw)
+
+    def refuse(h, lo, hi):
+        raise fake_pynvml.NVMLError("Insufficient Permissions")
+
+    monkeypatch.setattr(fake_pynvml, "nvmlDeviceSetPowerManagementLimit", set_once)
+    monkeypatch.setattr(fake_pynvml, "nvmlDeviceSetGpuLockedClocks", refuse)
+    limits = GpuLimits([0], power_limit_w=300, clock_mhz=1200)
+    with pytest.raises(LimitError) as caught:
+        limits.__enter__()
+    assert "put back" not in str(caught.value).replace("putting back what was found failed", "")
+    assert "putting back what was found failed too" in str(caught.value)
+    assert limits.restore_problems == ["GPU 0: power limit not restored to 700 W: Unknown Error"]
+    assert gpus(nvml_state)[0]["power_limit_w"] == 300  # left set, and the state file knows
+    saved = json.loads(state_path().read_text())
+    saved["pid"] = 2**22 + 12345  # that run has ended now (normally: it was not killed)
+    state_path().write_text(json.dumps(saved))
+    monkeypatch.setattr(fake_pynvml, "nvmlDeviceSetPowerManagementLimit", real_set)
+    lines = restore_leftovers()
+    assert lines[0] == ("GPU 0: power limit restored to 700 W (left by run pid 4206649, which could not restore it: "
+                        "GPU 0: power limit not restored to 700 W: Unknown Error)")
+    assert not any("killed" in line for line in lines)
+    assert gpus(nvml_state)[0]["power_limit_w"] == 700
+
+
+def test_a_set_that_fails_but_is_put_back_says_so_once(nvml_state, monkeypatch):
+    def refuse(h, lo, hi):
+        raise fake_pynvml.NVMLError("Unknown Error")
+
+    monkeypatch.setattr(fake_pynvml, "nvmlDeviceSetGpuLockedClocks", refuse)
+    limits = GpuLimits([0], power_limit_w=300, clock_mhz=1200)
+    with pytest.raises(LimitError, match="what had been changed was put back"):
+        limits.__enter__()
+    assert limits.restore_problems == [] and gpus(nvml_state)[0]["power_limit_w"] == 700

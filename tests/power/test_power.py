@@ -199,3 +199,36 @@ def test_driver_records_power_with_idle_baseline(tmp_path, fake_nvml, no_leftove
     assert len(samples["series"]["gpu0"]["t"]) >= 20
     line = json.loads((exp / "runs.ndjson").read_text().splitlines()[0])
     assert line["power"]["joules_per_query"] == power["joules_per_query"]
+
+
+def test_a_gpu_lost_partway_is_recorded_with_its_reason_and_no_joules(tmp_path, fake_nvml):
+    """Issue 28 item 20: NVML reads that start failing partway through the window: the source is
+    recorded as failed with the reason, the GPU's joules and the totals are null with the reason, and
+    the power block is not 'ok'."""
+    fake_nvml([{"watts": 200.0, "lost_at": time.time() + 0.3 + 0.6}])  # 0.6 s into a 1.5 s window
+    with FakePowercap(tmp_path / "powercap") as powercap:
+        doc = sample_window(tmp_path, seconds=1.5, gpus=(0,), powercap_root=str(powercap.root))
+    assert doc["status"]["nvml"].startswith("failed ") and "GPU 0: energy counter read failed: GPU is lost" in \
+        doc["status"]["nvml"]
+    assert doc["status"]["rapl"] == "ok"
+    power = summarize_power(doc, num_completed=100, idle_w={"gpu0": 50.0, "package-0": 10.0})
+    gpu = power["channels"]["gpu0"]
+    assert gpu["joules"] is None and gpu["avg_w"] is None and "GPU is lost" in gpu["joules_problem"]
+    assert power["joules"] is None and power["joules_per_query"] is None and power["avg_w"] is None
+    assert power["joules_per_query_above_idle"] is None
+    assert power["status"].startswith("incomplete: gpu0: failed") and "GPU is lost" in power["joules_problem"]
+    assert power["sources"]["nvml"] == doc["status"]["nvml"]
+    assert "package-0" in power["measured_channels"] and power["channels"]["package-0"]["joules"] is not None
+
+
+def test_a_gpu_with_neither_counter_nor_power_is_unavailable_with_its_reason(tmp_path, fake_nvml, monkeypatch):
+    def unsupported(h):
+        raise fake_pynvml.NVMLError_NotSupported("Not Supported")
+
+    monkeypatch.setattr(fake_pynvml, "nvmlDeviceGetPowerUsage", unsupported)
+    from clipper_bench.power.nvml import NvmlSource
+    from clipper_bench.power.source import SourceUnavailable
+
+    fake_nvml([{"watts": 120.0, "counter": False, "instant": False}])
+    with pytest.raises(SourceUnavailable, match="GPU 0 reports neither an energy counter nor its power"):
+        NvmlSource([0]).open()

@@ -15,6 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -177,10 +180,37 @@ def ensure_built(models_dir: Path, name: str, settings: ClassicalBuildSettings |
     return entry
 
 
+VERIFY_TIMEOUT_S = 300.0
+
+
 def verify_artifact(models_dir: Path, name: str) -> None:
     """Load ``name``'s artifact once as a replica would (hash, format, trusted types): raise
-    ModelNotBuiltError with the fix before a sweep deploys anything, not per configuration."""
-    load_artifact_bytes(ModelOptions(models_dir=str(models_dir)), name, parse=True)
+    ModelNotBuiltError with the fix before a sweep deploys anything, not per configuration.
+
+    The hash is checked here; the parse runs in a child process, because LightGBM's parser aborts
+    the whole process (``std::terminate``) on some damaged files: the driver must outlive a bad
+    model file and say in one line what is wrong with it."""
+    opts = ModelOptions(models_dir=str(models_dir))
+    path, _ = _artifact(opts, name)  # missing, pickled or changed: the one-line error, no child needed
+    code = ("import sys\nfrom clipper_bench.containers.models.base import ModelOptions\n"
+            "from clipper_bench.containers.models.classical import ModelNotBuiltError, load_artifact_bytes\n"
+            "try:\n    load_artifact_bytes(ModelOptions(models_dir=sys.argv[1]), sys.argv[2], parse=True)\n"
+            "except ModelNotBuiltError as exc:\n    print('ERROR', *str(exc).split(), file=sys.stderr)\n    sys.exit(3)\n")
+    root = str(Path(__file__).resolve().parents[3])  # the package runs from a checkout too
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    try:
+        proc = subprocess.run([sys.executable, "-c", code, str(models_dir), name], capture_output=True, text=True,
+                              errors="replace", env=env, timeout=VERIFY_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise ModelNotBuiltError(f"{path} did not load within {VERIFY_TIMEOUT_S:.0f} s") from None
+    said = [line[len("ERROR "):] for line in proc.stderr.splitlines() if line.startswith("ERROR ")]
+    if proc.returncode == 3 and said:
+        raise ModelNotBuiltError(said[-1])
+    if proc.returncode != 0:
+        how = (f"the loader was killed by {signal.Signals(-proc.returncode).name}" if proc.returncode < 0
+               else f"the loader exited {proc.returncode}")
+        raise ModelNotBuiltError(f"{path} cannot be loaded ({how}; the file is damaged): rebuild it with "
+                                 f"clipper-bench build-models --models_dir {models_dir}")
 
 
 class ModelNotBuiltError(RuntimeError):
@@ -224,7 +254,11 @@ def load_artifact_bytes(opts: ModelOptions, name: str, parse: bool = False):
                                      f"rebuild it with clipper-bench build-models --models_dir {opts.models_dir}") from None
     import lightgbm
 
-    return lightgbm.Booster(model_str=data.decode())
+    try:
+        return lightgbm.Booster(model_str=data.decode())
+    except (lightgbm.basic.LightGBMError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelNotBuiltError(f"{path} is not a LightGBM model ({type(exc).__name__}: {str(exc)[:200]}): rebuild it with "
+                                 f"clipper-bench build-models --models_dir {opts.models_dir}") from None
 
 
 class KpcaSvmModel(Model):
