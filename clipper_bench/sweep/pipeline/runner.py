@@ -133,7 +133,7 @@ class PipelineRunner:
                                                                   record["faults"])
         except KeyboardInterrupt as exc:
             record["status"] = RunStatus.INTERRUPTED
-            record["error"] = record["reason"] = f"interrupted ({exc or 'Ctrl-C'})"
+            record["error"] = record["reason"] = f"interrupted ({str(exc) or 'signal SIGINT, Ctrl-C'})"
         except (ClipperException, LoadError, requests.RequestException, OSError) as exc:
             record["error"] = record["reason"] = f"{type(exc).__name__}: {exc}"
         finally:
