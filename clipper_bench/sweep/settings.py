@@ -133,6 +133,16 @@ def _arrival(text: str) -> str:
     return text
 
 
+def _address(text: str | None) -> str | None:
+    """What is wrong with a ``HOST[:PORT]`` flag's value, or None."""
+    if text is None:
+        return None
+    host, sep, port = text.rpartition(":")
+    if not text.strip() or (sep and (not host or not port.isdigit() or not 0 < int(port) < 65536)):
+        return f"{text!r} is not HOST[:PORT] (a port 1-65535): pass e.g. 127.0.0.1:1337"
+    return None
+
+
 def _engine_names() -> list[str]:
     from .engines import engine_names
 
@@ -279,6 +289,10 @@ class RunSettings:
                         "10x its model's slowest time per query x the batch's size, but never sooner than "
                         "this (default 3 s)",
                         limits=_seconds(0.1, "under 0.1 s a batch crossing the socket would look hung"))
+    clipper_address: str | None = setting(None, 'engine', '--clipper_address', metavar="HOST[:PORT]", check=_address, help="--engine clipper: the query frontend (REST, default port 1337) of a Clipper that is already running; the run registers its own app and model there, starts its replicas here and removes both after")
+    clipper_admin_address: str | None = setting(None, 'engine', '--clipper_admin_address', metavar="HOST[:PORT]", check=_address, help="--engine clipper: its management frontend (default: --clipper_address's host, port 1338)")
+    clipper_rpc_address: str | None = setting(None, 'engine', '--clipper_rpc_address', metavar="HOST[:PORT]", check=_address, help="--engine clipper: its container RPC port, which the replicas started here connect to (default: --clipper_address's host, port 7000)")
+    clipper_binary_address: str | None = setting(None, 'engine', '--clipper_binary_address', metavar="HOST[:PORT]", check=_address, help="--engine clipper: its binary query port, for --transport binary (clipper-bench serve has one; Clipper's own does not)")
     stable_window_s: float = setting(5.0, 'load', '--stable_window_s', type=finite_float, help="window of --stable (default 5 s)",
                         limits=WINDOW)
     stable_tolerance: float = setting(0.1, 'load', '--stable_tolerance', type=finite_float, help="how far (max/min - 1) three windows may differ and still agree (default 0.1)",

@@ -17,6 +17,7 @@ ENGINES: dict[str, str] = {
     "local": "clipper_bench.sweep.engines.local:LocalEngine",
     "docker": "clipper_bench.sweep.engines.docker:DockerEngine",
     "ray": "clipper_bench.sweep.engines.ray:RayEngine",
+    "clipper": "clipper_bench.sweep.engines.attached:AttachedEngine",
 }
 
 
