@@ -205,8 +205,9 @@ class RunSettings:
                         limits=Range(0, 255, "", "GPU indices; the GPUs present are checked next"))
     num_clients: int = setting(1, 'sweep', '-n', '--num_clients', type=whole_number, help="load-generating client processes (default 1)",
                         limits=Range(1, MAX_CLIENTS, "", f"each is a process sending up to {MAX_CLIENT_RATE_QPS:,} q/s; {MAX_CLIENTS} outrun any frontend"))
-    engine: str = setting("local", 'engine', '--engine', choices=_engine_names, help="serving engine: local processes (default) or Docker containers through clipper_admin's "
-                        "DockerContainerManager, each replica pinned (see --query_frontend_image)")
+    engine: str = setting("local", 'engine', '--engine', choices=_engine_names, help="serving engine: local processes (default), Docker containers through clipper_admin's "
+                        "DockerContainerManager, each replica pinned (see --query_frontend_image), ray (Ray Serve), "
+                        "or clipper: a Clipper already running (see --clipper_address)")
     results_dir: Path = setting(Path("results"), 'output', '--results_dir', type=Path, help="where experiments go (default results/)")
     warmup_s: float = setting(5.0, 'load', '--warmup', type=finite_float, help="seconds of load before measuring (default 5)",
                         limits=_seconds(0, ANY_DURATION))
