@@ -63,11 +63,12 @@ def test_stages_get_consecutive_cores_and_their_gpus_and_too_many_are_refused():
         stage_placements(spec, spec.configurations[0], plan, False, gpu_count=0)
 
 
-def test_the_command_line_builds_without_pyyaml_as_in_the_model_images():
-    """The container images run `clipper-bench container` without PyYAML: building the parser (which
-    lists the built-in pipelines) must not import it."""
+def test_the_command_line_builds_without_pyyaml_or_pandas_as_in_the_model_images():
+    """The container images run `clipper-bench container` without PyYAML or pandas: building the parser
+    (which lists the built-in pipelines and the planner's objectives) must import neither."""
     import subprocess
     import sys
 
-    code = "import sys; sys.modules['yaml'] = None; import clipper_bench.cli as c; c.build_parser()"
+    code = ("import sys; sys.modules['yaml'] = sys.modules['pandas'] = None; "
+            "import clipper_bench.cli as c; c.build_parser()")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0

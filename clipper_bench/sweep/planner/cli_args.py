@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ...common.cli_types import finite_float, one_line_errors
-from .search import OBJECTIVES
+from .objectives import OBJECTIVES
 
 
 def add_plan_parser(sub: argparse._SubParsersAction) -> None:

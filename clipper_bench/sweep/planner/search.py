@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from ..pipeline.spec import PipelineSpec, Stage
+from .objectives import OBJECTIVES
 from .profiles import Profile, ProfileError, profile_for
 from .simulate import SimResult, SimStage, simulate
 
-OBJECTIVES = ("gpus", "cores", "replicas", "energy")
 MAX_PLANS = 500_000
 MAX_SIMULATED = 400
 
