@@ -61,7 +61,7 @@ def test_poisson_gaps_have_the_right_mean_and_spread():
     assert (gaps > 0).all()
     const = np.diff(schedule_ns(rate, 1.0, "constant")) / 1e9
     assert np.allclose(const, 1 / rate, atol=1e-9)
-    with pytest.raises(ValueError, match="use constant, poisson or trace:FILE"):
+    with pytest.raises(ValueError, match="use constant, poisson, gamma:CV or trace:FILE"):
         schedule_ns(rate, 1.0, "bursty")
 
 
