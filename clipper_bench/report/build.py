@@ -16,6 +16,7 @@ from ..results.frame import experiment_dirs, load_results
 from ..results.store import EXPERIMENT_FILE
 from . import calibration, pipeline, plots
 from .nodes import NODE_COLUMNS, node_rows
+from .pages import table_pages
 from .table import add_series, best_under_slo, describe_best, picked, summary_rows, to_markdown
 
 FIGURES = (  # name, caption, drawing (frame, slo_ms, picks)
@@ -214,26 +215,10 @@ def _single_model_markdown(report: Report, figures: list) -> list[str]:
 def _front_pages(report: Report) -> list:
     """The PDF's first pages, one page size: what was run, the picks, the notes, and the summary
     table, TABLE_ROWS_PER_PAGE rows a page."""
-    import matplotlib.pyplot as plt
 
     text = ["clipper-bench report", "", *textwrap.wrap("Experiments: " + _experiments(report), 118)]
     if report.best:
         text += ["", "Best under the latency target:"] + [w for b in report.best for w in textwrap.wrap("  " + b, 118)]
     text += [w for n in report.notes for w in textwrap.wrap(n, 118)]
-    chunks = [report.rows[i:i + TABLE_ROWS_PER_PAGE] for i in range(0, len(report.rows), TABLE_ROWS_PER_PAGE)] or [[]]
-    pages = []
-    for k, rows in enumerate(chunks):
-        fig = plt.figure(figsize=PAGE_IN)
-        lines = text if k == 0 else [f"Configurations, continued (page {k + 1} of {len(chunks)})"]
-        fig.text(0.03, 0.97, "\n".join(lines), va="top", ha="left", fontsize=9, family="monospace")
-        top = 1 - (len(lines) + 2) * 0.16 / PAGE_IN[1]
-        ax = fig.add_axes((0.02, 0.02, 0.96, max(0.1, top - 0.03)))
-        ax.axis("off")
-        if rows:
-            table = ax.table(cellText=rows, colLabels=report.columns, loc="upper center", cellLoc="right")
-            table.auto_set_font_size(False)
-            table.set_fontsize(8)
-            table.scale(1, 1.2)
-            table.auto_set_column_width(list(range(len(report.columns))))
-        pages.append(fig)
-    return pages
+    return table_pages(text, report.columns, report.rows, "Configurations, continued (page {page} of {pages})",
+                       PAGE_IN, TABLE_ROWS_PER_PAGE)

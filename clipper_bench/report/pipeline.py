@@ -32,6 +32,7 @@ from matplotlib.patches import Patch  # noqa: E402
 from ..power.sampler import energy_source_names  # noqa: E402
 from ..results.frame import load_results  # noqa: E402
 from ..results.store import EXPERIMENT_FILE, record_path  # noqa: E402
+from .pages import table_pages  # noqa: E402
 from .table import significant  # noqa: E402
 
 COLUMNS = ["configuration", "status", "queries/s", "goodput", "e2e p50 ms", "e2e p99 ms", "bottleneck",
@@ -354,20 +355,6 @@ def pdf_pages(section: PipelineSection, page_in: tuple[float, float]) -> list[Fi
     text = [f"Pipeline {section.name} ({section.experiment})", ""]
     text += [w for line in [*section.header, *section.notes, *([section.pick] if section.pick else [])]
              for w in textwrap.wrap(line, WRAP, subsequent_indent="    ")]
-    chunks = [section.rows[i:i + TABLE_ROWS_PER_PAGE] for i in range(0, len(section.rows), TABLE_ROWS_PER_PAGE)]
-    pages = []
-    for k, rows in enumerate(chunks or [[]]):
-        fig = plt.figure(figsize=page_in)
-        lines = text if k == 0 else [f"Pipeline {section.name}: configurations, continued (page {k + 1} of {len(chunks)})"]
-        fig.text(0.03, 0.97, "\n".join(lines), va="top", ha="left", fontsize=9, family="monospace")
-        top = 1 - (len(lines) + 2) * 0.16 / page_in[1]
-        ax = fig.add_axes((0.02, 0.02, 0.96, max(0.1, top - 0.03)))
-        ax.axis("off")
-        if rows:
-            table = ax.table(cellText=rows, colLabels=COLUMNS, loc="upper center", cellLoc="right")
-            table.auto_set_font_size(False)
-            table.set_fontsize(8)
-            table.scale(1, 1.2)
-            table.auto_set_column_width(list(range(len(COLUMNS))))
-        pages.append(fig)
-    return pages
+    return table_pages(text, COLUMNS, section.rows,
+                       f"Pipeline {section.name}: configurations, continued (page {{page}} of {{pages}})",
+                       page_in, TABLE_ROWS_PER_PAGE)
