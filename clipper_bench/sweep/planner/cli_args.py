@@ -27,7 +27,9 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--sleep_ms", type=finite_float, default=None, help="-m sleep: the sleep time to plan for")
     p.add_argument("--rate", type=finite_float, required=True, metavar="QPS", help="the arrival rate to serve")
     p.add_argument("--arrival", default="poisson", help="constant, poisson (default), gamma:CV or trace:FILE")
-    p.add_argument("--slo_p99_ms", type=finite_float, required=True, metavar="MS", help="end-to-end p99 bound")
+    p.add_argument("--slo_p99_ms", type=slo_bounds, required=True, metavar="MS[,MS...]",
+                   help="end-to-end p99 bound; several, comma-separated (150,500), plan each into a plan file of "
+                        "its own (plan-<name>-slo<MS>.yaml), the points of a cost-against-SLO curve")
     p.add_argument("--minimize", choices=OBJECTIVES, default="gpus",
                    help="what to spend least of (default gpus; ties broken by gpus, cores, replicas, energy)")
     p.add_argument("--max_replicas", type=int, default=8, help="most replicas per stage considered (default 8)")
@@ -42,7 +44,9 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
                         "capacity (default 0.85): near saturation the p99 hangs on every error in the service times")
     p.add_argument("-c", "--model_cpus", type=int, nargs="+", default=None, help="cores the replicas may use")
     p.add_argument("--oversubscribe", action="store_true", help="let replicas share cores")
-    p.add_argument("--out", type=Path, default=None, help="the plan file (default <results_dir>/plan-<name>.yaml)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="the plan file (default <results_dir>/plan-<name>.yaml; with several bounds, -slo<MS> is "
+                        "added before the suffix)")
     p.add_argument("--validate", action="store_true", help="deploy the plan and its coarse baseline and measure them")
     p.add_argument("-d", "--duration", dest="duration_s", type=finite_float, default=10.0,
                    help="window of each validation repeat, and the estimator's (default 10 s)")
@@ -53,6 +57,16 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_plan)
 
 
+def slo_bounds(text: str) -> tuple[float, ...]:
+    """``--slo_p99_ms``: one bound or several, comma-separated (``150,500``), each a positive number."""
+    values = tuple(finite_float(v) for v in text.split(",") if v.strip())
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"must be positive numbers of ms, comma-separated, got {text!r}")
+    if len(set(values)) != len(values):
+        raise argparse.ArgumentTypeError(f"names a bound twice: {text!r}")
+    return values
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     """Exit 0 when a plan was found (and, with --validate, met the SLO as measured), 1 when not, 2 for bad input."""
     from ...common.errors import UsageError
@@ -61,8 +75,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     from .plan_cmd import run_plan
     from .profiles import ProfileError
 
-    if args.rate <= 0 or args.slo_p99_ms <= 0 or args.duration_s <= 0 or args.repeats < 1 or args.max_replicas < 1:
-        raise UsageError("--rate, --slo_p99_ms, -d, --repeats and --max_replicas must be positive")
+    if args.rate <= 0 or args.duration_s <= 0 or args.repeats < 1 or args.max_replicas < 1:
+        raise UsageError("--rate, -d, --repeats and --max_replicas must be positive")
     if not 0 < args.max_utilisation <= 1:
         raise UsageError(f"--max_utilisation must be above 0 and at most 1, got {args.max_utilisation:g}")
     if not 0 <= args.headroom < 1:

@@ -4,10 +4,17 @@ A profile point is one ``ok`` configuration of a ``run`` sweep, measured closed 
 kept busy). Its replicas served ``throughput_qps`` in batches of the mean size the frontend formed
 (``model:<m>:1:batch_size``), so one batch took ``num_replicas x mean batch / throughput`` on one
 replica: the service time the estimator needs, whatever queueing the closed loop added to latency.
-Points are matched to a stage by model, model options (sleep time, framework, precision), device
-and cores per replica. Replicas on CPU cores are taken as independent (the estimator runs any number
-of them from one replica's profile); replicas sharing a GPU slow each other, so a GPU profile keeps
-the replica count it was measured with, and the planner gives a GPU stage only counts it measured.
+Points are matched to a stage by model, model options (sleep time, framework, precision), device,
+cores per replica and GPU power limit. Replicas slow each other where they share a resource (a GPU;
+for memory-bound models such as KPCA-SVM, the memory system), so every point keeps the replica count
+it was measured with and the service time is read at the plan's replica count:
+
+* on CPU cores, measured at that count when it was; interpolated linearly between the two nearest
+  measured counts; outside the measured counts, assumed equal to the nearest one's, and the plan says
+  so (``replica_note``). A model profiled at one replica count only is thus taken as having
+  independent replicas, the assumption that under-predicted KPCA-SVM on the H200 (docs/planner.md);
+* on a GPU, a profile keeps the count it was measured with, and the planner gives a GPU stage only
+  counts it measured.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ class ProfilePoint:
     service_s: float
     joules_per_query: float | None
     config_id: str
+    replicas: int = 1  # the replicas measured together (their service times include what they cost each other)
 
 
 @dataclass
@@ -50,17 +58,46 @@ class Profile:
     cpus_per_replica: int
     replicas: int | None = None  # on a GPU: the replicas that shared it when measured (they slow each other)
     points: list[ProfilePoint] = field(default_factory=list)
+    gpu_power_limit_w: float | None = None  # the limit set while measured (None: the GPU's default)
 
     @property
     def batch_sizes(self) -> list[int]:
         """The configured batch sizes measured."""
         return sorted({p.batch_size for p in self.points})
 
-    def service_s(self, batch: float) -> tuple[float, bool]:
-        """Service time of a batch of ``batch`` queries, interpolated linearly between measured
-        mean batches, and whether it was extrapolated beyond them (the nearest point's time per
-        query then scales)."""
-        pts = sorted(self.points, key=lambda p: p.mean_batch)
+    @property
+    def measured_replicas(self) -> list[int]:
+        """The replica counts measured."""
+        return sorted({p.replicas for p in self.points})
+
+    def service_s(self, batch: float, replicas: int | None = None) -> tuple[float, bool]:
+        """Service time of a batch of ``batch`` queries on one of ``replicas`` replicas (default: the
+        fewest measured), and whether the batch was extrapolated beyond the measured mean batches.
+        Between measured replica counts the time is interpolated linearly; outside them it is the
+        nearest count's (``replica_note`` says so)."""
+        counts = self.measured_replicas
+        r = counts[0] if replicas is None else replicas
+        lower, upper = [c for c in counts if c <= r], [c for c in counts if c >= r]
+        if not lower or not upper or lower[-1] == upper[0]:
+            return self._service_at(batch, lower[-1] if lower else upper[0])
+        (lo, lo_out), (hi, hi_out) = self._service_at(batch, lower[-1]), self._service_at(batch, upper[0])
+        f = (r - lower[-1]) / (upper[0] - lower[-1])
+        return lo + f * (hi - lo), lo_out or hi_out
+
+    def replica_note(self, replicas: int) -> str | None:
+        """``service time at r=3 assumed equal to r=2's`` when ``replicas`` is outside the measured
+        counts (None inside them)."""
+        counts = self.measured_replicas
+        if counts[0] <= replicas <= counts[-1]:
+            return None
+        nearest = counts[-1] if replicas > counts[-1] else counts[0]
+        return f"service time at r={replicas} assumed equal to r={nearest}'s"
+
+    def _service_at(self, batch: float, replicas: int) -> tuple[float, bool]:
+        """Service time at a measured replica count, interpolated linearly between measured mean
+        batches, and whether it was extrapolated beyond them (the nearest point's time per query
+        then scales)."""
+        pts = sorted((p for p in self.points if p.replicas == replicas), key=lambda p: p.mean_batch)
         if batch <= pts[0].mean_batch:
             return pts[0].service_s, batch < pts[0].mean_batch - 0.5
         for lo, hi in zip(pts, pts[1:], strict=False):
@@ -70,10 +107,16 @@ class Profile:
         last = pts[-1]
         return last.service_s * batch / last.mean_batch, batch > last.mean_batch + 0.5
 
-    def joules_per_query(self, batch_size: int) -> float | None:
-        """Energy per query measured at ``batch_size`` (None when not measured)."""
-        found = [p.joules_per_query for p in self.points if p.batch_size == batch_size and p.joules_per_query]
-        return sum(found) / len(found) if found else None
+    def joules_per_query(self, batch_size: int, replicas: int | None = None) -> float | None:
+        """Energy per query measured at ``batch_size``, at the measured replica count nearest
+        ``replicas`` that has it (None when not measured)."""
+        found = [p for p in self.points if p.batch_size == batch_size and p.joules_per_query]
+        if not found:
+            return None
+        if replicas is not None:
+            nearest = min({p.replicas for p in found}, key=lambda c: (abs(c - replicas), c))
+            found = [p for p in found if p.replicas == nearest]
+        return sum(p.joules_per_query for p in found) / len(found)
 
 
 def load_profiles(paths: list[str]) -> list[Profile]:
@@ -93,9 +136,11 @@ def load_profiles(paths: list[str]) -> list[Profile]:
             if model != "sleep":
                 options.pop("sleep_ms")
             device = "gpu" if line.get("gpus") else "cpu"
-            shared = line["num_replicas"] if device == "gpu" else None  # replicas on one GPU are not independent
-            key = (model, json.dumps(options, sort_keys=True), device, line["cpus_per_replica"], shared)
-            profile = profiles.setdefault(key, Profile(model, options, device, line["cpus_per_replica"], shared))
+            shared = line["num_replicas"] if device == "gpu" else None  # a GPU stage takes only measured counts
+            limit = line.get("gpu_power_limit_w")
+            key = (model, json.dumps(options, sort_keys=True), device, line["cpus_per_replica"], shared, limit)
+            profile = profiles.setdefault(key, Profile(model, options, device, line["cpus_per_replica"], shared,
+                                                       gpu_power_limit_w=limit))
             profile.points.append(point)
     return list(profiles.values())
 
@@ -112,7 +157,7 @@ def _point(exp: Path, line: dict[str, Any], settings: dict[str, Any]) -> Profile
     mean_batch = float(entry["mean"]) if entry and int(float(entry.get("size", 0))) else float(line["batch_size"])
     service = line["num_replicas"] * mean_batch / line["throughput_qps"]
     return ProfilePoint(line["batch_size"], mean_batch, service, (line.get("power") or {}).get("joules_per_query"),
-                        line["config_id"])
+                        line["config_id"], line["num_replicas"])
 
 
 def profile_for(profiles: list[Profile], model: str, options: dict[str, Any], device: str | None = None) -> list[Profile]:

@@ -39,10 +39,18 @@ class StageChoice:
     gpu: bool
     profile: Profile
 
+    def service_s(self, batch: float) -> float:
+        """A batch of ``batch`` queries' service time on one of this stage's replicas, read at its
+        replica count (replicas that share a GPU or a memory system slow each other)."""
+        return self.profile.service_s(batch, self.replicas)[0]
+
     def capacity_qps(self) -> float:
-        """The most this stage can serve: full batches back to back on every replica (on a GPU, the
-        profile's service time already holds what its sharing replicas cost each other)."""
-        return self.replicas * self.batch_size / self.profile.service_s(self.batch_size)[0]
+        """The most this stage can serve: full batches back to back on every replica."""
+        return self.replicas * self.batch_size / self.service_s(self.batch_size)
+
+    def joules_per_query(self) -> float | None:
+        """The profile's energy per query at this batch size (at the nearest measured replica count)."""
+        return self.profile.joules_per_query(self.batch_size, self.replicas)
 
 
 @dataclass
@@ -76,9 +84,13 @@ class SearchResult:
 
 
 def stage_options(stage: Stage, profiles: list[Profile], max_replicas: int) -> list[StageChoice]:
-    """Every (replicas, batch size, cores) a stage may take: its measured batch sizes and core counts."""
+    """Every (replicas, batch size, cores) a stage may take: its measured batch sizes and core counts.
+    Profiles measured under a GPU power limit are left out (a plan deploys at the default limit)."""
     device = "gpu" if stage.gpus else "cpu"
-    found = profile_for(profiles, stage.model, stage.options, device)
+    found = [p for p in profile_for(profiles, stage.model, stage.options, device) if p.gpu_power_limit_w is None]
+    if not found:
+        raise ProfileError(f"stage {stage.name}: {stage.model} was measured only under GPU power limits; a plan "
+                           "deploys at the default limit: measure it without --gpu_power_limits")
     variants = {json.dumps(p.options, sort_keys=True) for p in found}
     if len(variants) > 1:
         raise ProfileError(f"stage {stage.name}: the experiments hold {stage.model} with different options "
@@ -95,7 +107,7 @@ def cost(plan: dict[str, StageChoice], objective: str) -> tuple:
         "gpus": sum(c.replicas for c in plan.values() if c.gpu),
         "cores": sum(c.replicas * c.cpus_per_replica for c in plan.values()),
         "replicas": sum(c.replicas for c in plan.values()),
-        "energy": sum(c.profile.joules_per_query(c.batch_size) or 0.0 for c in plan.values()),
+        "energy": sum(c.joules_per_query() or 0.0 for c in plan.values()),
     }
     return (values[objective], *(values[o] for o in OBJECTIVES if o != objective))
 
@@ -103,7 +115,7 @@ def cost(plan: dict[str, StageChoice], objective: str) -> tuple:
 def predict(spec: PipelineSpec, plan: dict[str, StageChoice], target: Target) -> SimResult:
     """The estimator's end-to-end prediction for ``plan`` under ``target``'s arrivals."""
     stages = [SimStage(s.name, tuple(spec.children(s.name)), plan[s.name].replicas, plan[s.name].batch_size,
-                       lambda k, p=plan[s.name].profile: p.service_s(k)[0]) for s in spec.stages]
+                       plan[s.name].service_s) for s in spec.stages]
     return simulate(stages, tuple(s.name for s in spec.entries), target.arrivals_s, target.window, target.hop_s)
 
 

@@ -13,9 +13,10 @@ queues with batch service, which neither library offers directly (Ciw has no bat
 SimPy would need processes and resources for what a heap and a few deques do), and it runs about
 100k queries a second, which keeps the planner's search fast.
 
-Assumptions (README, *Planning*): service times are the measured means for the batch formed (their
-spread is not modelled); replicas of a stage do not slow each other (replicas sharing a GPU do:
-measure the shared configuration); the frontend and network add a constant ``hop_s`` per stage.
+Assumptions (docs/planner.md): service times are the measured means for the batch formed (their
+spread is not modelled); what replicas of a stage cost each other is in the service time the caller
+passes (read from the profile at the stage's replica count, profiles.py); the frontend and network
+add a constant ``hop_s`` per stage.
 """
 
 from __future__ import annotations
