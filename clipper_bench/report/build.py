@@ -14,7 +14,7 @@ import pandas as pd
 from ..power.sampler import energy_source_names
 from ..results.frame import experiment_dirs, load_results
 from ..results.store import EXPERIMENT_FILE
-from . import calibration, pipeline, plots
+from . import calibration, pipeline, planner, plots
 from .nodes import NODE_COLUMNS, node_rows
 from .pages import table_pages
 from .table import add_series, best_under_slo, describe_best, picked, summary_rows, to_markdown
@@ -45,6 +45,7 @@ class Report:
     node_rows: list[list[str]] = field(default_factory=list)  # configurations run on a Ray cluster
     calibration: calibration.CalibrationSection | None = None  # why to trust the rest (report/calibration.py)
     pipelines: list[pipeline.PipelineSection] = field(default_factory=list)  # a section per pipeline experiment
+    planner: planner.PlannerSection | None = None  # plan files (report/planner.py)
 
 
 def _no_energy_reason(dirs: list[Path], frame: pd.DataFrame) -> str:
@@ -77,26 +78,30 @@ def _experiments(report: Report) -> str:
     """The experiments line, single-model and pipeline experiments alike."""
     columns = ["experiment", "engine", "hostname", "cpu_model", "gpu_names"]
     frames = [f[columns] for f in [report.frame, *(s.frame for s in report.pipelines)] if not f.empty]
+    if not frames:  # plan files only
+        return f"none (plan files {', '.join(f.name for f in report.planner.files)})" if report.planner else "none"
     return _experiments_line(pd.concat(frames, ignore_index=True))
 
 
 def build_report(paths: list[Path], out_dir: Path, slo_ms: float | None = None) -> Report:
     """Read the experiments in ``paths``, write report.md, summary.csv, the figures and report.pdf;
     pipeline experiments get pages of their own (report/pipeline.py) after the single-model ones."""
-    dirs = experiment_dirs(paths)
+    experiment_paths, plan_files = planner.split_inputs(list(paths))
+    dirs = experiment_dirs(experiment_paths) if experiment_paths else []
+    plans = planner.section(plan_files)
     pipes = [d for d in dirs if pipeline.is_pipeline(d)]
     singles = [d for d in dirs if d not in pipes]
     frame = add_series(load_results(singles)) if singles else pd.DataFrame()
     sections = pipeline.sections(pipes, slo_ms)
-    if frame.empty and not any(s.rows for s in sections):
+    if frame.empty and not any(s.rows for s in sections) and plans is None:
         raise ValueError(f"no configuration has been recorded yet in {', '.join(map(str, dirs))}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    if frame.empty:  # pipeline experiments only: their sections are the report
-        report = Report(out_dir, frame, [], [], pipelines=sections)
+    if frame.empty:  # pipeline experiments or plan files only: their sections are the report
+        report = Report(out_dir, frame, [], [], pipelines=sections, planner=plans)
         return _write(report, [], [])
     columns, rows = summary_rows(frame)
     report = Report(out_dir, frame, columns, rows, node_rows=node_rows(singles),
-                    calibration=calibration.calibration_section(singles, frame), pipelines=sections)
+                    calibration=calibration.calibration_section(singles, frame), pipelines=sections, planner=plans)
     ok = frame[frame["status"] == "ok"]
     failed = frame[frame["status"] != "ok"]
     if not failed.empty:
@@ -123,6 +128,11 @@ def _write(report: Report, pages: list, figures: list) -> Report:
             _save_figure(report, fig, stem)
         plan += [*((page, False) for page in pipeline.pdf_pages(section, PAGE_IN)),
                  *((fig, True) for fig, _, _ in section.figures)]
+    if report.planner is not None:
+        for fig, _, stem in report.planner.figures:
+            _save_figure(report, fig, stem)
+        plan += [*((page, False) for page in planner.pdf_pages(report.planner, PAGE_IN)),
+                 *((fig, True) for fig, _, _ in report.planner.figures)]
     pdf_path = report.out_dir / "report.pdf"
     tmp = _temp_path(pdf_path)
     try:  # written aside and renamed: an interrupt leaves the old report.pdf or none, never half a one
@@ -191,6 +201,7 @@ def _markdown(report: Report, figures: list) -> str:
     if report.rows:
         parts += _single_model_markdown(report, figures)
     parts += [pipeline.to_markdown(section) for section in report.pipelines]
+    parts += [planner.to_markdown(report.planner)] if report.planner is not None else []
     return "\n".join(parts) + "\n"
 
 

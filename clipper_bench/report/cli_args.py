@@ -35,16 +35,18 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     from ..common.errors import UsageError
     from ..results.frame import ResultsError, experiment_dirs
-    from . import pipeline
+    from . import pipeline, planner
     from .build import build_report
     from .table import to_markdown
 
     if args.slo_ms is not None and args.slo_ms <= 0:
         raise UsageError(f"--slo_ms must be a positive number of milliseconds, got {args.slo_ms:g}")
     try:
-        dirs = experiment_dirs(args.dirs)
-        out = args.out or (dirs[0] / "report" if len(dirs) == 1 else Path("report"))
-        report = build_report(dirs, out, args.slo_ms)
+        paths, plans = planner.split_inputs(args.dirs)  # a plan directory (plan --results_dir) gives plan files only
+        dirs = experiment_dirs(paths) if paths or not plans else []
+        out = args.out or (dirs[0] / "report" if len(dirs) == 1 and not plans else
+                           args.dirs[0] / "report" if plans and not dirs and args.dirs[0].is_dir() else Path("report"))
+        report = build_report(args.dirs, out, args.slo_ms)
     except (ResultsError, ValueError) as exc:
         raise UsageError(str(exc)) from None
     except PermissionError as exc:
@@ -54,6 +56,9 @@ def cmd_report(args: argparse.Namespace) -> int:
                report.columns, report.rows, [*report.notes, *report.best])] if report.rows else []
     tables += [(f"pipeline {s.name} ({s.experiment}): {len(s.rows)} configurations", pipeline.COLUMNS, s.rows,
                 [*s.notes, *([s.pick] if s.pick else [])]) for s in report.pipelines]
+    if report.planner is not None:
+        tables.append((f"planner: {len(report.planner.files)} plan file(s)", planner.SUMMARY_COLUMNS,
+                       report.planner.rows, report.planner.notes))
     for title, columns, rows, lines in tables:
         if console.is_terminal:
             table = Table(*columns, title=title)
@@ -61,7 +66,8 @@ def cmd_report(args: argparse.Namespace) -> int:
                 table.add_row(*row)
             console.print(table)
         else:  # a file or a pipe: the Markdown table, never cut to a terminal's width
-            print(f"{title}\n\n{to_markdown(columns, rows)}" if report.pipelines else to_markdown(columns, rows), end="")
+            several = report.pipelines or report.planner
+            print(f"{title}\n\n{to_markdown(columns, rows)}" if several else to_markdown(columns, rows), end="")
         for line in lines:
             print(line)
     names = ", ".join(f.name for f in report.files)
