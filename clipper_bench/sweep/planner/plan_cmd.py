@@ -91,7 +91,7 @@ def _plan_one(spec: PipelineSpec, profiles: list, args: argparse.Namespace) -> t
     print(f"plan file {out} (deploy it with `clipper-bench pipeline {out} --rate {args.rate:g} --arrival {args.arrival}`)")
     measured = (doc.get("validation") or {}).get("plan")
     cost = doc["planner"]["plan"]["cost"]
-    words = f"{cost['cores']} cores + {cost['gpus']} GPU replicas" + (
+    words = f"{cost['cores']} core{'s' * (cost['cores'] != 1)} + {cost['gpus']} GPU replica{'s' * (cost['gpus'] != 1)}" + (
         "" if measured is None else " (measured within it)" if measured["meets_slo"] else " (measured: MISSES it)")
     return (0 if measured is None or measured["meets_slo"] else 1), words
 
