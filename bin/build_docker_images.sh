@@ -72,7 +72,7 @@ fetch() {  # fetch DEST PACKAGE...: copy from --wheels, or download with pip
 echo "wheels ..."
 mkdir -p "$work/base/wheels"
 "$python" -m pip wheel -q --no-deps --no-build-isolation -w "$work/base/wheels" "$repo" >/dev/null
-fetch "$work/base/wheels" numpy pyzmq aiohttp psutil setproctitle
+fetch "$work/base/wheels" numpy pyzmq aiohttp uvloop orjson psutil setproctitle
 cp "$repo/containers/base/Dockerfile" "$work/base/"
 
 build() {  # build NAME CONTEXT

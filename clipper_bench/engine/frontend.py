@@ -77,6 +77,8 @@ class FrontendSettings:
     fallback_ports: tuple[str, ...] = ()
     ports_file: str = ""  # where the bound ports (or why binding failed) are written, as JSON
     title: str = ""  # the process title; empty: one naming the bound ports
+    event_loop: str = "uvloop"  # "uvloop" (libuv) or "asyncio"
+    fast_http: bool = True  # answer POST /<app>/predict on the connection (see fast_http); False: aiohttp
 
 
 class PortTaken(OSError):
@@ -108,6 +110,7 @@ class Frontend(RestQueries, BinaryQueries, PipelineQueries, ContainerRpc):
         self._readers: list[ZmqReader] = []
         self._sweeper: asyncio.Task | None = None
         self._http_socks: dict[str, socket.socket] = {}
+        self._rest_tasks: set[asyncio.Task] = set()  # large predict bodies being parsed
         self.ports: dict[str, int] = {}  # what -> the port bound (metrics: 0 when not served)
         self.moved: dict[str, tuple[int, int]] = {}  # what -> (port asked for, port bound instead)
         self.faults: list[dict[str, Any]] = []  # replicas this frontend dropped or found lost work
@@ -155,7 +158,8 @@ class Frontend(RestQueries, BinaryQueries, PipelineQueries, ContainerRpc):
             await runner.setup()
             await GuardedSite(runner, s.host, self.ports[what], sock=self._http_socks.pop(what),
                               header_timeout_s=s.header_timeout_s, max_connections=s.max_connections,
-                              body_timeout_s=s.body_timeout_s, body_limit=limits[what]).start()
+                              body_timeout_s=s.body_timeout_s, body_limit=limits[what],
+                              fast=self if what == "query" and s.fast_http else None).start()
             self._runners.append(runner)
         self._sweeper = asyncio.create_task(self._sweep_deadlines())
         self._watchdog = asyncio.create_task(self._watch_replicas())
@@ -478,6 +482,10 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
     parser.add_argument("--ports_file", default="",
                         help="write the ports bound (or why binding failed) here as JSON, once they are held")
     parser.add_argument("--title", default="", help="process title shown by ps and htop (default: one naming the ports)")
+    parser.add_argument("--event_loop", choices=EVENT_LOOPS, default="uvloop",
+                        help="the event loop: uvloop (libuv; default) or asyncio (the standard library's)")
+    parser.add_argument("--no_fast_http", dest="fast_http", action="store_false",
+                        help="answer every query-port request through aiohttp, without the predict fast path")
     args = parser.parse_args(argv)
     fallback = tuple(w for w in args.fallback_ports.split(",") if w)
     if set(fallback) - set(PORT_LABELS):
@@ -506,7 +514,21 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
         fallback_ports=fallback,
         ports_file=args.ports_file,
         title=args.title,
+        event_loop=args.event_loop,
+        fast_http=args.fast_http,
     )
+
+
+EVENT_LOOPS = ("uvloop", "asyncio")
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The event loop ``name`` names: ``uvloop`` (a dependency) or the standard library's."""
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
 
 
 def _raise_fd_limit(wanted: int) -> None:
@@ -560,7 +582,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = parse_args(argv)
     try:
-        asyncio.run(serve(settings))
+        with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+            runner.run(serve(settings))
     except (OSError, zmq.ZMQError) as exc:
         message = str(exc) if isinstance(exc, PortTaken) else f"frontend could not start: {exc}"
         log.error("%s", message)

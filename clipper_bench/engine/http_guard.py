@@ -33,6 +33,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .fast_http import FastConnection, PredictHandler
+
 BodyLimit = int | Callable[[web.BaseRequest], int]
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
@@ -49,8 +51,9 @@ class _Guard(asyncio.Protocol):
     """Wraps aiohttp's protocol for one connection; passes every event through."""
 
     def __init__(self, inner: asyncio.Protocol, site: GuardedSite) -> None:
-        self._inner = inner
+        self.inner = inner
         self._site = site
+        self.fast = FastConnection(self, site.fast, site.body_deadline) if site.fast is not None else None
         self.transport: asyncio.BaseTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._refused = False
@@ -68,7 +71,7 @@ class _Guard(asyncio.Protocol):
         site.open += 1
         site.by_transport[transport] = self
         self.enter(Phase.IDLE)
-        self._inner.connection_made(transport)
+        self.inner.connection_made(transport)
 
     def enter(self, phase: Phase) -> None:
         """Start ``phase``: its clock, its place among the site's eviction candidates, its timer."""
@@ -85,6 +88,21 @@ class _Guard(asyncio.Protocol):
             self._timer = None
         if phase is Phase.IDLE:  # the body and handler phases have their deadlines in GuardedSite
             self._timer = asyncio.get_running_loop().call_later(self._site.header_timeout_s, self.close)
+
+    def enter_idle(self) -> None:
+        """IDLE, unless already: the header deadline keeps running while a head trickles in."""
+        if self.phase is not Phase.IDLE:
+            self.enter(Phase.IDLE)
+
+    def enter_body(self) -> None:
+        """BODY (the fast path keeps the body's deadline itself)."""
+        if self.phase is not Phase.BODY:
+            self.enter(Phase.BODY)
+
+    def enter_busy(self) -> None:
+        """BUSY: a request is being answered; never evicted."""
+        if self.phase is not Phase.BUSY:
+            self.enter(Phase.BUSY)
 
     def close(self) -> None:
         """Close the connection now (an expired deadline, or evicted); it no longer counts."""
@@ -104,23 +122,28 @@ class _Guard(asyncio.Protocol):
             self._timer = None
 
     def data_received(self, data: bytes) -> None:
-        self._inner.data_received(data)
+        if self.fast is not None:
+            self.fast.feed(data)
+        else:
+            self.inner.data_received(data)
 
     def eof_received(self) -> bool | None:
-        return None if self._refused else self._inner.eof_received()
+        return None if self._refused else self.inner.eof_received()
 
     def pause_writing(self) -> None:
-        self._inner.pause_writing()
+        self.inner.pause_writing()
 
     def resume_writing(self) -> None:
-        self._inner.resume_writing()
+        self.inner.resume_writing()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._refused:
             return
         if not self.closed:
             self._forget()
-        self._inner.connection_lost(exc)
+        if self.fast is not None:
+            self.fast.lost()
+        self.inner.connection_lost(exc)
 
 
 class _Refusal(Exception):
@@ -141,8 +164,9 @@ class GuardedSite(web.TCPSite):
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, header_timeout_s: float = 10.0,
                  max_connections: int = 4096, sock: socket.socket | None = None, body_timeout_s: float = 10.0,
                  body_min_bytes_per_s: float = 4 * 2**20, body_limit: BodyLimit = 1 << 20,
-                 idle_grace_s: float = 1.0, **kwargs: Any) -> None:
+                 idle_grace_s: float = 1.0, fast: PredictHandler | None = None, **kwargs: Any) -> None:
         super().__init__(runner, host, port, **kwargs)
+        self.fast = fast  # answers POST /<app>/predict itself (see fast_http); None: aiohttp does
         self.header_timeout_s = header_timeout_s
         self.body_timeout_s = body_timeout_s
         self.body_min_bytes_per_s = body_min_bytes_per_s
@@ -155,6 +179,10 @@ class GuardedSite(web.TCPSite):
         self._candidates: dict[Phase, OrderedDict[_Guard, None]] = {Phase.IDLE: OrderedDict(),
                                                                      Phase.BODY: OrderedDict()}
         self._sock = sock
+
+    def body_deadline(self, length: int) -> float:
+        """How long a body of ``length`` bytes may take to arrive, in seconds."""
+        return self.body_timeout_s + length / self.body_min_bytes_per_s
 
     def candidates(self, phase: Phase) -> OrderedDict[_Guard, None]:
         """Open connections in ``phase`` (IDLE or BODY), the one longest in it first."""
@@ -215,7 +243,7 @@ class GuardedSite(web.TCPSite):
         length = request.content_length
         if length is not None and length > limit:
             raise _Refusal(413, f"request body of {length} bytes is over this endpoint's limit of {limit} bytes")
-        deadline_s = self.body_timeout_s + (length or 0) / self.body_min_bytes_per_s
+        deadline_s = self.body_deadline(length or 0)
         clone = request.clone(client_max_size=limit)
         try:
             await asyncio.wait_for(clone.read(), deadline_s)

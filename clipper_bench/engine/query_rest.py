@@ -14,10 +14,13 @@ between: no body holds the loop for more than a few milliseconds."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from ..protocol.binary import Buffer, Status
@@ -32,15 +35,25 @@ SLO_EXPLANATION = "Failed to retrieve a prediction response within the specified
 
 def _output_json(output: Buffer) -> Any:
     """Clipper embeds an output that parses as JSON as JSON, and any other output as a string."""
-    text = bytes(output).decode("utf-8", "replace")
     try:
+        return orjson.loads(output)
+    except orjson.JSONDecodeError:
+        pass
+    text = bytes(output).decode("utf-8", "replace")
+    try:  # what orjson refuses and the standard library takes (NaN, integers over 64 bits)
         return json.loads(text)
     except ValueError:
         return text
 
 
-def _error(message: str, cause: str, status: int = 400) -> web.Response:
-    return web.json_response({"error": message, "cause": cause}, status=status)
+def _decode_error(app_name: str, exc: Exception) -> bytes:
+    """The 400 body for a predict body that could not be taken (as Clipper words it)."""
+    if isinstance(exc, JsonTooDeep | RecursionError):
+        return _error_body("Error parsing JSON", f"Body is not valid JSON: {exc}")
+    if isinstance(exc, InputError):
+        return _error_body("Error parsing JSON", f"Invalid input for application {app_name}: {exc}")
+    cause = str(exc) if isinstance(exc, _BodyError) else f"Body is not valid JSON: {exc}"
+    return _error_body("Error parsing JSON", cause)
 
 
 class _BodyError(ValueError):
@@ -124,40 +137,79 @@ async def _parse_input(text: bytes, start: int, end: int) -> Any:
     return values
 
 
+Reply = Callable[[int, bytes], None]  # (HTTP status, JSON body)
+
+
+def _error_body(message: str, cause: str) -> bytes:
+    return orjson.dumps({"error": message, "cause": cause})
+
+
 class RestQueries:
-    """``POST /<app>/predict``."""
+    """``POST /<app>/predict``: :meth:`start_predict` answers a body through a callback, so both
+    aiohttp's handler and the query port's fast path (:mod:`.fast_http`) serve it."""
 
     async def _handle_predict(self, request: web.Request) -> web.Response:
-        app_name = request.match_info["app"]
+        body = await request.read()
+        future = asyncio.get_running_loop().create_future()
+
+        def reply(status: int, data: bytes) -> None:
+            if not future.done():
+                future.set_result((status, data))
+
+        self.start_predict(request.match_info["app"], body, reply)
+        status, data = await future
+        return web.Response(body=data, status=status, content_type="application/json", charset="utf-8")
+
+    def start_predict(self, app_name: str, body: bytes, reply: Reply) -> None:
+        """Decode a predict ``body`` for ``app_name``, submit its inputs, and call ``reply`` once:
+        at once with a 400 for a body it cannot take, else when every input is answered."""
         app = self.registry.apps.get(app_name)
         if app is None:
-            return _error("Error parsing JSON", f"No registered application with name {app_name}")
+            reply(400, _error_body("Error parsing JSON", f"No registered application with name {app_name}"))
+            return
+        if len(body) > INLINE_PARSE_BYTES:  # parsed a slice at a time, with the loop running between
+            task = asyncio.get_running_loop().create_task(self._predict_large(app, body, reply))
+            self._rest_tasks.add(task)
+            task.add_done_callback(self._rest_tasks.discard)
+            return
         try:
-            single, payloads = await self._decode_body(app, await request.read())
-        except JsonTooDeep as exc:
-            return _error("Error parsing JSON", f"Body is not valid JSON: {exc}")
-        except InputError as exc:
-            return _error("Error parsing JSON", f"Invalid input for application {app_name}: {exc}")
+            single, payloads = self._decode_body(app, body)
+        except (ValueError, RecursionError) as exc:
+            reply(400, _decode_error(app_name, exc))
+            return
+        self._submit_inputs(app, single, payloads, reply)
+
+    async def _predict_large(self, app: Application, body: bytes, reply: Reply) -> None:
+        try:
+            single, payloads = await self._decode_large(app, body)
         except ValueError as exc:
-            cause = str(exc) if isinstance(exc, _BodyError) else f"Body is not valid JSON: {exc}"
-            return _error("Error parsing JSON", cause)
+            reply(400, _decode_error(app.name, exc))
+            return
+        self._submit_inputs(app, single, payloads, reply)
 
-        loop = asyncio.get_running_loop()
-        futures = []
-        for payload in payloads:
-            future = loop.create_future()
+    def _submit_inputs(self, app: Application, single: bool, payloads: list[bytes], reply: Reply) -> None:
+        """Queue every input; when the last is answered, reply with the predictions (or the error)."""
+        n = len(payloads)
+        answers: list[tuple[int, Status, bytes] | None] = [None] * n
+        remaining = [n]
 
-            def on_done(query: Query, status: Status, output: Buffer, future=future) -> None:
-                self._record(app, query, status)
-                if not future.done():
-                    future.set_result((query.query_id, status, bytes(output)))
+        def on_item(index: int, query: Query, status: Status, output: Buffer) -> None:
+            self._record(app, query, status)
+            if answers[index] is None:
+                answers[index] = (query.query_id, status, bytes(output))
+                remaining[0] -= 1
+                if remaining[0] == 0:
+                    reply(*self._predictions(app, single, answers))
 
-            self._submit(app, payload, on_done)
-            futures.append(future)
+        for i, payload in enumerate(payloads):
+            self._submit(app, payload, functools.partial(on_item, i))
+
+    def _predictions(self, app: Application, single: bool, answers: list) -> tuple[int, bytes]:
+        """Clipper's response to a predict call: the one prediction, or ``batch_predictions``."""
         predictions = []
-        for query_id, status, output in [await f for f in futures]:
+        for query_id, status, output in answers:
             if status is Status.ERROR:
-                return _error("Prediction failed", output.decode("utf-8", "replace"), status=500)
+                return 500, _error_body("Prediction failed", output.decode("utf-8", "replace"))
             item: dict[str, Any] = {"query_id": query_id, "output": _output_json(output),
                                     "default": status is Status.DEFAULT}
             if status is Status.DEFAULT:
@@ -165,7 +217,7 @@ class RestQueries:
                     NO_MODEL_EXPLANATION if self.registry.model_for_app(app) is None else SLO_EXPLANATION
                 )
             predictions.append(item)
-        return web.json_response(predictions[0] if single else {"batch_predictions": predictions})
+        return 200, orjson.dumps(predictions[0] if single else {"batch_predictions": predictions})
 
     def _json_inputs(self, body: Any) -> tuple[bool, list]:
         """Whether a predict body is a single ``input``, and its inputs; raises _BodyError."""
@@ -192,7 +244,11 @@ class RestQueries:
     def _body_limit(self, request: web.BaseRequest) -> int:
         """The largest body a request on the query port may have (see the module docstring)."""
         parts = request.path.split("/")
-        app = self.registry.apps.get(parts[1]) if len(parts) == 3 and parts[2] == "predict" else None
+        return self.predict_body_limit(parts[1]) if len(parts) == 3 and parts[2] == "predict" else OTHER_BODY_BYTES
+
+    def predict_body_limit(self, app_name: str) -> int:
+        """The largest ``POST /<app_name>/predict`` body the query port takes."""
+        app = self.registry.apps.get(app_name)
         if app is None:
             return OTHER_BODY_BYTES
         one = self._input_limit(app)
@@ -200,11 +256,9 @@ class RestQueries:
             return self.settings.max_json_bytes
         return min(self.settings.max_body_bytes, one * self.settings.max_inputs_per_request + 4096)
 
-    async def _decode_body(self, app: Application, body: bytes) -> tuple[bool, list[bytes]]:
-        """Whether a predict body holds a single ``input``, and its inputs encoded for the wire and
-        checked; raises InputError, _BodyError, JsonTooDeep or ValueError."""
-        if len(body) > INLINE_PARSE_BYTES:
-            return await self._decode_large(app, body)
+    def _decode_body(self, app: Application, body: bytes) -> tuple[bool, list[bytes]]:
+        """Whether a predict body (of at most INLINE_PARSE_BYTES) holds a single ``input``, and its
+        inputs encoded for the wire and checked; raises InputError, _BodyError, JsonTooDeep or ValueError."""
         single, raw_inputs = self._json_inputs(parse_json(body))
         payloads = [encode_json_input(x, app.input_type) for x in raw_inputs]
         self._check_sizes(app, payloads)

@@ -222,7 +222,9 @@ class _Rest(query_rest.RestQueries):
 async def _decoded(rest: _Rest, app: Application, body: bytes):
     """The inputs, or which of the handler's answers an error gets."""
     try:
-        return await rest._decode_body(app, body)
+        if len(body) > query_rest.INLINE_PARSE_BYTES:
+            return await rest._decode_large(app, body)
+        return rest._decode_body(app, body)
     except InputError:
         return "invalid input"
     except query_rest._BodyError:
