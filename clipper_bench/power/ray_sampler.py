@@ -78,8 +78,14 @@ class ClusterPowerMonitor:
         # the driver's own host writes where the driver reads live watts; other hosts in a temp dir
         out = self.cfg.out_path if len(self.hosts) == 1 and host.host_id == host_id() else ""
         cfg = dataclasses.replace(self.cfg, start_wall=self.cfg.start_wall + shift, end_wall=self.cfg.end_wall + shift,
-                                  out_path=out, gpus=host.gpus, cpu_groups=host.cpu_groups)
+                                  out_path=out, gpus=host.gpus, cpu_groups=host.cpu_groups,
+                                  power_meters=self.cfg.power_meters if k == self._meter_host() else ())
         return json.dumps(asdict(cfg))
+
+    def _meter_host(self) -> int:
+        """The host that reads ``--power_meter`` (once, not on every host): the driver's, else the first."""
+        here = host_id()
+        return next((k for k, h in enumerate(self.hosts) if h.host_id == here), 0)
 
     def probe(self) -> dict[str, str]:
         """Every host's energy sources, ``name`` or ``name@label`` -> "ok" | "unavailable: why"."""
@@ -106,14 +112,20 @@ class ClusterPowerMonitor:
     def _merge(self, docs: list[dict[str, Any]]) -> dict[str, Any]:
         status: dict[str, str] = {}
         series: dict[str, Any] = {}
+        channels: dict[str, Any] = {}
+        info: dict[str, Any] = {}
         for k, doc in enumerate(docs):
             shift = self.offsets_ns[k] / 1e9
             status.update({self._name(name, k): v for name, v in doc["status"].items()})
             for channel, s in doc["series"].items():
                 series[self._name(channel, k)] = {**s, "t": [t - shift for t in s["t"]]}
+            for channel, meta in doc.get("channels", {}).items():
+                channels[self._name(channel, k)] = {**meta, "source": self._name(meta["source"], k)}
+            info.update({self._name(name, k): v for name, v in doc.get("source_info", {}).items()})
         hosts = {h.label: {"host_id": h.host_id, "node_ids": list(h.node_ids), "clock_offset_ns": off,
                            "gpus": list(h.gpus)} for h, off in zip(self.hosts, self.offsets_ns, strict=True)}
-        return {"config": asdict(self.cfg), "status": status, "series": series, "hosts": hosts}
+        return {"config": asdict(self.cfg), "status": status, "series": series, "channels": channels,
+                "source_info": info, "hosts": hosts}
 
     def _name(self, name: str, k: int) -> str:
         return name if len(self.hosts) == 1 else f"{name}@{self.hosts[k].label}"
@@ -134,4 +146,7 @@ def host_docs(doc: dict[str, Any]) -> dict[str, dict[str, Any]]:
         suffix = f"@{label}"
         out[label] = {**doc, "status": {k[: -len(suffix)]: v for k, v in doc["status"].items() if k.endswith(suffix)},
                       "series": {k[: -len(suffix)]: v for k, v in doc["series"].items() if k.endswith(suffix)}}
+        if "channels" in doc:  # samples from before it have none: their channels are known by name
+            out[label]["channels"] = {k[: -len(suffix)]: {**v, "source": v["source"].removesuffix(suffix)}
+                                      for k, v in doc["channels"].items() if k.endswith(suffix)}
     return out

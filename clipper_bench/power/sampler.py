@@ -19,9 +19,10 @@ from typing import Any
 
 from ..common.processes import die_with_parent, set_title
 from .cpu import CpuSource
+from .meters import node_source_classes, node_sources
 from .nvml import NvmlSource
 from .rapl import RaplSource
-from .source import PowerSource, SourceUnavailable
+from .source import SCOPE_NODE, PowerSource, SourceUnavailable
 
 # The sampling interval's bounds. NVML's power reading is updated every 1/6 to 1 s, depending on the
 # product (NVML reference; on Ampere and newer nvmlDeviceGetPowerUsage is a 1 s average), and RAPL's
@@ -44,6 +45,9 @@ class SamplerConfig:
     gpus: tuple[int, ...] = ()
     powercap_root: str = "/sys/class/powercap"
     cpu_groups: dict[str, list[int]] = field(default_factory=dict)
+    # --power_meter's values (meters.py), and the file its BMCs' credentials are in (never the credentials)
+    power_meters: tuple[str, ...] = ()
+    power_meter_credentials: str | None = None
 
     def __post_init__(self) -> None:
         if not MIN_INTERVAL_S <= self.interval_s <= MAX_INTERVAL_S:
@@ -51,11 +55,13 @@ class SamplerConfig:
                              f"{MAX_INTERVAL_S * 1000:g} ms, got {self.interval_s * 1000:g} ms")
 
 
-SOURCE_CLASSES = (NvmlSource, RaplSource, CpuSource)  # every power source; a new one is one more here
+# every power source; a new one is one more here (a whole-machine one: one more in meters.KINDS)
+SOURCE_CLASSES = (NvmlSource, RaplSource, CpuSource, *node_source_classes())
 
 
 def _sources(cfg: SamplerConfig) -> list[PowerSource]:
-    return [NvmlSource(cfg.gpus), RaplSource(Path(cfg.powercap_root)), CpuSource(cfg.cpu_groups)]
+    return [NvmlSource(cfg.gpus), RaplSource(Path(cfg.powercap_root)), CpuSource(cfg.cpu_groups),
+            *node_sources(cfg.power_meters, cfg.power_meter_credentials, cfg.interval_s)]
 
 
 def energy_source_names() -> tuple[str, ...]:
@@ -67,8 +73,9 @@ LIVE_EVERY_S = 1.0
 WRITE_FAILED_EXIT = 3  # the sampler's exit status when its samples file could not be written
 
 
-def _write_live(path: Path, now: float, series: dict[str, dict[str, list]]) -> None:
-    """Watts per channel over the last second, for the driver's live display (``<out>.live.json``)."""
+def _write_live(path: Path, now: float, series: dict[str, dict[str, list]], channels: dict[str, dict]) -> None:
+    """Watts per channel over the last second, for the driver's live display and Prometheus
+    (``<out>.live.json``); ``node`` lists the whole-machine channels, which contain the others."""
     watts = {}
     for channel, s in series.items():
         if s["power_w"] and s["power_w"][-1] is not None:
@@ -78,19 +85,22 @@ def _write_live(path: Path, now: float, series: dict[str, dict[str, list]]) -> N
         k = next((i for i in range(len(t) - 1, -1, -1) if t[-1] - t[i] >= LIVE_EVERY_S), 0)
         if e and e[-1] is not None and e[k] is not None and t[-1] > t[k]:
             watts[channel] = (e[-1] - e[k]) / (t[-1] - t[k])
+    node = sorted(c for c, meta in channels.items() if meta["scope"] == SCOPE_NODE)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        tmp.write_text(json.dumps({"t": now, "watts": watts}))
+        tmp.write_text(json.dumps({"t": now, "watts": watts, "node": node}))
         os.replace(tmp, path)
     except OSError:  # only for the live display (a full disk): the samples go on
         tmp.unlink(missing_ok=True)
 
 
 def read_live_watts(out_path: str | Path) -> float | None:
-    """Total watts of the GPU and RAPL channels the running sampler saw last, or None."""
+    """Total watts of the GPU and RAPL channels the running sampler saw last, or None (a whole-machine
+    meter's channels are left out: they contain the others)."""
     try:
-        watts = json.loads(Path(f"{out_path}.live.json").read_text())["watts"]
-    except (OSError, ValueError, KeyError):
+        live = json.loads(Path(f"{out_path}.live.json").read_text())
+        watts = {k: v for k, v in live["watts"].items() if k not in set(live.get("node") or [])}
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
         return None
     return sum(watts.values()) if watts else None
 
@@ -114,10 +124,10 @@ def probe_energy_sources(cfg: SamplerConfig) -> dict[str, str]:
     return status
 
 
-def sample(cfg: SamplerConfig, ready: Any = None) -> dict[str, Any]:
-    """Open the sources, sample them over the window, write and return the samples document."""
+def _open_sources(cfg: SamplerConfig, opened: list[PowerSource]) -> dict[str, str]:
+    """Open every source where it can be, adding the open ones to ``opened`` (as they open: the
+    caller closes them on every way out); each source's status."""
     status: dict[str, str] = {}
-    opened: list[PowerSource] = []
     for source in _sources(cfg):
         try:
             source.open()
@@ -127,19 +137,31 @@ def sample(cfg: SamplerConfig, ready: Any = None) -> dict[str, Any]:
             status[source.name] = f"unavailable: {exc}"
         except Exception as exc:  # a source that fails in an unexpected way is recorded, not fatal
             status[source.name] = f"error: {type(exc).__name__}: {exc}"
-    if ready is not None:
-        ready.set()
-    series: dict[str, dict[str, list[float | None]]] = {}
-    delay = cfg.start_wall - time.time()
-    if delay > 0:
-        time.sleep(delay)
-    next_t = time.time()
-    live_path, live_at = Path(f"{cfg.out_path}.live.json"), 0.0
-    try:
-        _sample_until_end(cfg, opened, status, series, live_path, live_at, next_t)
+            _close(source)
+    return status
+
+
+def sample(cfg: SamplerConfig, ready: Any = None) -> dict[str, Any]:
+    """Open the sources, sample them over the window, write and return the samples document: the
+    config, each source's status and ``source_info``, each channel's series, and ``channels``: which
+    source read each channel and its scope (``component`` channels add up; ``node`` ones contain them)."""
+    opened: list[PowerSource] = []
+    live_path = Path(f"{cfg.out_path}.live.json")
+    doc: dict[str, Any] = {"config": asdict(cfg), "status": {}, "series": {}, "channels": {}, "source_info": {}}
+    try:  # every source is closed on every way out: a meter's command is a process to end
+        doc["status"] = _open_sources(cfg, opened)
+        if ready is not None:
+            ready.set()
+        delay = cfg.start_wall - time.time()
+        if delay > 0:
+            time.sleep(delay)
+        _sample_until_end(cfg, opened, doc, live_path)
     finally:  # also when stopped: the live file is for the display of a running window only
         live_path.unlink(missing_ok=True)
-    doc = {"config": asdict(cfg), "status": status, "series": series}
+        for source in opened:
+            _close(source)
+    for source in opened:
+        doc["source_info"][source.name] = source.info()
     tmp = f"{cfg.out_path}.tmp"
     try:
         Path(tmp).write_text(json.dumps(doc))
@@ -150,9 +172,35 @@ def sample(cfg: SamplerConfig, ready: Any = None) -> dict[str, Any]:
     return doc
 
 
-def _sample_until_end(cfg: SamplerConfig, opened: list, status: dict, series: dict, live_path: Path,
-                      live_at: float, next_t: float) -> None:
-    """Read every open source each interval until the window's end."""
+def _close(source: PowerSource) -> None:
+    try:
+        source.close()
+    except Exception:  # noqa: BLE001 - closing only; the samples are what matter
+        pass
+
+
+def _append(doc: dict[str, Any], source: PowerSource, readings: list, now: float) -> None:
+    """Add one read's readings to the document's series (a reading's own time where it has one)."""
+    for r in readings:
+        s = doc["series"].get(r.channel)
+        if s is None:
+            s = doc["series"][r.channel] = {"t": [], "energy_j": [], "power_w": []}
+            doc["channels"][r.channel] = {"source": source.name,  # CPU use: neither a part's energy nor the node's
+                                          "scope": source.scope if source.measures_energy else "none"}
+        s["t"].append(now if r.t is None else r.t)
+        s["energy_j"].append(r.energy_j)
+        s["power_w"].append(r.power_w)
+        if r.stamp is not None:
+            s.setdefault("stamp", []).append(r.stamp)
+        for key, value in r.extra.items():
+            s.setdefault(key, []).append(value)
+
+
+def _sample_until_end(cfg: SamplerConfig, opened: list, doc: dict[str, Any], live_path: Path) -> None:
+    """Read every open source each interval until the window's end (a source that fails is closed,
+    its reason recorded, and the others go on)."""
+    next_t, live_at = time.time(), 0.0
+    status = doc["status"]
     while True:
         now = time.time()
         for source in list(opened):
@@ -162,24 +210,17 @@ def _sample_until_end(cfg: SamplerConfig, opened: list, status: dict, series: di
                 reason = str(exc) if isinstance(exc, SourceUnavailable) else f"{type(exc).__name__}: {exc}"
                 status[source.name] = f"failed {max(now - cfg.start_wall, 0.0):.1f} s into the window: {reason}"
                 opened.remove(source)
-                source.close()
+                doc["source_info"][source.name] = source.info()
+                _close(source)
                 continue
-            for r in readings:
-                s = series.setdefault(r.channel, {"t": [], "energy_j": [], "power_w": []})
-                s["t"].append(now)
-                s["energy_j"].append(r.energy_j)
-                s["power_w"].append(r.power_w)
-                for key, value in r.extra.items():
-                    s.setdefault(key, []).append(value)
+            _append(doc, source, readings, now)
         if now - live_at >= LIVE_EVERY_S:
             live_at = now
-            _write_live(live_path, now, series)
+            _write_live(live_path, now, doc["series"], doc["channels"])
         if now >= cfg.end_wall:
             break
         next_t += cfg.interval_s
         time.sleep(max(0.0, min(next_t, cfg.end_wall) - time.time()))
-    for source in opened:
-        source.close()
 
 
 def _sampler_process(cfg: SamplerConfig, ready: Any, parent_pid: int) -> None:

@@ -11,6 +11,10 @@
   reason; its channels' joules are null with ``joules_problem`` saying why, and so are the totals
   (a total that left out a channel would look complete and be short), and the block's ``status`` is
   ``incomplete: <reason>`` instead of ``ok``.
+* Which channels add up is what each source declared (the samples' ``channels``: its scope), not
+  their names: GPU and RAPL channels are parts of the machine and are summed into ``joules``; a
+  BMC's or a wall meter's cover the whole machine, parts included, and are reported as ``node_*``
+  figures beside them (node_energy.py), never added.
 """
 
 from __future__ import annotations
@@ -19,27 +23,24 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-ENERGY_PREFIXES = ("gpu", "package-", "dram-")
-CHANNEL_SOURCES = (("gpu", "nvml"), ("package-", "rapl"), ("dram-", "rapl"))  # channel prefix -> source
+from .node_energy import channel_meta, cross_check, node_figures, node_idle_watts
+from .source import SCOPE_COMPONENT
 
 
-def _source_status(channel: str, status: dict[str, str]) -> str | None:
-    """The status of the source that read ``channel`` (``gpu0``, or ``gpu0@host`` on a cluster)."""
-    base, at, host = channel.partition("@")
-    for prefix, source in CHANNEL_SOURCES:
-        if base.startswith(prefix):
-            return status.get(f"{source}{at}{host}")
-    return None
+def _components(doc: dict[str, Any]) -> dict[str, str]:
+    """The channels that are parts of the machine (summed into ``joules``), each with its source."""
+    return {k: m["source"] for k, m in channel_meta(doc).items() if m["scope"] == SCOPE_COMPONENT}
 
 
-def _energy_problems(channels: dict[str, dict[str, Any]], status: dict[str, str]) -> dict[str, str]:
+def _energy_problems(channels: dict[str, dict[str, Any]], status: dict[str, str],
+                     components: dict[str, str]) -> dict[str, str]:
     """Why each energy channel that was sampled has no joules (its source failed partway, or too few
     samples); its joules are nulled (partial energy is not a result) and the reason recorded."""
     problems = {}
     for name, c in channels.items():
-        if not name.startswith(ENERGY_PREFIXES):
+        if name not in components:
             continue
-        source_status = _source_status(name, status)
+        source_status = status.get(components[name])
         if source_status not in (None, "ok"):
             problems[name] = f"{name}: {source_status}"
         elif c["joules"] is None:
@@ -80,7 +81,7 @@ def channel_energy(series: dict[str, list]) -> dict[str, Any]:
     out["avg_w"] = joules / duration if joules is not None and duration > 0 else None
     out.setdefault("peak_w", None)
     for key, values in series.items():
-        if key not in ("t", "energy_j", "power_w"):
+        if key not in ("t", "energy_j", "power_w", "stamp"):
             arr = _clean(values)
             if arr.size and not np.isnan(arr).all():
                 out[f"{key}_avg"] = float(np.nanmean(arr))
@@ -103,22 +104,39 @@ class PowerSummary(TypedDict, total=False):
     joules_per_query: float | None
     idle_w: dict[str, float] | None
     joules_per_query_above_idle: float | None
+    # with --power_meter (node_energy.py): the whole machine, GPUs and CPUs included: never add to joules
+    node_source: str | None  # the meter the node_* figures come from
+    node_joules: float | None
+    node_power_mean_w: float | None
+    node_idle_w: float | None
+    node_readings: int | None  # distinct readings the meter gave in the window
+    node_update_interval_s: float | None
+    node_energy_per_query_j: float | None  # null below node_energy.MIN_READINGS readings, node_problem says why
+    node_energy_per_query_above_idle_j: float | None
+    node_problem: str | None
+    node: dict[str, Any]  # every meter's figures
+    cross_check: dict[str, Any] | None  # the node's watts above idle against the GPUs'
 
 
 def summarize_power(
     doc: dict[str, Any], num_completed: int | None, idle_w: dict[str, float] | None = None
 ) -> PowerSummary:
-    """The ``power`` block of a record."""
+    """The ``power`` block of a record: the parts' energy (GPUs, RAPL) summed, and where a
+    whole-machine meter ran, its ``node_*`` figures and the cross-check beside them."""
     if "error" in doc:
         return {"status": doc["error"], "sources": {}, "channels": {}, "joules": None,
                 "joules_per_query": None, "joules_per_query_above_idle": None}
-    channels = {name: channel_energy(s) for name, s in doc["series"].items()}
-    problems = _energy_problems(channels, doc["status"])
-    energy = {k: v for k, v in channels.items() if k.startswith(ENERGY_PREFIXES) and v["joules"] is not None}
+    components = _components(doc)
+    node_channels = set(channel_meta(doc)) - set(components)
+    channels = {name: channel_energy(s) for name, s in doc["series"].items() if name not in node_channels}
+    problems = _energy_problems(channels, doc["status"], components)
+    energy = {k: v for k, v in channels.items() if k in components and v["joules"] is not None}
+    node = node_figures(doc, num_completed, idle_w)
     if problems:  # a total without a channel that was sampled would look whole and be short
         out = summarize_power({**doc, "series": {}}, num_completed, idle_w)
         out.update(status="incomplete: " + "; ".join(problems.values()), channels=channels,
                    joules_problem="; ".join(problems.values()), measured_channels=sorted(energy))
+        out.update(node)  # type: ignore[typeddict-item]
         return out
     joules = sum(v["joules"] for v in energy.values()) if energy else None
     per_query = joules / num_completed if joules is not None and num_completed else None
@@ -126,7 +144,7 @@ def summarize_power(
     if joules is not None and idle_w and all(k in idle_w for k in energy):
         above_j = sum(v["joules"] - idle_w[k] * v["duration_s"] for k, v in energy.items())
         above = above_j / num_completed if num_completed else None
-    return {
+    out: PowerSummary = {
         "status": "ok",
         "interval_ms": doc["config"]["interval_s"] * 1000,
         "sources": doc["status"],
@@ -138,18 +156,23 @@ def summarize_power(
         "idle_w": {k: idle_w[k] for k in energy if idle_w and k in idle_w} or None,
         "joules_per_query_above_idle": above,
     }
+    if node:
+        out.update(node)  # type: ignore[typeddict-item]
+        out["cross_check"] = cross_check(channels, channel_meta(doc), node, idle_w)
+    return out
 
 
 def idle_watts(doc: dict[str, Any]) -> dict[str, float]:
-    """Average watts of every energy channel in an idle measurement."""
+    """Average watts of every energy channel in an idle measurement (whole-machine ones too)."""
     if "error" in doc:
         return {}
     out = {}
-    for name, series in doc["series"].items():
-        if name.startswith(ENERGY_PREFIXES):
-            c = channel_energy(series)
+    for name in _components(doc):
+        if name in doc["series"]:
+            c = channel_energy(doc["series"][name])
             if c["avg_w"] is not None:
                 out[name] = c["avg_w"]
+    out.update(node_idle_watts(doc))
     return out
 
 
@@ -161,4 +184,21 @@ def trim(doc: dict[str, Any], end_wall_s: float) -> dict[str, Any]:
     for name, s in doc["series"].items():
         keep = [i for i, t in enumerate(s["t"]) if t <= end_wall_s]
         series[name] = {k: [v[i] for i in keep] for k, v in s.items()}
-    return {**doc, "series": series}
+    config = {**doc["config"], "end_wall": min(doc["config"]["end_wall"], end_wall_s)}  # node energy's window
+    return {**doc, "config": config, "series": series}
+
+
+def node_text(power: dict[str, Any]) -> str:
+    """The whole-machine part of a configuration's line: watts and energy per query (they include
+    the GPU's and CPU's, said before them), or why there is no per-query figure; '' without a meter."""
+    if not any(k in power for k in ("node_source", "node_problem", "node_power_mean_w")):
+        return ""
+    text = ""
+    if power.get("node_power_mean_w") is not None:
+        text += f", whole node {power['node_power_mean_w']:.0f} W"
+        if power.get("node_energy_per_query_j") is not None:
+            text += f", {power['node_energy_per_query_j'] * 1000:.2f} mJ/query"
+        text += f" ({power.get('node_readings')} readings, {power.get('node_source')})"
+    if power.get("node_energy_per_query_j") is None and power.get("node_problem"):
+        text += f", node energy per query NOT a result ({power['node_problem']})"
+    return text

@@ -15,6 +15,7 @@ from ..power.sampler import energy_source_names
 from ..results.frame import experiment_dirs, load_results
 from ..results.store import EXPERIMENT_FILE
 from . import calibration, pipeline, planner, plots
+from .node_power import NODE_POWER_COLUMNS, NOTE, node_power_rows
 from .nodes import NODE_COLUMNS, node_rows
 from .pages import table_pages
 from .table import add_series, best_under_slo, describe_best, picked, summary_rows, to_markdown
@@ -43,6 +44,7 @@ class Report:
     files: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     node_rows: list[list[str]] = field(default_factory=list)  # configurations run on a Ray cluster
+    node_power_rows: list[list[str]] = field(default_factory=list)  # configurations with --power_meter
     calibration: calibration.CalibrationSection | None = None  # why to trust the rest (report/calibration.py)
     pipelines: list[pipeline.PipelineSection] = field(default_factory=list)  # a section per pipeline experiment
     planner: planner.PlannerSection | None = None  # plan files (report/planner.py)
@@ -100,7 +102,7 @@ def build_report(paths: list[Path], out_dir: Path, slo_ms: float | None = None) 
         report = Report(out_dir, frame, [], [], pipelines=sections, planner=plans)
         return _write(report, [], [])
     columns, rows = summary_rows(frame)
-    report = Report(out_dir, frame, columns, rows, node_rows=node_rows(singles),
+    report = Report(out_dir, frame, columns, rows, node_rows=node_rows(singles), node_power_rows=node_power_rows(frame),
                     calibration=calibration.calibration_section(singles, frame), pipelines=sections, planner=plans)
     ok = frame[frame["status"] == "ok"]
     failed = frame[frame["status"] != "ok"]
@@ -114,7 +116,8 @@ def build_report(paths: list[Path], out_dir: Path, slo_ms: float | None = None) 
     frame.drop(columns=["series"] if not frame["series"].astype(bool).any() else []).to_csv(csv, index=False)
     report.files.append(csv)
     figures = _draw_figures(report, ok, singles, slo_ms) if not ok.empty else []
-    return _write(report, [*_front_pages(report), *calibration.pdf_pages(report.calibration, PAGE_IN)], figures)
+    return _write(report, [*_front_pages(report), *_node_power_pages(report),
+                           *calibration.pdf_pages(report.calibration, PAGE_IN)], figures)
 
 
 def _write(report: Report, pages: list, figures: list) -> Report:
@@ -215,6 +218,8 @@ def _single_model_markdown(report: Report, figures: list) -> list[str]:
         parts += ["", "## Nodes", "", "Where each replica and load client ran, and the energy of the machine each "
                   "node runs on (Ray nodes that share a machine share its energy).", "",
                   to_markdown(NODE_COLUMNS, report.node_rows)]
+    if report.node_power_rows:
+        parts += ["", "## Whole-node power", "", NOTE, "", to_markdown(NODE_POWER_COLUMNS, report.node_power_rows)]
     if report.calibration is not None:
         parts += ["", calibration.to_markdown_section(report.calibration)]
     parts += ["", "## Plots", ""]
@@ -233,3 +238,11 @@ def _front_pages(report: Report) -> list:
     text += [w for n in report.notes for w in textwrap.wrap(n, 118)]
     return table_pages(text, report.columns, report.rows, "Configurations, continued (page {page} of {pages})",
                        PAGE_IN, TABLE_ROWS_PER_PAGE)
+
+
+def _node_power_pages(report: Report) -> list:
+    """The whole-node power table's pages (none without --power_meter)."""
+    if not report.node_power_rows:
+        return []
+    return table_pages(["Whole-node power", "", *textwrap.wrap(NOTE, 118)], NODE_POWER_COLUMNS, report.node_power_rows,
+                       "Whole-node power, continued (page {page} of {pages})", PAGE_IN, TABLE_ROWS_PER_PAGE)

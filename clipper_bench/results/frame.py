@@ -8,6 +8,10 @@ per-query data of one configuration, one row per query.
 Every row keeps its ``status`` and ``reason``; ``clean`` is True only for ``ok`` rows, the only
 ones that are clean measurements (filter with ``df[df.clean]``).
 
+With ``--power_meter``, ``node_*`` columns hold the whole machine's figures (``node_energy_per_query_j``,
+``node_power_mean_w``, ...): they include the GPU's and RAPL's, so never add them to ``joules_per_query``;
+``gpu_above_idle_w`` against ``node_above_idle_w`` is what the GPU figure leaves out.
+
 ``DIR`` may be an experiment directory (it holds ``experiment.json``) or a results directory holding
 several experiments; several directories may be given and their rows are concatenated.
 """
@@ -31,6 +35,10 @@ from .store import CONFIGS_DIR, EXPERIMENT_FILE, RUNS_FILE, read_run_lines, reco
 
 STATUS_NAMES = {int(s): s.label for s in QueryStatus}  # ok, slo_default, error, unanswered
 LATENCY_KEYS = ("mean", "p50", "p90", "p95", "p99", "p999", "max")
+# the whole machine's figures (--power_meter; docs/power-meters.md): they include the GPUs' and CPUs'
+NODE_COLUMNS = ("node_power_mean_w", "node_idle_w", "node_energy_per_query_j", "node_energy_per_query_above_idle_j",
+                "node_readings", "node_update_interval_s", "node_source", "node_problem")
+CROSS_CHECK_COLUMNS = ("node_above_idle_w", "gpu_w", "gpu_above_idle_w", "gpu_share_of_node_above_idle")
 
 
 class ResultsError(ValueError):
@@ -96,6 +104,11 @@ def _row(line: dict[str, Any], exp: Path, experiment: dict[str, Any]) -> dict[st
     row["avg_w"] = power.get("avg_w")
     row["joules_per_query"] = power.get("joules_per_query")
     row["joules_per_query_above_idle"] = power.get("joules_per_query_above_idle")
+    for key in NODE_COLUMNS:  # with --power_meter: the whole machine, GPUs included (never add to the above)
+        row[key] = power.get(key)
+    check = power.get("cross_check") or {}
+    for key in CROSS_CHECK_COLUMNS:
+        row[key] = check.get(key)
     return row
 
 
@@ -112,7 +125,7 @@ def load_results(paths: str | Path | Iterable[str | Path]) -> pd.DataFrame:
     if frame.empty:
         return frame
     numeric = ["throughput_qps", "avg_w", "joules_per_query", "joules_per_query_above_idle",
-               *(f"{k}_ms" for k in LATENCY_KEYS)]
+               *(f"{k}_ms" for k in LATENCY_KEYS), *NODE_COLUMNS[:6], *CROSS_CHECK_COLUMNS]
     numeric += [c for c in ("goodput", "goodput_qps") if c in frame]  # records before goodput lack them
     for column in numeric:
         frame[column] = pd.to_numeric(frame[column], errors="coerce")

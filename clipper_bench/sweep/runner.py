@@ -25,7 +25,7 @@ from ..load.spec import LoadSpec
 from ..load.stats import ClientData, client_cpu_share, lateness_stats, summarize, window_metrics
 from ..power.limits import GpuLimits, LimitError, restore_leftovers
 from ..power.sampler import SamplerConfig, read_live_watts
-from ..power.summary import idle_watts, summarize_power, trim
+from ..power.summary import idle_watts, node_text, summarize_power, trim
 from ..results.clipper_metrics import model_batch_latency_ms
 from ..results.records import ConfigRecord, RunLine, original_client_metrics
 from ..results.status import RunStatus, classify_windows
@@ -126,6 +126,7 @@ class ExperimentRunner:
         return SamplerConfig(
             interval_s=s.power_interval_ms / 1000, start_wall=start, end_wall=start + duration,
             out_path=str(out), gpus=tuple(gpus), powercap_root=str(s.powercap_root), cpu_groups=groups,
+            power_meters=s.power_meters, power_meter_credentials=_path_or_none(s.power_meter_credentials),
         )
 
     def _measure_idle(self) -> None:
@@ -678,6 +679,15 @@ def find_resumable(settings: RunSettings) -> str:
     )
 
 
+def _path_or_none(path: Path | None) -> str | None:
+    return None if path is None else str(path)
+
+
+NODE_LINE_KEYS = ("node_source", "node_power_mean_w", "node_idle_w", "node_energy_per_query_j",
+                  "node_energy_per_query_above_idle_j", "node_readings", "node_update_interval_s", "node_problem",
+                  "cross_check")
+
+
 def _power_line(power: dict[str, Any] | None) -> dict[str, Any] | None:
     """The power numbers a runs.ndjson line carries (the full block is in the config record)."""
     if power is None:
@@ -689,6 +699,7 @@ def _power_line(power: dict[str, Any] | None) -> dict[str, Any] | None:
         "joules_per_query_above_idle": power["joules_per_query_above_idle"],
         "energy_channels": power.get("energy_channels", []),
         "sources": power.get("sources", {}),
+        **{k: power[k] for k in NODE_LINE_KEYS if k in power},  # with --power_meter: the whole machine's
     }
 
 
@@ -724,6 +735,7 @@ def describe_line(line: dict[str, Any]) -> str:
         text += f", {power['avg_w']:.0f} W"
         if power.get("joules_per_query") is not None:
             text += f", {power['joules_per_query'] * 1000:.2f} mJ/query"
+    text += node_text(power)
     if line["status"] != RunStatus.OK:
         text = f"{str(line['status']).upper()}: {line['reason']}; measured: {text}"
     return text

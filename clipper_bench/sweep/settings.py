@@ -11,6 +11,7 @@ models (``containers/models/flags.py``), which the container command shares.
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -133,6 +134,56 @@ def _arrival(text: str) -> str:
     return text
 
 
+def _power_meter(text: str) -> str:
+    """``--power_meter``'s type: one of the forms power/meters.py registers."""
+    import argparse
+
+    from ..power.meters import parse_meter
+
+    try:
+        parse_meter(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _power_meter_help() -> str:
+    from ..power.meters import FORMS
+    from ..power.node_energy import MIN_READINGS
+
+    return (f"read the whole machine's power too (several allowed): {FORMS}. Recorded as node_* figures "
+            f"beside the GPU's and RAPL's, never added to them (a node meter includes the GPUs); a per-query "
+            f"figure needs {MIN_READINGS} distinct readings in the window. See docs/power-meters.md")
+
+
+def _readable_file(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb"):
+            return None
+    except OSError as exc:
+        return f"{path}: cannot read it ({exc.strerror}): pass a readable file of user=NAME and password=SECRET lines"
+
+
+def check_power_meters(settings: RunSettings) -> str | None:
+    """A BMC asked for over the network needs credentials from a file or the environment: say so
+    before anything starts, not after the sweep."""
+    from ..power.credentials import env_names
+    from ..power.meters import parse_meter
+
+    if settings.power_meter_credentials is not None:
+        return None
+    for value in settings.power_meters:
+        kind, target = parse_meter(value)
+        if kind == "redfish" or (kind == "ipmi" and target):
+            user, password = env_names(kind)
+            if not (os.environ.get(user) and os.environ.get(password)):
+                return (f"--power_meter {value} needs the BMC's credentials: pass --power_meter_credentials FILE "
+                        f"(user=NAME and password=SECRET lines) or set {user} and {password} (never on the command line)")
+    return None
+
+
 def _address(text: str | None) -> str | None:
     """What is wrong with a ``HOST[:PORT]`` flag's value, or None."""
     if text is None:
@@ -161,7 +212,7 @@ def check_declared(settings: RunSettings) -> str | None:
         problem = limits.problem(getattr(settings, name))
         if problem:
             return f"{flag} {problem}"
-    return check_load_size(settings)
+    return check_power_meters(settings) or check_load_size(settings)
 
 
 def check_load_size(settings: RunSettings) -> str | None:
@@ -250,6 +301,9 @@ class RunSettings:
     powercap_root: Path = setting(Path("/sys/class/powercap"), 'power', '--powercap_root', type=Path, help="root of the powercap sysfs tree for RAPL (default /sys/class/powercap)")
     idle_s: float = setting(5.0, 'power', '--idle_s', type=finite_float, help="seconds of idle power measured before the first configuration (0 to skip; default 5)",
                         limits=_seconds(0, "0 skips it; " + ANY_DURATION))
+    power_meters: tuple[str, ...] = setting((), 'power', '--power_meter', type=_power_meter, nargs="+", action="extend", metavar="SOURCE", help=_power_meter_help)
+    power_meter_credentials: Path | None = setting(None, 'power', '--power_meter_credentials', type=Path, metavar="FILE", check=_readable_file, help="--power_meter redfish or ipmi:HOST: a file of user=NAME and password=SECRET lines (else "
+                        "CLIPPER_BENCH_REDFISH_USER/_PASSWORD or CLIPPER_BENCH_IPMI_USER/_PASSWORD); only its path is recorded")
     gpu_power_limits_w: tuple[float, ...] = setting((), 'power', '--gpu_power_limits', type=finite_float, nargs="+", metavar="W", help="sweep GPU power limits (watts); set before each configuration, restored after (needs root)",
                         limits=Range(10, 2000, "W", "every GPU's board power lies within (an H200's is 700 W); the GPU's own limits are checked next"))
     gpu_clocks_mhz: tuple[int, ...] = setting((), 'power', '--gpu_clocks', type=whole_number, nargs="+", metavar="MHZ", help="sweep locked GPU SM clocks (MHz); released after each configuration (needs root)",
@@ -327,6 +381,8 @@ class RunSettings:
         data["results_dir"] = str(self.results_dir)
         data["models_dir"] = str(self.models_dir)
         data["powercap_root"] = str(self.powercap_root)
+        if self.power_meter_credentials is not None:  # the file's path, never what is in it
+            data["power_meter_credentials"] = str(self.power_meter_credentials)
         return data
 
     @property

@@ -26,6 +26,11 @@ FAKE_NVML = "tests.power.fake_pynvml"
 def sample_window(tmp_path, seconds=1.0, interval_s=0.05, **kwargs) -> dict:
     cfg = SamplerConfig(interval_s=interval_s, start_wall=time.time() + 0.3, end_wall=time.time() + 0.3 + seconds,
                         out_path=str(tmp_path / "samples.json"), **kwargs)
+    return run_window(cfg)
+
+
+def run_window(cfg: SamplerConfig) -> dict:
+    """The samples document of a real sampler process over ``cfg``'s window (stopped on every way out)."""
     monitor = PowerMonitor(cfg)
     try:
         monitor.start()

@@ -201,7 +201,8 @@ class PipelineRunner:
             gpus = sorted({p.gpu for ps in self.places[cid].values() for p in ps if p.gpu is not None})
             cfg = SamplerConfig(s.power_interval_ms / 1000, start_at + warmup, start_at + warmup + s.duration_s,
                                 str(self.store.configs_dir / f"{cid}.power_samples.json"), tuple(gpus),
-                                str(s.powercap_root), {"all": usable_cpus()})
+                                str(s.powercap_root), {"all": usable_cpus()}, s.power_meters,
+                                None if s.power_meter_credentials is None else str(s.power_meter_credentials))
             monitors.append(PowerMonitor(cfg))
             monitors[0].start()
 
@@ -365,7 +366,9 @@ def _run_line(record: dict[str, Any], settings: RunSettings) -> dict[str, Any]:
         "max_rate_qps": (record.get("rate_search") or {}).get("max_rate_qps"),
         "repeat_stats": record.get("repeat_stats"),
         "serving_efficiency": None, "power": None if not record.get("power") else {
-            "joules_per_query": record["power"].get("joules_per_query"), "avg_w": record["power"].get("avg_w")},
+            "joules_per_query": record["power"].get("joules_per_query"), "avg_w": record["power"].get("avg_w"),
+            **{k: record["power"][k] for k in ("node_power_mean_w", "node_energy_per_query_j", "node_problem")
+               if k in record["power"]}},
         "faults": [f["what"] for f in record.get("faults") or []],
         "status": record["status"], "reason": record["reason"], "error": record["error"],
         "summary_ok": record.get("summary") is not None,
