@@ -10,7 +10,13 @@ from pathlib import Path
 
 from ..common.cli_types import finite_float, port
 
-DEFAULT_PORTS = {"query": 1337, "admin": 1338, "rpc": 7000, "binary": 1339}  # Clipper's (binary: ours)
+# Clipper's (binary: ours; metrics: its Prometheus exporter's, as ``run --metrics_port``'s default)
+DEFAULT_PORTS = {"query": 1337, "admin": 1338, "rpc": 7000, "binary": 1339, "metrics": 1390}
+
+
+def metrics_port(text: str) -> int:
+    """``--metrics_port``: a TCP port, or 0 for none."""
+    return 0 if text.strip() == "0" else port(text)
 
 
 def add_serve_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,6 +32,9 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
                        ("rpc", "Clipper's container RPC port"), ("binary", "the binary query port")):
         p.add_argument(f"--{what}_port", type=port, default=None,
                        help=f"{text} (default {DEFAULT_PORTS[what]}{moves})")
+    p.add_argument("--metrics_port", type=metrics_port, default=None,
+                   help="serve Prometheus' /metrics (the frontend's histograms, meters and counters) on this port, as "
+                        f"Clipper's exporter does, and as run does (default {DEFAULT_PORTS['metrics']}{moves}; 0 turns it off)")
     p.add_argument("-m", "--model_name", default=None, help="also deploy this model, with an app of the same name")
     p.add_argument("-r", "--num_replicas", type=int, default=1, help="replicas of -m (default 1)")
     p.add_argument("-b", "--batch_size", type=int, default=-1,
@@ -66,7 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ports, movable = requested_ports(args)
     manager = LocalContainerManager(
         host=args.host, query_port=ports["query"], admin_port=ports["admin"], rpc_port=ports["rpc"],
-        binary_port=ports["binary"], fallback_ports=movable, announce=lambda line: print(line, flush=True),
+        binary_port=ports["binary"], metrics_port=ports["metrics"], fallback_ports=movable, announce=lambda line: print(line, flush=True),
         log_dir=args.log_dir, container_args=["--sleep_ms", repr(args.sleep_ms)],
     )
     signal.signal(signal.SIGTERM, _interrupt)  # also during start-up: stop at once, reap everything
@@ -88,6 +97,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"admin frontend   http://{manager.get_admin_addr()}  (clipper_admin, /admin/...)")
         print(f"container RPC    tcp://{manager.host}:{manager.rpc_port}")
         print(f"binary queries   tcp://{manager.get_binary_addr()}")
+        prometheus = manager.get_prometheus_addr()
+        print(f"prometheus       {f'http://{prometheus}/metrics' if prometheus else 'off (--metrics_port 0)'}")
         print(f"logs             {manager.log_dir}")
         if spec is not None:
             print(f"app '{spec.name}' serves model '{spec.name}' with {args.num_replicas} replica(s); try:")
