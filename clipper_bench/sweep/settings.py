@@ -268,8 +268,9 @@ class RunSettings:
     concurrency: tuple[int, ...] = setting((), 'load', '--concurrency', type=whole_number, nargs="+", help="closed loop: outstanding queries in all; several values are swept, innermost (default (batches in flight + 1) x replicas x batch size)",
                         limits=Range(1, MAX_CONCURRENCY, "", f"16 x the largest batch ({MAX_BATCH_SIZE:,}); more outstanding queries only queue"))
     transport: str = setting("auto", 'load', '--transport', choices=["auto", "binary", "shm", "rest"], help="query path: binary (raw tensors over ZeroMQ), shm (inputs in shared memory, "
-                        "descriptors over ZeroMQ; --engine local) or rest (Clipper's JSON API); default auto: "
-                        "shm for inputs of 64 KiB or more (the images) on --engine local, binary otherwise")
+                        "descriptors over ZeroMQ; --engine local) or rest (Clipper's JSON API); default auto: each "
+                        "engine's own choice: shm for inputs of 64 KiB or more (the images) on --engine local, "
+                        "rest for Clipper's own frontend and --engine clipper, --ray_ingress's on ray, binary otherwise")
     slo_ms: float = setting(500.0, 'load', '--slo_ms', type=finite_float, help="application latency SLO in ms (default 500)",
                         limits=SLO)
     sleep_ms: float = setting(10.0, 'models', '--sleep_ms', type=finite_float, help="batch time of the 'sleep' model in ms (default 10)",
@@ -314,7 +315,7 @@ class RunSettings:
                         limits=Range(1, 100, "", "at 100 the t factor of a 95 percent interval is 1.98, against 1.96 for any number more"))
     max_rate_under_p99_ms: float | None = setting(None, 'load', '--max_rate_under_p99_ms', type=finite_float, metavar="MS", help="after each configuration's own measurement, search (bisection over the open-loop rate, on the same deployment) for the highest rate whose p99 stays within MS with at least 99%% of queries answered within the SLO; the record's rate_search holds the rate found and every probe",
                         limits=SLO)
-    arrival: str = setting("constant", 'load', '--arrival', type=_arrival, help="open-loop arrival process: constant, poisson, or trace:FILE (recorded arrivals, one timestamp in seconds per line, scaled to --rate on average; default constant)")
+    arrival: str = setting("constant", 'load', '--arrival', type=_arrival, help="open-loop arrival process: constant, poisson, gamma:CV (gamma inter-arrival times with coefficient of variation CV, e.g. gamma:4 for InferLine's bursty load), or trace:FILE (recorded arrivals, one timestamp in seconds per line, scaled to --rate on average; default constant)")
     stable: bool = setting(False, 'load', '--stable', action="store_true", help="stop measuring once the last three windows agree on throughput and p99 "
                         "(--duration is then the maximum)")
     resume: bool = setting(False, 'sweep', '--resume', action="store_true", help="continue the latest experiment in --results_dir run with the same settings: "
