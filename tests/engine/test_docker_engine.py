@@ -194,3 +194,52 @@ def test_ctrl_c_removes_every_container(images, tmp_path):
     (exp,) = [p for p in tmp_path.iterdir() if p.is_dir()]
     (line,) = [json.loads(x) for x in (exp / "runs.ndjson").read_text().splitlines()]
     assert line["status"] == "interrupted"
+
+
+def _ports_when_written(path: Path, container: str, env: dict, timeout_s: float = 60) -> dict:
+    """The ports a frontend container wrote to its ports file (it binds first: no race)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if path.exists():
+            doc = json.loads(path.read_text())
+            assert "error" not in doc, doc
+            return doc["ports"]
+        time.sleep(0.2)
+    logs = subprocess.run(["docker", "logs", container], env=env, capture_output=True, text=True).stdout
+    raise AssertionError(f"the frontend container wrote no ports file: {logs[-2000:]}")
+
+
+def test_engine_clipper_drives_the_frontend_image_already_running_and_leaves_it_clean(images, tmp_path):
+    """``--engine clipper`` against a Clipper-compatible frontend started apart, in Docker."""
+    env, name = images, f"cb-attached-test-{os.getpid()}"
+    ports_dir = tmp_path / "ports"
+    ports_dir.mkdir()
+    subprocess.run(["docker", "run", "-d", "--rm", "--name", name, "--network", "host", "-v", f"{ports_dir}:/ports",
+                    "clipper-bench/frontend", "--query_port", "0", "--admin_port", "0", "--rpc_port", "0",
+                    "--binary_port", "0", "--ports_file", "/ports/ports.json"],
+                   env=env, check=True, capture_output=True, timeout=60)
+    try:
+        ports = _ports_when_written(ports_dir / "ports.json", name, env)
+        done = subprocess.run(
+            [sys.executable, "-m", "clipper_bench", "run", "--engine", "clipper", "-m", "noop", "-b", "1", "4",
+             "--clipper_address", f"127.0.0.1:{ports['query']}",
+             "--clipper_admin_address", f"127.0.0.1:{ports['admin']}",
+             "--clipper_rpc_address", f"127.0.0.1:{ports['rpc']}",
+             "-d", "1", "--warmup", "0.5", "--idle_s", "0", "--results_dir", str(tmp_path / "res")],
+            env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        (experiment,) = [p for p in (tmp_path / "res").iterdir() if p.is_dir()]
+        recs = [json.loads(p.read_text()) for p in sorted((experiment / "configs").glob("*.json"))
+                if not p.name.endswith(".power_samples.json")]
+        assert [r["status"] for r in recs] == ["ok", "ok"]
+        assert all(r["settings"]["engine"] == "clipper" and r["summary"]["num_completed"] > 0 for r in recs)
+        import requests
+
+        admin = f"http://127.0.0.1:{ports['admin']}/admin"
+        assert requests.post(f"{admin}/get_all_applications", json={"verbose": False}, timeout=10).json() == []
+        assert requests.post(f"{admin}/get_all_models", json={"verbose": False}, timeout=10).json() == []
+        running = subprocess.run(["docker", "inspect", "-f", "{{.State.Running}}", name], env=env,
+                                 capture_output=True, text=True).stdout.strip()
+        assert running == "true"  # the cluster it was pointed at is left running
+    finally:
+        subprocess.run(["docker", "rm", "-f", name], env=env, capture_output=True, timeout=60)
