@@ -19,7 +19,7 @@ from typing import Any
 
 from ..common.processes import die_with_parent, set_title
 from .cpu import CpuSource
-from .meters import node_source_classes, node_sources
+from .meters import KINDS, node_source_classes, node_sources
 from .nvml import NvmlSource
 from .rapl import RaplSource
 from .source import SCOPE_NODE, PowerSource, SourceUnavailable
@@ -56,7 +56,8 @@ class SamplerConfig:
 
 
 # every power source; a new one is one more here (a whole-machine one: one more in meters.KINDS)
-SOURCE_CLASSES = (NvmlSource, RaplSource, CpuSource, *node_source_classes())
+COMPONENT_CLASSES = (NvmlSource, RaplSource, CpuSource)
+SOURCE_CLASSES = (*COMPONENT_CLASSES, *(kind.cls for kind in KINDS.values()))  # built-ins only
 
 
 def _sources(cfg: SamplerConfig) -> list[PowerSource]:
@@ -66,7 +67,8 @@ def _sources(cfg: SamplerConfig) -> list[PowerSource]:
 
 def energy_source_names() -> tuple[str, ...]:
     """The sources whose channels measure energy or power (as each source declares)."""
-    return tuple(cls.name for cls in SOURCE_CLASSES if cls.measures_energy)
+    classes = (*COMPONENT_CLASSES, *node_source_classes())  # plug-in sources (entry points) too
+    return tuple(cls.name for cls in classes if cls.measures_energy)
 
 
 LIVE_EVERY_S = 1.0

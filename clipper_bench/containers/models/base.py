@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ...common.plugins import MODELS_GROUP, plugins, warn_clash
 from ...protocol.types import InputType
 
 FRAMEWORKS = ("torch", "keras")
@@ -138,9 +139,35 @@ def register(spec: ModelSpec, aliases: tuple[str, ...] = ()) -> ModelSpec:
     return spec
 
 
+_plugins_loaded = False
+
+
 def _load_all() -> None:
     for module in _MODEL_MODULES:
         importlib.import_module(module)
+    _load_plugins()
+
+
+def _load_plugins() -> None:
+    """Register the models of installed packages' ``clipper_bench.models`` entry points, once: each
+    points at a :class:`ModelSpec` (registered here) or a module that calls :func:`register` itself.
+    A built-in model keeps its name; the plug-in is left out with a warning."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    builtin = dict(_SPECS)
+    for ep in plugins(MODELS_GROUP, builtin).values():
+        loaded = ep.load()
+        for name, spec in builtin.items():  # a module that registered over a built-in
+            if _SPECS.get(name) is not spec:
+                warn_clash(MODELS_GROUP, name)
+                _SPECS[name] = spec
+        if isinstance(loaded, ModelSpec):
+            if loaded.name in builtin:
+                warn_clash(MODELS_GROUP, loaded.name)
+            else:
+                register(loaded)
 
 
 def model_names(aliases: bool = False) -> list[str]:

@@ -1,13 +1,16 @@
 """The serving engines a sweep can run on, by ``--engine`` name.
 
-Adding an engine is one module with an :class:`~.base.Engine` subclass and one line here; the
-command line's choices, the plan's checks and the runner all read this registry.
+Adding an engine is one module with an :class:`~.base.Engine` subclass and one line here (or, from
+a separate package, an entry point in the ``clipper_bench.engines`` group whose value is
+``module:Class``); the command line's choices, the plan's checks and the runner all read this registry.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING
+
+from ...common.plugins import ENGINES_GROUP, plugins
 
 if TYPE_CHECKING:  # the registry itself imports nothing heavy: `--help` and replicas read it
     from ..settings import RunSettings
@@ -22,13 +25,17 @@ ENGINES: dict[str, str] = {
 
 
 def engine_names() -> list[str]:
-    """Every ``--engine`` choice, the default first."""
-    return list(ENGINES)
+    """Every ``--engine`` choice, the default first, then the installed plug-ins' (entry points)."""
+    return [*ENGINES, *plugins(ENGINES_GROUP, ENGINES)]
 
 
 def engine_class(name: str) -> type[Engine]:
     """The engine registered as ``name`` (imported on first use: Docker's and Ray's libraries load
-    only when their engine is asked for)."""
+    only when their engine is asked for); a built-in's name is never a plug-in's."""
+    if name not in ENGINES:
+        extra = plugins(ENGINES_GROUP, ENGINES)
+        if name in extra:
+            return extra[name].load()
     module, _, cls = ENGINES[name].partition(":")
     return getattr(importlib.import_module(module), cls)
 
