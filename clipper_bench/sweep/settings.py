@@ -414,7 +414,7 @@ def resolve_defaults(settings: RunSettings) -> RunSettings:
 
     Records carry the resolved values."""
     from ..containers.models.base import UnknownModelError, get_model_spec
-    from .engines import ENGINES, engine_class
+    from .engines import engine_class, engine_names
 
     changes: dict[str, Any] = {}
     try:
@@ -422,7 +422,7 @@ def resolve_defaults(settings: RunSettings) -> RunSettings:
         large, gpu_model = spec.input_bytes >= SHM_MIN_INPUT_BYTES, spec.uses_gpu
     except UnknownModelError:
         large = gpu_model = False  # the plan reports the unknown model
-    if settings.engine in ENGINES:  # else argparse has refused it
+    if settings.engine in engine_names():  # else argparse has refused it
         changes["transport"] = engine_class(settings.engine).resolve_transport(settings, large)
     torch_gpu = settings.framework == "torch" and bool(settings.model_gpus) and gpu_model
     for flag in ("overlap_batches", "cuda_graphs"):

@@ -42,7 +42,7 @@ def test_registries_list_the_plugin(plugin_path: str) -> None:
 
 def test_run_with_the_plugins_model_engine_and_power_source(plugin_path: str, tmp_path: Path) -> None:
     """``run -m toy --engine toy --power_meter toy:42`` finishes with an ok record from all three."""
-    out = _python(["-m", "clipper_bench", "run", "-m", "toy", "--engine", "toy", "--transport", "binary",
+    out = _python(["-m", "clipper_bench", "run", "-m", "toy", "--engine", "toy",
                    "--power_meter", "toy:42", "-d", "1", "--warmup", "0", "--idle_s", "0",
                    "--results_dir", str(tmp_path)], plugin_path)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
