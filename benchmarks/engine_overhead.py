@@ -3,8 +3,9 @@
 
 Measures, on this machine, in one run:
 
-* the floor: round trips of a plain TCP loopback echo and of a pyzmq DEALER/ROUTER echo between
-  two Python processes (64-byte messages, one in flight);
+* the floor: round trips of a plain TCP loopback echo, of a pyzmq DEALER/ROUTER echo between two
+  Python processes, and through a bare three-process pyzmq relay (client -> relay -> echo worker
+  and back, the shape of client -> frontend -> replica), 64-byte messages, one in flight;
 * noop queries per second through the binary path and through REST, at model batch sizes 1 and 16
   (closed loop, ``--concurrency`` outstanding);
 * the p50 latency a noop query sees at concurrency 1 (all of it is added by the serving path);
@@ -53,6 +54,51 @@ def _zmq_echo(port: int) -> None:
         sock.send_multipart(sock.recv_multipart())
 
 
+def _zmq_relay(front_port: int, back_port: int) -> None:
+    """A bare relay, as the frontend sits between client and replica: ROUTER in, DEALER out."""
+    ctx = zmq.Context()
+    front, back = ctx.socket(zmq.ROUTER), ctx.socket(zmq.DEALER)
+    front.bind(f"tcp://127.0.0.1:{front_port}")
+    back.connect(f"tcp://127.0.0.1:{back_port}")
+    poller = zmq.Poller()
+    poller.register(front, zmq.POLLIN)
+    poller.register(back, zmq.POLLIN)
+    while True:
+        for sock, _ in poller.poll():
+            (back if sock is front else front).send_multipart(sock.recv_multipart())
+
+
+def _zmq_round_trips(port: int, msg: bytes) -> list[float]:
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.connect(f"tcp://127.0.0.1:{port}")
+    lat = []
+    for _ in range(ROUNDS):
+        t = time.perf_counter()
+        sock.send(msg)
+        sock.recv()
+        lat.append(time.perf_counter() - t)
+    sock.close(0)
+    return lat
+
+
+def relay_round_trip_us() -> float:
+    """p50 round trip (us) through three processes: client -> bare pyzmq relay -> echo worker and back."""
+    from clipper_bench.common.processes import free_ports
+
+    front, back = free_ports(2)
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_zmq_echo, args=(back,), daemon=True),
+             ctx.Process(target=_zmq_relay, args=(front, back), daemon=True)]
+    for p in procs:
+        p.start()
+    try:
+        lat = _zmq_round_trips(front, b"x" * 64)
+    finally:
+        for p in procs:
+            p.terminate()
+    return float(np.percentile(lat[500:], 50) * 1e6)
+
+
 def floor_round_trips_us() -> dict[str, float]:
     """p50 round trip (us) of a TCP and a pyzmq echo between two processes."""
     from clipper_bench.common.processes import free_ports
@@ -87,17 +133,10 @@ def floor_round_trips_us() -> dict[str, float]:
 
     p = ctx.Process(target=_zmq_echo, args=(zmq_port,), daemon=True)
     p.start()
-    sock = zmq.Context.instance().socket(zmq.DEALER)
-    sock.connect(f"tcp://127.0.0.1:{zmq_port}")
-    lat = []
-    for _ in range(ROUNDS):
-        t = time.perf_counter()
-        sock.send(msg)
-        sock.recv()
-        lat.append(time.perf_counter() - t)
-    sock.close(0)
+    lat = _zmq_round_trips(zmq_port, msg)
     p.terminate()
     out["zmq"] = float(np.percentile(lat[500:], 50) * 1e6)
+    out["relay"] = relay_round_trip_us()
     return out
 
 
@@ -128,7 +167,7 @@ def frontend_memory(results: Path, seconds: float) -> tuple[float, float]:
 
     t = threading.Thread(target=sample, daemon=True)
     t.start()
-    run(RunSettings("noop", duration_s=seconds, warmup_s=2, batch_sizes=(16,), concurrency=64, results_dir=results))
+    run(RunSettings("noop", duration_s=seconds, warmup_s=2, batch_sizes=(16,), concurrency=(64,), results_dir=results))
     stop.set()
     t.join()
     # skip the first samples (start-up) and the last (teardown may have begun)
@@ -150,15 +189,18 @@ def main() -> None:
     for transport in ("binary", "rest"):
         for batch in (1, 16):
             line = run(RunSettings("noop", duration_s=args.duration, warmup_s=2, batch_sizes=(batch,),
-                                   concurrency=args.concurrency, transport=transport, results_dir=args.results_dir))
+                                   concurrency=(args.concurrency,), transport=transport, results_dir=args.results_dir))
             rows.append((transport, batch, args.concurrency, line))
-        line = run(RunSettings("noop", duration_s=args.duration, warmup_s=2, batch_sizes=(1,), concurrency=1,
+        line = run(RunSettings("noop", duration_s=args.duration, warmup_s=2, batch_sizes=(1,), concurrency=(1,),
                                transport=transport, results_dir=args.results_dir))
         rows.append((transport, 1, 1, line))
     mem_start, mem_end = frontend_memory(args.results_dir, args.memory_s)
 
-    print(f"floor round trip p50: TCP {floor['tcp']:.0f} us, pyzmq {floor['zmq']:.0f} us "
-          f"(target for added p50: <= 2 x 2 x TCP = {4 * floor['tcp']:.0f} us)")
+    print(f"floor round trip p50: TCP {floor['tcp']:.0f} us, pyzmq {floor['zmq']:.0f} us, three-process "
+          f"pyzmq relay (client -> relay -> echo and back) {floor['relay']:.0f} us")
+    binary_c1 = next(line for t, b, c, line in rows if t == "binary" and c == 1)
+    print(f"noop binary at concurrency 1: p50 {binary_c1['latency_ms']['p50'] * 1000:.0f} us = "
+          f"{binary_c1['latency_ms']['p50'] * 1000 / floor['relay']:.2f} x the relay (target <= 1.5)")
     print()
     print("| path | batch size | concurrency | queries/s | p50 ms | p99 ms | errors |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
