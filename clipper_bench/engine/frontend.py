@@ -457,6 +457,15 @@ def _add_limit_args(parser: argparse.ArgumentParser) -> None:
                              "longest on its body (or idle longest), else is closed at once (default 4096)")
 
 
+def _add_path_args(parser: argparse.ArgumentParser) -> None:
+    """The flags that pick the frontend's own code path (kept so the older path stays measurable)."""
+    parser.add_argument("--event_loop", choices=EVENT_LOOPS, default=os.environ.get(EVENT_LOOP_ENV, "uvloop"),
+                        help=f"the event loop: uvloop (libuv) or asyncio (the standard library's); default "
+                             f"${EVENT_LOOP_ENV} or uvloop")
+    parser.add_argument("--no_fast_http", dest="fast_http", action="store_false",
+                        help="answer every query-port request through aiohttp, without the predict fast path")
+
+
 def parse_args(argv: list[str] | None = None) -> FrontendSettings:
     parser = argparse.ArgumentParser(prog="clipper-bench-frontend", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -482,11 +491,10 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
     parser.add_argument("--ports_file", default="",
                         help="write the ports bound (or why binding failed) here as JSON, once they are held")
     parser.add_argument("--title", default="", help="process title shown by ps and htop (default: one naming the ports)")
-    parser.add_argument("--event_loop", choices=EVENT_LOOPS, default="uvloop",
-                        help="the event loop: uvloop (libuv; default) or asyncio (the standard library's)")
-    parser.add_argument("--no_fast_http", dest="fast_http", action="store_false",
-                        help="answer every query-port request through aiohttp, without the predict fast path")
+    _add_path_args(parser)
     args = parser.parse_args(argv)
+    if args.event_loop not in EVENT_LOOPS:
+        parser.error(f"${EVENT_LOOP_ENV} must be one of {', '.join(EVENT_LOOPS)}, not {args.event_loop!r}")
     fallback = tuple(w for w in args.fallback_ports.split(",") if w)
     if set(fallback) - set(PORT_LABELS):
         parser.error(f"--fallback_ports takes {','.join(PORT_LABELS)}, got {args.fallback_ports}")
@@ -520,6 +528,7 @@ def parse_args(argv: list[str] | None = None) -> FrontendSettings:
 
 
 EVENT_LOOPS = ("uvloop", "asyncio")
+EVENT_LOOP_ENV = "CLIPPER_BENCH_EVENT_LOOP"  # the frontend's event loop where no flag reaches it (run, serve)
 
 
 def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
