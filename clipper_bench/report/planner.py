@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 
@@ -311,7 +312,8 @@ def cost_vs_slo(pts: list[PlanPoint]) -> Figure:
         a.set_xlim(bounds[0] - pad, bounds[-1] + pad)
         a.set_xlabel("end-to-end p99 bound (ms)")
         a.grid(True, alpha=0.3)
-        a.set_ylim(bottom=0)
+        top = max((y for ln in a.lines for y in ln.get_ydata() if np.isfinite(y)), default=0.0)
+        a.set_ylim(0, 1.15 * top if top > 0 else None)  # room above the highest marker
     ax.set_ylabel("cost: replica cores, GPU replicas (count)")
     ax.set_title("Cost against the p99 bound", fontsize=11)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)

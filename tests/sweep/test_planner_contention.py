@@ -90,3 +90,29 @@ def test_several_bounds_give_a_plan_file_each():
 def test_a_bad_bound_list_gets_one_line(tmp_path):
     proc = cli("plan", str(tmp_path), "-m", "sleep", "--rate", "10", "--slo_p99_ms", "150,abc")
     assert proc.returncode == 2 and "--slo_p99_ms" in proc.stderr and proc.stderr.strip().count("\n") == 0, proc.stderr
+
+
+def test_service_spread_with_persistence_raises_the_p99_of_a_saturated_batching_stage():
+    """A stage near its capacity: the same mean service times, drawn with a spread whose slow spells
+    persist, give a higher p99 than the means alone, and a higher one than independent draws."""
+    from clipper_bench.load.arrivals import schedule_ns
+    from clipper_bench.sweep.planner.simulate import SimStage, simulate
+
+    arrivals = schedule_ns(300, 6.0, "poisson", seed=0) / 1e9
+
+    def p99(cv: float, persistence: float) -> float:
+        stage = SimStage("s", (), 1, 16, lambda k: 0.020 + 0.002 * k, cv)
+        return simulate([stage], ("s",), arrivals, (1.0, 6.0), persistence=persistence).percentile_ms(99)
+
+    means, independent, persistent = p99(0.0, 0.0), p99(0.2, 0.0), p99(0.2, 0.9)
+    assert means < independent < persistent
+
+
+def test_a_profile_point_keeps_its_service_spread_from_the_batch_latency_histogram():
+    """Two services back to back per batch (batches_in_flight 2): cv = (std / mean) x sqrt(2)."""
+    from clipper_bench.sweep.planner.profiles import _service_cv
+
+    record = {"clipper_metrics": {"histograms": [{"model:m:1:prediction_latency": {
+        "unit": "microseconds", "size": "100", "mean": "60000", "std_dev": "6000"}}]}}
+    assert _service_cv(record, "m", 0.030) == pytest.approx(0.1 * 2 ** 0.5)
+    assert _service_cv({}, "m", 0.030) is None

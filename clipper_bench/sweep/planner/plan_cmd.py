@@ -187,7 +187,7 @@ def _stage_summary(c: StageChoice, p: Any, name: str) -> dict[str, Any]:
     return {"replicas": c.replicas, "batch_size": c.batch_size, "cpus_per_replica": c.cpus_per_replica,
             "gpu": c.gpu, "gpu_power_limit_w": c.profile.gpu_power_limit_w,
             "replicas_profiled": c.profile.measured_replicas,
-            "service_ms": round(1000 * c.service_s(c.batch_size), 3),
+            "service_ms": round(1000 * c.service_s(max(p.mean_batch[name], 1.0)), 3),  # at the batch it forms
             "predicted_utilisation": round(p.utilisation[name], 3),
             "predicted_mean_batch": round(p.mean_batch[name], 2)}
 

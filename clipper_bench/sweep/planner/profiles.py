@@ -46,6 +46,7 @@ class ProfilePoint:
     joules_per_query: float | None
     config_id: str
     replicas: int = 1  # the replicas measured together (their service times include what they cost each other)
+    service_cv: float | None = None  # spread of one batch's service time (std / mean), from the batch-latency histogram
 
 
 @dataclass
@@ -107,6 +108,13 @@ class Profile:
         last = pts[-1]
         return last.service_s * batch / last.mean_batch, batch > last.mean_batch + 0.5
 
+    def service_cv(self) -> float:
+        """The spread of one batch's service time (std / mean), pooled over the points measured (the
+        mean of their estimates: each 5-s closed loop is a noisy estimate of the model's spread on
+        this machine); 0 when no point kept its batch-latency histogram."""
+        cvs = [p.service_cv for p in self.points if p.service_cv is not None]
+        return sum(cvs) / len(cvs) if cvs else 0.0
+
     def joules_per_query(self, batch_size: int, replicas: int | None = None) -> float | None:
         """Energy per query measured at ``batch_size``, at the measured replica count nearest
         ``replicas`` that has it (None when not measured)."""
@@ -157,7 +165,24 @@ def _point(exp: Path, line: dict[str, Any], settings: dict[str, Any]) -> Profile
     mean_batch = float(entry["mean"]) if entry and int(float(entry.get("size", 0))) else float(line["batch_size"])
     service = line["num_replicas"] * mean_batch / line["throughput_qps"]
     return ProfilePoint(line["batch_size"], mean_batch, service, (line.get("power") or {}).get("joules_per_query"),
-                        line["config_id"], line["num_replicas"])
+                        line["config_id"], line["num_replicas"], _service_cv(record, line["model_name"], service))
+
+
+def _service_cv(record: dict[str, Any], model: str, service_s: float) -> float | None:
+    """The spread (std / mean) of one batch's service time, from the engine's batch-latency histogram
+    (``model:<m>:1:prediction_latency``, a batch's send to its answer). In a closed loop each replica
+    holds ``batches_in_flight`` batches, so a batch's latency is about ``n = latency / service``
+    services back to back: its std is sqrt(n) times one service's (taken as independent), hence
+    cv = (std / mean) x sqrt(n). None when the record has no such histogram."""
+    entry = metric_entry(record.get("clipper_metrics"), "histograms", f"model:{model}:1:prediction_latency")
+    try:
+        mean_s, std_s = float(entry["mean"]) / 1e6, float(entry["std_dev"]) / 1e6
+    except (TypeError, KeyError, ValueError):
+        return None
+    if mean_s <= 0 or service_s <= 0:
+        return None
+    n = max(1.0, round(mean_s / service_s))
+    return std_s / mean_s * n ** 0.5
 
 
 def profile_for(profiles: list[Profile], model: str, options: dict[str, Any], device: str | None = None) -> list[Profile]:

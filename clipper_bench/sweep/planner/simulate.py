@@ -13,8 +13,14 @@ queues with batch service, which neither library offers directly (Ciw has no bat
 SimPy would need processes and resources for what a heap and a few deques do), and it runs about
 100k queries a second, which keeps the planner's search fast.
 
-Assumptions (docs/planner.md): service times are the measured means for the batch formed (their
-spread is not modelled); what replicas of a stage cost each other is in the service time the caller
+Service times spread: each batch's time is the profile's mean for the batch formed times a
+lognormal factor of mean 1 and the profile's spread (``SimStage.cv``, from the engine's batch-latency
+histogram, profiles.py). Slow spells persist (a replica slowed by what else runs on the machine stays
+slow for a while), so each replica's factor follows an AR(1) process over its batches with lag-1
+correlation ``PERSISTENCE``: independent draws made the stage's slow spells too short and its p99
+too low near saturation, where a batching stage's latency grows steeply with its service time.
+
+Assumptions (docs/planner.md): what replicas of a stage cost each other is in the service time the caller
 passes (read from the profile at the stage's replica count, profiles.py); the frontend and network
 add a constant ``hop_s`` per stage.
 """
@@ -28,6 +34,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+# lag-1 correlation of a replica's successive service-time factors. The H200 profiles' closed loops
+# imply 0.24-0.86 (median 0.67) from how much their 1-s throughput varied against their per-batch
+# spread; the H200 pipeline traces measured 0.43-0.55 for KPCA-SVM batches in start order.
+PERSISTENCE = 0.6
+
 
 @dataclass(frozen=True)
 class SimStage:
@@ -37,7 +48,8 @@ class SimStage:
     children: tuple[str, ...]
     replicas: int
     batch_size: int
-    service_s: Callable[[int], float]  # a batch of k queries takes this long
+    service_s: Callable[[int], float]  # a batch of k queries takes this long (on average)
+    cv: float = 0.0  # the spread (std / mean) of one batch's service time
 
 
 @dataclass
@@ -59,13 +71,15 @@ class SimResult:
 
 
 def simulate(stages: list[SimStage], entries: tuple[str, ...], arrivals_s: np.ndarray,
-             window: tuple[float, float], hop_s: float = 0.0, batches_in_flight: int = 2) -> SimResult:
+             window: tuple[float, float], hop_s: float = 0.0, batches_in_flight: int = 2,
+             persistence: float = PERSISTENCE, seed: int = 0) -> SimResult:
     """Run the queries arriving at ``arrivals_s`` through ``stages``; latencies of those due in ``window``.
 
     As the engine's dispatcher does, each replica is sent up to ``batches_in_flight`` batches: a batch
     is formed (every queued query up to the batch size) as soon as a replica has room for one, and
-    the replica works through its batches one after the other."""
-    sim = _Sim(stages, hop_s, batches_in_flight)
+    the replica works through its batches one after the other. A stage with ``cv`` draws each
+    batch's time around its mean (see the module's docstring), from ``seed``."""
+    sim = _Sim(stages, hop_s, batches_in_flight, _Spread(stages, persistence, seed))
     nxt = 0
     while nxt < arrivals_s.size or sim.events:
         if nxt < arrivals_s.size and (not sim.events or arrivals_s[nxt] <= sim.events[0][0]):
@@ -85,11 +99,31 @@ def simulate(stages: list[SimStage], entries: tuple[str, ...], arrivals_s: np.nd
     )
 
 
+class _Spread:
+    """Each replica's service-time factor: lognormal with mean 1 and its stage's cv, following an
+    AR(1) process over the replica's batches (lag-1 correlation ``persistence``)."""
+
+    def __init__(self, stages: list[SimStage], persistence: float, seed: int) -> None:
+        self.rng = np.random.default_rng(seed + 7919)
+        self.rho = persistence
+        self.sigma = {s.name: float(np.sqrt(np.log1p(s.cv * s.cv))) for s in stages}
+        self.state = {s.name: self.rng.standard_normal(s.replicas) for s in stages}
+
+    def factor(self, name: str, replica: int) -> float:
+        """The next batch's factor on ``replica`` of stage ``name`` (1.0 when the stage has no spread)."""
+        sigma = self.sigma[name]
+        if sigma == 0.0:
+            return 1.0
+        z = self.state[name]
+        z[replica] = self.rho * z[replica] + np.sqrt(1 - self.rho * self.rho) * self.rng.standard_normal()
+        return float(np.exp(sigma * z[replica] - sigma * sigma / 2))
+
+
 class _Sim:
     """The simulation's state: queues, replicas (when each is free, how many batches it holds), events."""
 
-    def __init__(self, stages: list[SimStage], hop_s: float, batches_in_flight: int) -> None:
-        self.stages = {s.name: s for s in stages}
+    def __init__(self, stages: list[SimStage], hop_s: float, batches_in_flight: int, spread: _Spread) -> None:
+        self.stages, self.spread = {s.name: s for s in stages}, spread
         self.hop_s, self.room = hop_s, batches_in_flight
         self.queues = {s.name: deque() for s in stages}
         self.free_at = {s.name: [0.0] * s.replicas for s in stages}
@@ -114,7 +148,7 @@ class _Sim:
                 return
             r = min(room, key=lambda i: (held[i], self.free_at[name][i]))
             take = [queue.popleft() for _ in range(min(stage.batch_size, len(queue)))]
-            took = stage.service_s(len(take))
+            took = stage.service_s(len(take)) * self.spread.factor(name, r)
             begin = max(now, self.free_at[name][r])
             self.free_at[name][r] = begin + took
             held[r] += 1
