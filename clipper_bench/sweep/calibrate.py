@@ -6,9 +6,10 @@ more queries outstanding than the replica holds saturates it; what the run measu
 known capacity says how much the engine, its transport and the load generator take away, before
 any number of the sweep is read. The run is an experiment of its own (``<experiment>/calibration/``,
 with its record, raw data and logs), made by the same runner with the same engine, transport, load
-clients and core plan as the sweep; its result goes into the sweep's ``experiment.json`` as
-``calibration`` and is printed in one line. A failed calibration is recorded with its reason and
-never stops the sweep; ``--resume`` keeps the calibration the experiment already has.
+clients and core plan as the sweep (the runner hands its own class in: this module imports no
+runner); its result goes into the sweep's ``experiment.json`` as ``calibration`` and is printed in
+one line. A failed calibration is recorded with its reason and never stops the sweep; ``--resume``
+keeps the calibration the experiment already has.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..common.processes import EXPERIMENT_ENV
-from ..results.store import EXPERIMENT_FILE
-from .progress import LiveStats
-from .runner import ExperimentRunner
+from ..results.store import EXPERIMENT_FILE, ExperimentStore
+from .progress import LiveStats, Progress
 from .settings import RunSettings
 
 CALIBRATION_DIR = "calibration"  # inside the experiment directory
@@ -32,6 +33,22 @@ BATCH_SIZE = 1
 NUM_REPLICAS = 1
 DURATION_S = 3.0
 WARMUP_S = 1.0
+
+
+class Sweep(Protocol):
+    """What the calibration reads of the sweep's runner (an ``ExperimentRunner``)."""
+
+    settings: RunSettings
+    command_line: list[str]
+    store: ExperimentStore
+    progress: Progress
+    say: Callable[[str], None]
+
+    def run(self) -> Any:
+        """Run the experiment."""
+
+
+MakeRunner = Callable[..., Sweep]  # ExperimentRunner(settings, command_line, say=..., progress=...)
 
 
 def known_capacity_qps(num_replicas: int, batch_size: int, sleep_ms: float) -> float:
@@ -52,9 +69,10 @@ def calibration_settings(settings: RunSettings, results_dir: Path) -> RunSetting
     )
 
 
-def run_calibration(runner: ExperimentRunner) -> dict[str, Any]:
-    """Run the calibration for ``runner``'s experiment (unless it has one already), store it in its
-    ``experiment.json`` as ``calibration`` and say it in one line; return it."""
+def run_calibration(runner: Sweep, make_runner: MakeRunner) -> dict[str, Any]:
+    """Run the calibration for ``runner``'s experiment (unless it has one already) with a runner made
+    by ``make_runner``, store it in its ``experiment.json`` as ``calibration`` and say it in one
+    line; return it."""
     path = runner.store.path / EXPERIMENT_FILE
     existing = json.loads(path.read_text()).get("calibration")
     if existing:
@@ -68,7 +86,7 @@ def run_calibration(runner: ExperimentRunner) -> dict[str, Any]:
         "measured_qps": None, "ratio": None, "duration_s": DURATION_S, "warmup_s": WARMUP_S,
         "engine": settings.engine, "transport": settings.transport, "num_clients": settings.num_clients,
     }
-    block.update(_measure(runner, settings))
+    block.update(_measure(runner, make_runner, settings))
     if block["measured_qps"] is not None:
         block["ratio"] = block["measured_qps"] / block["known_capacity_qps"]
     runner.store.update_experiment({"calibration": block})
@@ -76,13 +94,13 @@ def run_calibration(runner: ExperimentRunner) -> dict[str, Any]:
     return block
 
 
-def _measure(runner: ExperimentRunner, settings: RunSettings) -> dict[str, Any]:
+def _measure(runner: Sweep, make_runner: MakeRunner, settings: RunSettings) -> dict[str, Any]:
     """Run the calibration experiment; what its one configuration measured, or why it could not.
     The sweep's experiment id is put back in the environment afterwards (the nested run sets its own)."""
     experiment_env = os.environ.get(EXPERIMENT_ENV)
     lines: list[str] = []  # the nested run's own messages: its record says the same
     try:
-        nested = ExperimentRunner(settings, runner.command_line, say=lines.append, progress=runner.progress)
+        nested = make_runner(settings, runner.command_line, say=lines.append, progress=runner.progress)
         nested.run()
     except Exception as exc:  # noqa: BLE001 - a calibration that fails is recorded, never fatal to the sweep
         return {"status": "failed", "reason": f"{type(exc).__name__}: {exc}", "concurrency": None}

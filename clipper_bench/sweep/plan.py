@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ..containers.models import get_model_spec
 from ..engine.manager import Placement
+from .engines import engine_class
 from .settings import RunSettings, check_declared, resolve_defaults
 
 MIN_CORES_TO_RESERVE = 4
@@ -214,8 +215,6 @@ def _check_machine(settings: RunSettings, gpu_names: list[str]) -> None:
                 f"{max(settings.num_replicas)} replicas need {max(settings.num_replicas)} GPUs, "
                 f"--model_gpus gives {len(settings.model_gpus)}; list one GPU per replica"
             )
-    from .engines import engine_class
-
     engine_class(settings.engine).validate(settings)
     if settings.gpu_clocks_mhz and settings.model_gpus:
         _check_gpu_clocks(settings.gpu_clocks_mhz, settings.model_gpus)

@@ -44,8 +44,8 @@ from .baseline import (
     run_baseline,
     serving_efficiency,
 )
-from .engines import make_engine
-from .engines.base import Deployment, Engine, StartContext
+from .calibrate import run_calibration
+from .engines.base import Deployment, Engine, StartContext, make_engine
 from .nodes import host_power, nodes_block
 from .plan import ConfigPoint, PlanError, detect_gpus, placements, usable_cpus, validate
 from .progress import LivePoller, LiveStats, Progress
@@ -225,8 +225,7 @@ class ExperimentRunner:
         try:
             self._prepare_models()
             if s.calibrate:  # the sleep model's known capacity first (sweep/calibrate.py)
-                from .calibrate import run_calibration
-                run_calibration(self)
+                run_calibration(self, ExperimentRunner)
             if s.idle_s > 0 and not baseline_only and not self.idle_w:
                 self._measure_idle()
             if s.baseline and not self.baselines:

@@ -19,6 +19,7 @@ from typing import Any
 
 from ..common.cli_types import Range, finite_float, number_text, whole_number
 from ..power.sampler import MAX_INTERVAL_S, MIN_INTERVAL_S
+from .engines import engine_class, engine_names
 
 # RunSettings fields whose flags are declared beside the models (containers/models/flags.py)
 MODEL_FIELDS = ("framework", "precision", "weights", "models_dir", "seed", "overlap_batches", "cuda_graphs")
@@ -194,12 +195,6 @@ def _address(text: str | None) -> str | None:
     return None
 
 
-def _engine_names() -> list[str]:
-    from .engines import engine_names
-
-    return engine_names()
-
-
 def check_declared(settings: RunSettings) -> str | None:
     """The first declared check that fails, as ``--flag <what is wrong>``, or None: each flag's range
     and check, the model flags' ranges, then the limits of one load client (:func:`check_load_size`)."""
@@ -256,7 +251,7 @@ class RunSettings:
                         limits=Range(0, 255, "", "GPU indices; the GPUs present are checked next"))
     num_clients: int = setting(1, 'sweep', '-n', '--num_clients', type=whole_number, help="load-generating client processes (default 1)",
                         limits=Range(1, MAX_CLIENTS, "", f"each is a process sending up to {MAX_CLIENT_RATE_QPS:,} q/s; {MAX_CLIENTS} outrun any frontend"))
-    engine: str = setting("local", 'engine', '--engine', choices=_engine_names, help="serving engine: local processes (default), Docker containers through clipper_admin's "
+    engine: str = setting("local", 'engine', '--engine', choices=engine_names, help="serving engine: local processes (default), Docker containers through clipper_admin's "
                         "DockerContainerManager, each replica pinned (see --query_frontend_image), ray (Ray Serve), "
                         "or clipper: a Clipper already running (see --clipper_address)")
     results_dir: Path = setting(Path("results"), 'output', '--results_dir', type=Path, help="where experiments go (default results/)")
@@ -414,7 +409,6 @@ def resolve_defaults(settings: RunSettings) -> RunSettings:
 
     Records carry the resolved values."""
     from ..containers.models.base import UnknownModelError, get_model_spec
-    from .engines import engine_class, engine_names
 
     changes: dict[str, Any] = {}
     try:

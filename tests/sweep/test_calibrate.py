@@ -59,14 +59,13 @@ def _runner(tmp_path: Path, said: list[str]) -> SimpleNamespace:
                            settings=RunSettings(model_name="noop", results_dir=tmp_path))
 
 
-def test_a_calibration_that_fails_is_recorded_and_the_sweep_goes_on(tmp_path, monkeypatch):
+def test_a_calibration_that_fails_is_recorded_and_the_sweep_goes_on(tmp_path):
     def broken(*args, **kwargs):
         raise RuntimeError("no engine here")
 
-    monkeypatch.setattr(calibrate, "ExperimentRunner", broken)
     said: list[str] = []
     runner = _runner(tmp_path, said)
-    block = calibrate.run_calibration(runner)
+    block = calibrate.run_calibration(runner, broken)
     stored = json.loads((runner.store.path / "experiment.json").read_text())["calibration"]
     assert stored == block and block["status"] == "failed" and block["measured_qps"] is None
     assert block["ratio"] is None and block["reason"] == "RuntimeError: no engine here"
@@ -74,14 +73,13 @@ def test_a_calibration_that_fails_is_recorded_and_the_sweep_goes_on(tmp_path, mo
                     "NOT measured (RuntimeError: no engine here)"]
 
 
-def test_resume_keeps_the_calibration_the_experiment_has(tmp_path, monkeypatch):
-    monkeypatch.setattr(calibrate, "ExperimentRunner", lambda *a, **k: pytest.fail("calibrated again"))
+def test_resume_keeps_the_calibration_the_experiment_has(tmp_path):
     said: list[str] = []
     runner = _runner(tmp_path, said)
     kept = {"model": "sleep", "sleep_ms": 20.0, "batch_size": 1, "num_replicas": 1, "known_capacity_qps": 50.0,
             "measured_qps": 48.0, "ratio": 0.96, "duration_s": 3.0, "concurrency": 3, "status": "ok"}
     runner.store.update_experiment({"calibration": kept})
-    assert calibrate.run_calibration(runner) == kept
+    assert calibrate.run_calibration(runner, lambda *a, **k: pytest.fail("calibrated again")) == kept
     assert said[0].startswith("calibration: kept from the experiment's first run: ") and "ratio 0.960" in said[0]
 
 

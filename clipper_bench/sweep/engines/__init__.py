@@ -3,18 +3,18 @@
 Adding an engine is one module with an :class:`~.base.Engine` subclass and one line here (or, from
 a separate package, an entry point in the ``clipper_bench.engines`` group whose value is
 ``module:Class``); the command line's choices, the plan's checks and the runner all read this registry.
+
+The registry imports nothing of the sweep, not even for type checking: ``settings.py`` and
+``plan.py`` read it, and ``base.py`` (which imports both) sits above it, so imports run one way.
+:func:`~.base.make_engine` makes the engine for one experiment.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import Any
 
 from ...common.plugins import ENGINES_GROUP, plugins
-
-if TYPE_CHECKING:  # the registry itself imports nothing heavy: `--help` and replicas read it
-    from ..settings import RunSettings
-    from .base import Engine
 
 ENGINES: dict[str, str] = {
     "local": "clipper_bench.sweep.engines.local:LocalEngine",
@@ -29,9 +29,10 @@ def engine_names() -> list[str]:
     return [*ENGINES, *plugins(ENGINES_GROUP, ENGINES)]
 
 
-def engine_class(name: str) -> type[Engine]:
-    """The engine registered as ``name`` (imported on first use: Docker's and Ray's libraries load
-    only when their engine is asked for); a built-in's name is never a plug-in's."""
+def engine_class(name: str) -> type[Any]:
+    """The engine registered as ``name``, an :class:`~.base.Engine` subclass (imported on first use:
+    Docker's and Ray's libraries load only when their engine is asked for); a built-in's name is
+    never a plug-in's."""
     if name not in ENGINES:
         extra = plugins(ENGINES_GROUP, ENGINES)
         if name in extra:
@@ -40,9 +41,4 @@ def engine_class(name: str) -> type[Engine]:
     return getattr(importlib.import_module(module), cls)
 
 
-def make_engine(settings: RunSettings) -> Engine:
-    """The engine ``settings.engine`` names, for one experiment."""
-    return engine_class(settings.engine)(settings)
-
-
-__all__ = ["ENGINES", "engine_class", "engine_names", "make_engine"]
+__all__ = ["ENGINES", "engine_class", "engine_names"]

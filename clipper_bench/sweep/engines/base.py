@@ -4,7 +4,7 @@ An :class:`Engine` checks the settings it needs before anything starts, picks th
 ``--transport auto`` and starts a :class:`Deployment` for a configuration. A deployment says whether
 it can serve the next configuration as it stands, serves it, reports its health, faults and
 metrics, and stops. The runner knows nothing else of an engine; the registry in ``__init__`` maps
-``--engine`` names to engines.
+``--engine`` names to engines, and :func:`make_engine` makes the one ``--engine`` names.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from ...load.stats import ClientData
 from ...power.sampler import PowerMonitor, SamplerConfig
 from ..plan import ConfigPoint, CorePlan, PlanError
 from ..settings import RunSettings
+from . import engine_class
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,11 @@ class Engine(ABC):
     def close(self) -> None:
         """Release what the engine holds for the whole experiment (a Ray session, say)."""
         return None
+
+
+def make_engine(settings: RunSettings) -> Engine:
+    """The engine ``settings.engine`` names, for one experiment."""
+    return engine_class(settings.engine)(settings)
 
 
 def check_framework(settings: RunSettings) -> None:
