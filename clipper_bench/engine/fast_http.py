@@ -24,10 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from .http_guard import _Guard
+from typing import Any, Protocol
 
 MAX_HEAD_BYTES = 8190  # aiohttp's own limit on a request line or header
 MAX_PIPELINED = 64  # requests answered out of order are held; past this many, reading pauses
@@ -46,6 +43,25 @@ class PredictHandler(Protocol):
 
     def predict_body_limit(self, app_name: str) -> int:
         """The largest predict body ``app_name`` takes."""
+
+
+class Guard(Protocol):
+    """What the fast path needs from its connection's guard (http_guard's protocol)."""
+
+    inner: Any  # aiohttp's protocol for the connection, which takes over on a hand-over
+    transport: Any
+
+    def enter_idle(self) -> None:
+        """The connection waits for a request head (the header deadline runs)."""
+
+    def enter_body(self) -> None:
+        """A head is in, its body is awaited."""
+
+    def enter_busy(self) -> None:
+        """A request is being answered."""
+
+    def close(self) -> None:
+        """Close the connection now."""
 
 
 class _Date:
@@ -110,7 +126,7 @@ def parse_head(head: bytes) -> _Head | None:
 class FastConnection:
     """One connection's fast path; the guard feeds it bytes until it hands over to aiohttp."""
 
-    def __init__(self, guard: _Guard, handler: PredictHandler, body_deadline: Callable[[int], float]) -> None:
+    def __init__(self, guard: Guard, handler: PredictHandler, body_deadline: Callable[[int], float]) -> None:
         self._guard = guard
         self._handler = handler
         self._body_deadline = body_deadline

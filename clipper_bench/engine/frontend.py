@@ -111,6 +111,7 @@ class Frontend(RestQueries, BinaryQueries, PipelineQueries, ContainerRpc):
         self._sweeper: asyncio.Task | None = None
         self._http_socks: dict[str, socket.socket] = {}
         self._rest_tasks: set[asyncio.Task] = set()  # large predict bodies being parsed
+        self._packed_replies: dict[bytes, list[bytes]] = {}  # binary answers gathered per client this turn
         self.ports: dict[str, int] = {}  # what -> the port bound (metrics: 0 when not served)
         self.moved: dict[str, tuple[int, int]] = {}  # what -> (port asked for, port bound instead)
         self.faults: list[dict[str, Any]] = []  # replicas this frontend dropped or found lost work

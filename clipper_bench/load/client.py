@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import signal
+import struct
 import sys
 import time
 from array import array
@@ -213,12 +214,11 @@ def binary_client_socket(address: str, recv_timeout_ms: int = -1):
 def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder, flags: int = 0) -> None:
     import zmq
 
-    from ..protocol.binary import REQUEST_HEADER, RESPONSE_HEADER
+    from ..protocol.binary import FLAG_PACKED, REQUEST_HEADER
 
     sock = binary_client_socket(spec.address, recv_timeout_ms=100)
     app = spec.app.encode()
     pack = REQUEST_HEADER.pack
-    status_at = RESPONSE_HEADER.size
     n_pool = len(pool)
     clock = time.perf_counter_ns
     zsend = sock.send
@@ -226,6 +226,7 @@ def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder
     sndmore = int(zmq.SNDMORE)
     send_ns, done_ns, status = rec.send_ns, rec.done_ns, rec.status
     Again = zmq.Again
+    flags |= FLAG_PACKED
 
     def send_one() -> None:
         # The hot loop: index = request_id; two frames, header+app name and the input.
@@ -236,25 +237,18 @@ def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder
         status.append(STATUS_NO_ANSWER)
         zsend(pool[i % n_pool], 0, copy=False)
 
-    def receive() -> int:
-        frame = zrecv(0, copy=False)
-        t = clock()
-        head = frame.bytes
-        while frame.more:  # the outputs: not needed for timing
-            frame = zrecv(0, copy=False)
-        i = int.from_bytes(head[:8], "little")
-        done_ns[i] = t
-        status[i] = head[status_at]
-        return i
+    record = packed_recorder(rec)
+
+    def receive() -> int:  # one message: every answer the frontend had for us (FLAG_PACKED)
+        return record(zrecv(0, copy=False).buffer, clock())
 
     outstanding = _binary_closed_loop(spec, rec, send_one, receive, zmq.Again)
     drain = rec.start_drain(spec)
     while outstanding > 0 and not drain.over(clock()):
         try:
-            drain.answered(receive())
+            outstanding -= receive()  # the drain hears of each answer through the recorder
         except Again:
             continue
-        outstanding -= 1
     drain.finish()
     sock.close(0)
 
@@ -262,7 +256,7 @@ def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder
 def _binary_closed_loop(spec: LoadSpec, rec: Recorder, send_one: Callable[[], None], receive: Callable[[], int],
                         again: type[Exception]) -> int:
     """Keep ``spec.concurrency`` queries outstanding until the window (or --stable) ends; return how
-    many are still out."""
+    many are still out. ``receive`` records the answers of one message and returns how many."""
     clock = time.perf_counter_ns
     _wait_until(spec.start_at_wall)
     begin = clock()
@@ -274,18 +268,19 @@ def _binary_closed_loop(spec: LoadSpec, rec: Recorder, send_one: Callable[[], No
         outstanding += 1
     while True:
         try:
-            receive()
+            got = receive()
         except again:
             if clock() >= end_ns:
                 break
             continue
-        outstanding -= 1
+        outstanding -= got
         now = clock()
         if monitor is not None and now < end_ns and monitor.stable(now):
             end_ns = rec.stopped_ns = now
         if now < end_ns:
-            send_one()
-            outstanding += 1
+            for _ in range(got):
+                send_one()
+            outstanding += got
         elif outstanding == 0:
             break
     return outstanding
@@ -301,7 +296,7 @@ def run_binary_open(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Rec
     """
     import zmq
 
-    from ..protocol.binary import REQUEST_HEADER
+    from ..protocol.binary import FLAG_PACKED, REQUEST_HEADER
     from .arrivals import schedule_ns
 
     assert spec.rate_qps
@@ -314,7 +309,7 @@ def run_binary_open(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Rec
     clock = time.perf_counter_ns
     zsend, zpoll, sndmore = sock.send, sock.poll, int(zmq.SNDMORE)
     sched, send_ns, done_ns, status = rec.scheduled_ns, rec.send_ns, rec.done_ns, rec.status
-
+    flags |= FLAG_PACKED
     receive_ready = _ready_receiver(sock, rec)
 
     _wait_until(spec.start_at_wall)
@@ -480,32 +475,48 @@ def _ready_receiver(sock: Any, rec: Recorder) -> Callable[[], int]:
     """A function that records every answer already waiting on ``sock`` and returns how many."""
     import zmq
 
-    from ..protocol.binary import RESPONSE_HEADER
-
     zrecv, noblock, again = sock.recv, int(zmq.NOBLOCK), zmq.Again
-    status_at = RESPONSE_HEADER.size
     clock = time.perf_counter_ns
-    done_ns, status = rec.done_ns, rec.status
+    record = packed_recorder(rec)
 
     def receive_ready() -> int:
         got = 0
         while True:
             try:
-                frame = zrecv(noblock, copy=False)
+                message = zrecv(noblock, copy=False)
             except again:
                 return got
-            t = clock()
-            head = frame.bytes
-            while frame.more:
-                frame = zrecv(0, copy=False)
-            i = int.from_bytes(head[:8], "little")
-            done_ns[i] = t
-            status[i] = head[status_at]
+            got += record(message.buffer, clock())
+
+    return receive_ready
+
+
+def packed_recorder(rec: Recorder) -> Callable[[memoryview, int], int]:
+    """A function that records, as answered at ``t_ns``, every packed response in one message from
+    the frontend (see :mod:`clipper_bench.protocol.binary`) and returns how many it held."""
+    from ..protocol.binary import RESPONSE_HEADER
+
+    unpack, size = RESPONSE_HEADER.unpack_from, RESPONSE_HEADER.size
+    lengths = struct.Struct("<I").unpack_from
+    done_ns, status = rec.done_ns, rec.status
+
+    def record(message: memoryview, t_ns: int) -> int:
+        pos, got, end = 0, 0, len(message)
+        while pos < end:
+            i, _query_id, _packed, n = unpack(message, pos)
+            done_ns[i] = t_ns
+            status[i] = message[pos + size]  # the first output's status stands for the request
+            pos += size + n  # past the statuses, at the outputs' lengths
+            outputs = 0
+            for k in range(n):
+                outputs += lengths(message, pos + 4 * k)[0]
+            pos += 4 * n + outputs
             if rec.drain is not None:
                 rec.drain.answered(i)
             got += 1
+        return got
 
-    return receive_ready
+    return record
 
 
 def run(spec: LoadSpec, wait_for_start: Callable[[], float] | None = None) -> None:

@@ -204,6 +204,28 @@ def test_binary_path_answers_raw_tensors(engine):
     assert resp.statuses == b"\x00\x00\x00" and list(resp.outputs) == [b"1", b"2", b"3"]
 
 
+def test_a_client_that_asks_for_packed_answers_gets_a_batch_of_them_in_one_message(engine):
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, 10_000)
+    sock.connect(f"tcp://{engine.get_binary_addr()}")
+    try:
+        for i in range(8):  # the model's batch size: one batch, answered at once
+            sock.send_multipart(binary.encode_request(100 + i, "calc", InputType.DOUBLES,
+                                                      [np.ones(i + 1, dtype="<f8").tobytes()], binary.FLAG_PACKED))
+        sock.send_multipart(binary.encode_request(200, "calc", InputType.FLOATS, [b"\0" * 8], binary.FLAG_PACKED))
+        answers = {}
+        while len(answers) < 9:
+            message = sock.recv_multipart()
+            assert len(message) == 1  # one frame, however many answers
+            answers.update({r.request_id: r for r in binary.decode_packed_responses(message[0])})
+    finally:
+        sock.close()
+    assert {i: bytes(answers[100 + i].outputs[0]) for i in range(8)} == {i: str(i + 1).encode() for i in range(8)}
+    assert all(answers[100 + i].statuses == b"\x00" for i in range(8))
+    assert answers[200].statuses == bytes([binary.Status.ERROR]) and b"takes doubles" in bytes(answers[200].outputs[0])
+
+
 @pytest.mark.parametrize(
     "frames, fragment",
     [

@@ -41,3 +41,18 @@ def test_too_many_inputs_are_rejected():
     frames = binary.encode_request(1, "a", InputType.BYTES, [b"x"] * 5)
     with pytest.raises(binary.BinaryProtocolError, match="limit is 4"):
         binary.decode_request(frames, max_inputs=4)
+
+
+def test_packed_responses_round_trip_back_to_back_and_refuse_a_cut_message():
+    parts = [binary.encode_packed_response(1, 10, b"\x00", [b"7"]),
+             binary.encode_packed_response(2, 11, b"\x00\x01", [b"", b"default"]),
+             binary.encode_packed_response(3, 13, b"\x02", [b"an error"])]
+    message = b"".join(parts)
+    got = binary.decode_packed_responses(message)
+    assert [(r.request_id, r.query_id, r.statuses, [bytes(o) for o in r.outputs]) for r in got] == [
+        (1, 10, b"\x00", [b"7"]), (2, 11, b"\x00\x01", [b"", b"default"]), (3, 13, b"\x02", [b"an error"])]
+    for cut in (5, len(parts[0]) + 30, len(message) - 1):
+        with pytest.raises(binary.BinaryProtocolError):
+            binary.decode_packed_responses(message[:cut])
+    request = binary.encode_request(4, "app", InputType.DOUBLES, [b"\0" * 8], binary.FLAG_PACKED)
+    assert binary.decode_request(request).flags == binary.FLAG_PACKED

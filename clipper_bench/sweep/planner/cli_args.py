@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from ...common.cli_types import finite_float, one_line_errors
 from .objectives import OBJECTIVES
@@ -85,10 +84,3 @@ def cmd_plan(args: argparse.Namespace) -> int:
         return run_plan(args)
     except (ProfileError, PipelineError, ResultsError, ValueError) as exc:
         raise UsageError(str(exc)) from None
-
-
-def plan_args_json(args: argparse.Namespace) -> dict[str, Any]:
-    """The plan's inputs as the plan file records them."""
-    keys = ("model_name", "pipeline", "sleep_ms", "rate", "arrival", "slo_p99_ms", "minimize", "max_replicas",
-            "hop_ms", "headroom", "max_utilisation", "duration_s", "warmup_s", "repeats")
-    return {k: getattr(args, k) for k in keys} | {"experiments": [str(e) for e in args.experiments]}

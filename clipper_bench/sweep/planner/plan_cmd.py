@@ -16,7 +16,6 @@ from ...load.arrivals import schedule_ns
 from ..pipeline.spec import PipelineSpec, StageConfig, config_id, load_pipeline, parse_pipeline
 from ..plan import plan_cores, usable_cpus
 from ..settings import RunSettings, resolve_defaults
-from .cli_args import plan_args_json
 from .profiles import ProfileError, load_profiles
 from .search import SearchResult, StageChoice, Target, search
 
@@ -297,3 +296,10 @@ def _write(path: Path, doc: dict) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def plan_args_json(args: argparse.Namespace) -> dict[str, Any]:
+    """The plan's inputs as the plan file records them."""
+    keys = ("model_name", "pipeline", "sleep_ms", "rate", "arrival", "slo_p99_ms", "minimize", "max_replicas",
+            "hop_ms", "headroom", "max_utilisation", "duration_s", "warmup_s", "repeats")
+    return {k: getattr(args, k) for k in keys} | {"experiments": [str(e) for e in args.experiments]}
