@@ -51,3 +51,40 @@ def test_nine_in_ten_public_functions_have_a_docstring():
              for node in _public_functions(ast.parse(path.read_text()).body)]
     documented = sum(1 for node in nodes if ast.get_docstring(node))
     assert documented >= 0.9 * len(nodes), f"{documented} of {len(nodes)} public functions have a docstring"
+
+
+def _named(node: ast.AST) -> str:
+    """The last name of ``x``, ``a.x`` or ``a.get("x")``: what a comparison is about."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+        return str(node.args[0].value)
+    return ""
+
+
+def _string_literals(node: ast.AST) -> list[str]:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return [e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+    return []
+
+
+def test_engines_and_transports_are_compared_by_their_declarations_not_by_name():
+    """No ``transport == "shm"`` or ``engine != "local"``: transports are protocol.transports.Transport
+    members, engines say what they can do (``transports``, ``serves_pipelines``), so a new engine or
+    transport is one module, not a hunt for string comparisons."""
+    found = []
+    for path in sorted((REPO / "clipper_bench").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare):
+                sides = [node.left, *node.comparators]
+                subjects = {_named(s) for s in sides}
+                if subjects & {"transport", "engine"} and any(_string_literals(s) for s in sides):
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno}")
+            elif isinstance(node, ast.Assign) and any(_named(t) == "transports" for t in node.targets):
+                if _string_literals(node.value):
+                    found.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not found, "compare with Transport members or engine capabilities: " + ", ".join(found)

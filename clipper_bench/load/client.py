@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..protocol.transports import Transport
 from .spec import STATUS_DEFAULT, STATUS_ERROR, STATUS_NO_ANSWER, STATUS_OK, LoadSpec
 
 DRAIN_LATENCY_FACTOR = 2.0
@@ -551,9 +552,9 @@ def _prepare(spec: LoadSpec, model, arrays, cleanup: contextlib.ExitStack) -> Ca
 
     ``shm`` writes the whole pool once into a shared-memory region (removed by ``cleanup``) and
     sends descriptors of it over the binary path."""
-    if spec.transport in ("binary", "shm"):
+    if Transport(spec.transport).uses_binary_port:
         pool, flags = [a.tobytes() for a in arrays], 0
-        if spec.transport == "shm":
+        if spec.transport == Transport.SHM:
             from ..protocol.shm import FLAG_SHM, ShmPool, region_name
 
             region = ShmPool(region_name(os.getpid(), spec.client_index), pool)
@@ -562,7 +563,7 @@ def _prepare(spec: LoadSpec, model, arrays, cleanup: contextlib.ExitStack) -> Ca
         send = run_binary_open if spec.rate_qps else run_binary
         code = int(model.input_type)
         return lambda s, rec: send(s, pool, code, rec, flags)
-    if spec.transport == "rest":
+    if spec.transport == Transport.REST:
         from ..protocol.types import InputType
 
         if model.input_type is InputType.BYTES:
@@ -572,7 +573,7 @@ def _prepare(spec: LoadSpec, model, arrays, cleanup: contextlib.ExitStack) -> Ca
         else:
             bodies = [json.dumps({"input": a.tolist()}).encode() for a in arrays]
         return lambda s, rec: asyncio.run(_run_rest(s, bodies, rec))
-    if spec.transport == "ray_handle":
+    if spec.transport == Transport.RAY_HANDLE:
         handle = _serve_handle(spec, arrays[0], cleanup)
         return lambda s, rec: asyncio.run(_run_ray_handle(s, handle, arrays, rec))
     raise ValueError(f"unknown transport {spec.transport!r}")

@@ -32,7 +32,7 @@ class LoadSpec:
     """One client's job: where to send, what, how hard, and when."""
 
     client_index: int
-    transport: str  # "binary" or "rest"
+    transport: str  # a protocol.transports.Transport value
     address: str  # host:port of the binary path or of the REST query frontend
     app: str
     model_name: str  # registry model whose input pool the client sends

@@ -26,6 +26,7 @@ from ..load.stats import ClientData, client_cpu_share, lateness_stats, summarize
 from ..power.limits import GpuLimits, LimitError, restore_leftovers
 from ..power.sampler import SamplerConfig, read_live_watts
 from ..power.summary import idle_watts, node_text, summarize_power, trim
+from ..protocol.transports import Transport
 from ..results.clipper_metrics import model_batch_latency_ms
 from ..results.records import ConfigRecord, RunLine, original_client_metrics
 from ..results.status import RunStatus, classify_windows
@@ -546,8 +547,8 @@ class ExperimentRunner:
         """One load spec per client process, the load split evenly between them."""
         s = self.settings
         name = point.model_name
-        address = {"binary": manager.get_binary_addr, "shm": manager.get_binary_addr,
-                   "ray_handle": lambda: manager.get_handle_addr()}.get(s.transport, manager.get_query_addr)()
+        address = {Transport.BINARY: manager.get_binary_addr, Transport.SHM: manager.get_binary_addr,
+                   Transport.RAY_HANDLE: lambda: manager.get_handle_addr()}.get(s.transport, manager.get_query_addr)()
         per_client = math.ceil(concurrency / s.num_clients)
         return [
             LoadSpec(

@@ -19,7 +19,8 @@ from typing import Any
 
 from ..common.cli_types import Range, finite_float, number_text, whole_number
 from ..power.sampler import MAX_INTERVAL_S, MIN_INTERVAL_S
-from .engines import engine_class, engine_names
+from ..protocol.transports import TRANSPORT_CHOICES
+from .engines import DEFAULT_ENGINE, engine_class, engine_names
 
 # RunSettings fields whose flags are declared beside the models (containers/models/flags.py)
 MODEL_FIELDS = ("framework", "precision", "weights", "models_dir", "seed", "overlap_batches", "cuda_graphs")
@@ -251,7 +252,7 @@ class RunSettings:
                         limits=Range(0, 255, "", "GPU indices; the GPUs present are checked next"))
     num_clients: int = setting(1, 'sweep', '-n', '--num_clients', type=whole_number, help="load-generating client processes (default 1)",
                         limits=Range(1, MAX_CLIENTS, "", f"each is a process sending up to {MAX_CLIENT_RATE_QPS:,} q/s; {MAX_CLIENTS} outrun any frontend"))
-    engine: str = setting("local", 'engine', '--engine', choices=engine_names, help="serving engine: local processes (default), Docker containers through clipper_admin's "
+    engine: str = setting(DEFAULT_ENGINE, 'engine', '--engine', choices=engine_names, help="serving engine: local processes (default), Docker containers through clipper_admin's "
                         "DockerContainerManager, each replica pinned (see --query_frontend_image), ray (Ray Serve), "
                         "or clipper: a Clipper already running (see --clipper_address)")
     results_dir: Path = setting(Path("results"), 'output', '--results_dir', type=Path, help="where experiments go (default results/)")
@@ -262,7 +263,7 @@ class RunSettings:
                         limits=_seconds(0, ANY_DURATION))
     concurrency: tuple[int, ...] = setting((), 'load', '--concurrency', type=whole_number, nargs="+", help="closed loop: outstanding queries in all; several values are swept, innermost (default (batches in flight + 1) x replicas x batch size)",
                         limits=Range(1, MAX_CONCURRENCY, "", f"16 x the largest batch ({MAX_BATCH_SIZE:,}); more outstanding queries only queue"))
-    transport: str = setting("auto", 'load', '--transport', choices=["auto", "binary", "shm", "rest"], help="query path: binary (raw tensors over ZeroMQ), shm (inputs in shared memory, "
+    transport: str = setting("auto", 'load', '--transport', choices=TRANSPORT_CHOICES, help="query path: binary (raw tensors over ZeroMQ), shm (inputs in shared memory, "
                         "descriptors over ZeroMQ; --engine local) or rest (Clipper's JSON API); default auto: each "
                         "engine's own choice: shm for inputs of 64 KiB or more (the images) on --engine local, "
                         "rest for Clipper's own frontend and --engine clipper, --ray_ingress's on ray, binary otherwise")
@@ -417,7 +418,7 @@ def resolve_defaults(settings: RunSettings) -> RunSettings:
     except UnknownModelError:
         large = gpu_model = False  # the plan reports the unknown model
     if settings.engine in engine_names():  # else argparse has refused it
-        changes["transport"] = engine_class(settings.engine).resolve_transport(settings, large)
+        changes["transport"] = str(engine_class(settings.engine).resolve_transport(settings, large))  # a plain name in records
     torch_gpu = settings.framework == "torch" and bool(settings.model_gpus) and gpu_model
     for flag in ("overlap_batches", "cuda_graphs"):
         if getattr(settings, flag) == "auto":

@@ -16,6 +16,8 @@ from typing import Any
 
 from ...common.plugins import ENGINES_GROUP, plugins
 
+DEFAULT_ENGINE = "local"  # the first of ENGINES: --engine's default
+
 ENGINES: dict[str, str] = {
     "local": "clipper_bench.sweep.engines.local:LocalEngine",
     "docker": "clipper_bench.sweep.engines.docker:DockerEngine",
@@ -41,4 +43,4 @@ def engine_class(name: str) -> type[Any]:
     return getattr(importlib.import_module(module), cls)
 
 
-__all__ = ["ENGINES", "engine_class", "engine_names"]
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "engine_class", "engine_names"]

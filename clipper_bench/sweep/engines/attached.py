@@ -20,6 +20,7 @@ from ...engine.attached_manager import (
     check_running_clipper,
 )
 from ...engine.manager import Placement
+from ...protocol.transports import Transport
 from ..plan import ConfigPoint, PlanError
 from ..settings import RunSettings
 from .base import Engine, StartContext, check_framework
@@ -60,12 +61,12 @@ class AttachedEngine(Engine):
     """A Clipper that is already running; clipper-bench's replicas as pinned processes on this host."""
 
     name = "clipper"
-    transports = ("rest", "binary")
+    transports = (Transport.REST, Transport.BINARY)
 
     @classmethod
     def resolve_transport(cls, settings: RunSettings, large_inputs: bool) -> str:
         """``auto``: rest, Clipper's own query API, which every Clipper has."""
-        return "rest" if settings.transport == "auto" else settings.transport
+        return Transport.REST if settings.transport == Transport.AUTO else settings.transport
 
     @classmethod
     def validate(cls, settings: RunSettings) -> None:
@@ -73,7 +74,7 @@ class AttachedEngine(Engine):
         cls.check_transport(settings)
         check_framework(settings)
         addrs = addresses_of(settings)
-        if settings.transport == "binary" and addrs.binary is None:
+        if settings.transport == Transport.BINARY and addrs.binary is None:
             raise PlanError("--engine clipper --transport binary needs --clipper_binary_address HOST:PORT "
                             "(clipper-bench serve prints it; Clipper's own frontend has no binary path: use rest)")
         try:

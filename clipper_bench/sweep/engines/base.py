@@ -21,6 +21,7 @@ from ...load.orchestrate import run_clients
 from ...load.spec import LoadSpec
 from ...load.stats import ClientData
 from ...power.sampler import PowerMonitor, SamplerConfig
+from ...protocol.transports import Transport
 from ..plan import ConfigPoint, CorePlan, PlanError
 from ..settings import RunSettings
 from . import engine_class
@@ -102,6 +103,7 @@ class Engine(ABC):
 
     name: ClassVar[str]
     transports: ClassVar[tuple[str, ...]]  # query paths its deployments serve
+    serves_pipelines: ClassVar[bool] = False  # whether `clipper-bench pipeline` can chain stages on it
 
     def __init__(self, settings: RunSettings) -> None:
         self.settings = settings
@@ -110,7 +112,7 @@ class Engine(ABC):
     def resolve_transport(cls, settings: RunSettings, large_inputs: bool) -> str:
         """The transport a run uses: what ``--transport`` says, or for ``auto`` the fastest this engine
         offers for the model's inputs (``large_inputs``: 64 KiB or more)."""
-        return "binary" if settings.transport == "auto" else settings.transport
+        return Transport.BINARY if settings.transport == Transport.AUTO else settings.transport
 
     @classmethod
     def validate(cls, settings: RunSettings) -> None:
@@ -122,7 +124,7 @@ class Engine(ABC):
     def check_transport(cls, settings: RunSettings) -> None:
         """PlanError when this engine does not serve ``settings.transport``."""
         if settings.transport not in cls.transports:
-            if settings.transport == "shm":
+            if settings.transport == Transport.SHM:
                 raise PlanError("--transport shm needs the load clients and replicas on one host: use it with "
                                 "--engine local, or pass --transport binary")
             raise PlanError(f"--engine {cls.name} serves --transport {' or '.join(cls.transports)}, "

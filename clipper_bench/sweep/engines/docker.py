@@ -9,6 +9,7 @@ from clipper_admin.container_manager import ContainerManager
 
 from ...engine.images import model_image
 from ...engine.manager import IMAGE_PREFIX, Placement
+from ...protocol.transports import Transport
 from ..plan import PlanError
 from ..settings import RunSettings
 from .local import LocalEngine
@@ -18,13 +19,14 @@ class DockerEngine(LocalEngine):
     """Clipper's frontend images (or clipper-bench's own) and one container per replica."""
 
     name = "docker"
-    transports = ("binary", "rest")
+    transports = (Transport.BINARY, Transport.REST)
+    serves_pipelines = False  # Clipper's own frontend chains nothing
 
     @classmethod
     def resolve_transport(cls, settings: RunSettings, large_inputs: bool) -> str:
         """``auto``: rest with Clipper's own frontend (it has nothing else), binary with clipper-bench's."""
-        if settings.transport == "auto":
-            return "binary" if settings.query_frontend_image.startswith(IMAGE_PREFIX) else "rest"
+        if settings.transport == Transport.AUTO:
+            return Transport.BINARY if settings.query_frontend_image.startswith(IMAGE_PREFIX) else Transport.REST
         return settings.transport
 
     @classmethod
@@ -36,7 +38,7 @@ class DockerEngine(LocalEngine):
 
         cls.check_transport(settings)  # the images hold the model's framework: nothing to check here
         bench_frontend = settings.query_frontend_image.startswith(IMAGE_PREFIX)
-        if settings.transport == "binary" and not bench_frontend:
+        if settings.transport == Transport.BINARY and not bench_frontend:
             raise PlanError(f"{settings.query_frontend_image} (Clipper's query frontend) has no binary query "
                             "path: pass --transport rest, or --query_frontend_image clipper-bench/frontend")
         try:

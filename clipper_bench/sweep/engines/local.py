@@ -24,6 +24,7 @@ from clipper_admin.exceptions import ClipperException
 from ...common.processes import free_ports, listen_tcp, port_taken_message
 from ...engine.images import model_image
 from ...engine.manager import LocalContainerManager, Placement
+from ...protocol.transports import Transport
 from ...results.store import CONFIGS_DIR
 from ..plan import ConfigPoint, PlanError
 from ..settings import RunSettings
@@ -136,7 +137,8 @@ class LocalEngine(Engine):
     """clipper-bench's own frontend and replicas as pinned processes on this host."""
 
     name = "local"
-    transports = ("binary", "shm", "rest")
+    transports = (Transport.BINARY, Transport.SHM, Transport.REST)
+    serves_pipelines = True  # its frontend chains the stages (engine/pipeline.py)
     power_dir: Path | None = None  # the experiment's configs/, set at the first start
 
     def __init__(self, settings: RunSettings) -> None:
@@ -146,8 +148,8 @@ class LocalEngine(Engine):
     @classmethod
     def resolve_transport(cls, settings: RunSettings, large_inputs: bool) -> str:
         """``auto``: shared memory for large inputs (their bytes then cross no socket), else binary."""
-        if settings.transport == "auto":
-            return "shm" if large_inputs else "binary"
+        if settings.transport == Transport.AUTO:
+            return Transport.SHM if large_inputs else Transport.BINARY
         return settings.transport
 
     @classmethod

@@ -29,6 +29,7 @@ from ...load.spec import LoadSpec
 from ...load.stats import ClientData
 from ...power.ray_sampler import ClusterPowerMonitor, HostPlan, start_sampler_actors
 from ...power.sampler import SamplerConfig
+from ...protocol.transports import Transport
 from ..plan import ConfigPoint, PlanError, placements
 from ..settings import RunSettings
 from .base import Deployment, Engine, StartContext
@@ -318,7 +319,7 @@ class RayEngine(Engine):
     """Ray Serve: a local Ray started for the experiment, or the cluster ``--ray_address`` names."""
 
     name = "ray"
-    transports = ("rest", "ray_handle")
+    transports = (Transport.REST, Transport.RAY_HANDLE)
 
     def __init__(self, settings: RunSettings) -> None:
         super().__init__(settings)
@@ -327,7 +328,7 @@ class RayEngine(Engine):
     @classmethod
     def resolve_transport(cls, settings: RunSettings, large_inputs: bool) -> str:
         """Always what ``--ray_ingress`` says: Serve's HTTP proxy (Clipper's JSON) or deployment handles."""
-        return {"http": "rest", "handle": "ray_handle"}[settings.ray_ingress]
+        return {"http": Transport.REST, "handle": Transport.RAY_HANDLE}[settings.ray_ingress]
 
     @classmethod
     def validate(cls, settings: RunSettings) -> None:

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from ...common.cli_types import one_line_errors
+from ...protocol.transports import Transport
 from ..settings import GROUPS, MODEL_FIELDS, RunSettings, declared_fields, resolve_defaults
 
 # run's flags that a pipeline file decides per stage, or that need one model
@@ -51,8 +52,8 @@ def pipeline_settings(args: argparse.Namespace, query_model: str) -> RunSettings
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     values["models_dir"] = Path(values["models_dir"])
     values["concurrency"] = (args.concurrency,) if args.concurrency else ()
-    if values.get("transport") == "auto":  # the frontend chains and resizes inputs: they must reach it
-        values["transport"] = "binary"
+    if values.get("transport") == Transport.AUTO:  # the frontend chains and resizes inputs: they must reach it
+        values["transport"] = Transport.BINARY.value
     return resolve_defaults(RunSettings(model_name=query_model, **values))
 
 
@@ -91,11 +92,12 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 def _check_engine(settings: RunSettings) -> None:
     """Pipelines run on the local engine, over the binary or REST path."""
+    from ..engines import DEFAULT_ENGINE, engine_class
     from ..plan import PlanError
 
-    if settings.engine != "local":
-        raise PlanError(f"pipelines run on --engine local (the frontend chains the stages); --engine "
+    if not engine_class(settings.engine).serves_pipelines:
+        raise PlanError(f"pipelines run on --engine {DEFAULT_ENGINE} (the frontend chains the stages); --engine "
                         f"{settings.engine} serves one model per run: use `clipper-bench run` there")
-    if settings.transport == "shm":
+    if settings.transport == Transport.SHM:
         raise PlanError("pipelines take --transport binary or rest (the frontend resizes and chains inputs "
                         "itself, so they cannot stay in the client's shared memory)")

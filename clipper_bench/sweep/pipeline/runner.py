@@ -27,6 +27,7 @@ from ...load.spec import LoadSpec
 from ...load.stats import lateness_stats, summarize, window_metrics
 from ...power.sampler import PowerMonitor, SamplerConfig, read_live_watts
 from ...power.summary import summarize_power
+from ...protocol.transports import Transport
 from ...results.records import original_client_metrics
 from ...results.status import RunStatus, classify_windows
 from ...results.store import EXPERIMENT_FILE, ExperimentStore, atomic_write_json, host_info
@@ -171,7 +172,7 @@ class PipelineRunner:
         concurrency = (sum(s.concurrency) if s.concurrency else
                        max(c.replicas * c.batch_size for c in self.points_by_id[cid].values()) * (s.batches_in_flight + 1))
         manager = self.deployment.manager
-        address = manager.get_binary_addr() if s.transport == "binary" else manager.get_query_addr()
+        address = manager.get_binary_addr() if s.transport == Transport.BINARY else manager.get_query_addr()
         prefix = f"{label}." if label else ""
         return [LoadSpec(
             client_index=i, transport=s.transport, address=address, app=self.spec.name, model_name=model,

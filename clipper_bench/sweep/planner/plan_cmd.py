@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from ...load.arrivals import schedule_ns
+from ...protocol.transports import Transport
 from ..pipeline.spec import PipelineSpec, StageConfig, config_id, load_pipeline, parse_pipeline
 from ..plan import plan_cores, usable_cpus
 from ..settings import RunSettings, resolve_defaults
@@ -217,7 +218,7 @@ def validate(spec: PipelineSpec, plan: dict[str, StageChoice], args: argparse.Na
     settings = resolve_defaults(RunSettings(
         model_name=query_model(spec), duration_s=args.duration_s, warmup_s=args.warmup_s, rate_qps=(args.rate,),
         arrival=args.arrival, slo_ms=max(10 * args.slo_p99_ms, 1000.0), repeats=args.repeats, idle_s=0.0,
-        transport="binary",
+        transport=Transport.BINARY.value,
         oversubscribe=args.oversubscribe, model_cpus=tuple(args.model_cpus) if args.model_cpus else None,
         results_dir=args.results_dir / f"validate-{label}", drain_timeout_s=2.0))
     runner = PipelineRunner(plan_spec(spec, plan), settings, ["clipper-bench", "plan", "--validate"])
