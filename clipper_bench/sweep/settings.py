@@ -290,9 +290,11 @@ class RunSettings:
                         limits=_seconds(0.1, "as -d, a shorter window times too few batches"))
     calibrate: bool = setting(False, 'sweep', '--calibrate', action="store_true", help="before the sweep, run the built-in sleep model (20 ms per batch, batch 1, 1 replica: a known capacity of 50 q/s) "
                         "closed loop for a few seconds on the same engine; experiment.json's calibration holds the measured against the known capacity")
-    batches_in_flight: int = setting(2, 'engine', '--batches_in_flight', type=whole_number, metavar="N", help="batches each replica is sent before it answers: 2 (default) so the next batch crosses "
-                        "the socket while the model computes; 1 is Clipper's own behaviour",
-                        limits=Range(1, 4, "", "from 4 on a replica's queue only grows"))
+    batches_in_flight: int = setting(0, 'engine', '--batches_in_flight', type=whole_number, metavar="N", help="batches each replica is sent before it answers; default 0: auto, 3 for torch "
+                        "image models on a GPU (one replica reached 0.91-0.96 of the forward pass's CUDA-graph speed on an H200 "
+                        "with 3, 0.76-0.84 with 2), else 2 so the next batch crosses the socket while the model computes; "
+                        "1 is Clipper's own behaviour",
+                        limits=Range(0, 4, "", "from 4 on a replica's queue only grows; 0 is auto"))
     power_interval_ms: float = setting(100.0, 'power', '--power_interval_ms', type=finite_float, help="how often GPU power, RAPL energy and CPU use are sampled (default 100)",
                         limits=Range(MIN_INTERVAL_S * 1000, MAX_INTERVAL_S * 1000, "ms", SAMPLING_WHY))
     powercap_root: Path = setting(Path("/sys/class/powercap"), 'power', '--powercap_root', type=Path, help="root of the powercap sysfs tree for RAPL (default /sys/class/powercap)")
@@ -393,10 +395,14 @@ class RunSettings:
         replica's batches in flight are full and one more full batch waits for each."""
         if concurrency:
             return concurrency
-        return (self.batches_in_flight + 1) * num_replicas * batch_size
+        return ((self.batches_in_flight or AUTO_BATCHES_IN_FLIGHT) + 1) * num_replicas * batch_size
 
 
 SHM_MIN_INPUT_BYTES = 64 * 1024  # from here on, inputs travel through shared memory by default
+
+
+AUTO_BATCHES_IN_FLIGHT = 2  # --batches_in_flight's auto value (docs/benchmarks.md, issue 14)
+GPU_BATCHES_IN_FLIGHT = 3  # ... for torch image models on a GPU (docs/benchmarks.md, issue 29)
 
 
 def resolve_defaults(settings: RunSettings) -> RunSettings:
@@ -406,7 +412,8 @@ def resolve_defaults(settings: RunSettings) -> RunSettings:
       memory for inputs of 64 KiB or more (the images: their bytes then cross no socket) and the
       binary path for small inputs; on ``--engine docker`` with Clipper's own frontend, which has only
       the REST API, rest; on Ray what ``--ray_ingress`` says;
-    * overlap_batches and cuda_graphs: on for torch image models on a GPU, off otherwise.
+    * overlap_batches and cuda_graphs: on for torch image models on a GPU, off otherwise;
+    * batches_in_flight (0): 3 for torch image models on a GPU, 2 otherwise.
 
     Records carry the resolved values."""
     from ..containers.models.base import UnknownModelError, get_model_spec
@@ -420,6 +427,8 @@ def resolve_defaults(settings: RunSettings) -> RunSettings:
     if settings.engine in engine_names():  # else argparse has refused it
         changes["transport"] = str(engine_class(settings.engine).resolve_transport(settings, large))  # a plain name in records
     torch_gpu = settings.framework == "torch" and bool(settings.model_gpus) and gpu_model
+    if settings.batches_in_flight == 0:
+        changes["batches_in_flight"] = GPU_BATCHES_IN_FLIGHT if torch_gpu else AUTO_BATCHES_IN_FLIGHT
     for flag in ("overlap_batches", "cuda_graphs"):
         if getattr(settings, flag) == "auto":
             changes[flag] = "on" if torch_gpu else "off"

@@ -213,7 +213,7 @@ def test_interrupt_reaps_everything_and_keeps_finished_results(tmp_path, sig):
     assert not wait_until_gone(our_processes() - before, timeout_s=5)
     exp = only_experiment(tmp_path)
     runs = [json.loads(line) for line in (exp / "runs.ndjson").read_text().splitlines()]
-    assert [r["status"] for r in runs] == ["ok", "interrupted"]
+    assert [r["status"] for r in runs] == ["ok", "interrupted"], [(r["status"], r.get("reason")) for r in runs]
     # what the interrupted configuration measured before the signal is kept
     assert runs[1]["partial"].startswith("interrupted after") and runs[1]["num_completed"] > 0
     record = json.loads((exp / "configs" / "noop-r1-c1-b2.json").read_text())

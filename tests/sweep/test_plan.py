@@ -69,6 +69,8 @@ def test_auto_transport_is_shm_for_images_binary_for_small_inputs_and_rest_for_c
     gpu = resolve_defaults(RunSettings("vgg", model_gpus=(0,), overlap_batches="auto", cuda_graphs="auto"))
     cpu = resolve_defaults(RunSettings("vgg", overlap_batches="auto", cuda_graphs="auto"))
     assert (gpu.overlap_batches, gpu.cuda_graphs, cpu.overlap_batches, cpu.cuda_graphs) == ("on", "on", "off", "off")
+    assert (gpu.batches_in_flight, cpu.batches_in_flight) == (3, 2)  # measured on an H200 (issue 29)
+    assert resolve_defaults(RunSettings("vgg", model_gpus=(0,), batches_in_flight=1)).batches_in_flight == 1
 
 
 def test_every_engine_in_the_registry_is_offered_and_implements_the_interface():
