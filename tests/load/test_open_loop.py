@@ -50,7 +50,9 @@ def test_a_slow_server_backlog_shows_in_open_loop_latency_but_not_closed_loop(tm
     assert np.median(last) > np.median(first) + 1000  # about 50 q/s x 2 s of backlog x 20 ms
     closed, _, _ = run(tmp_path / "closed", "-m", "sleep", "--sleep_ms", "20", "-b", "1", "-d", "3", "--warmup", "0",
                        "--slo_ms", "100000")
-    assert closed["latency_ms"]["p99"] < 100  # the closed loop slows down with the server and hides it
+    # the closed loop slows down with the server and hides it: a few batch times (3 in flight x 20 ms),
+    # with room for a busy machine, never the open loop's seconds of backlog
+    assert closed["latency_ms"]["p99"] < 500 < np.median(last)
 
 
 def test_poisson_gaps_have_the_right_mean_and_spread():

@@ -135,7 +135,9 @@ def test_two_clients_merge_into_one_summary(tmp_path, no_leftover_processes):
         for c in clients
         for m in [c.measured(window) & (c.status == 0)]
     ])
-    assert record["summary"]["num_completed"] == lat.size
+    # latency is over the queries due in the window and answered ok (num_answered_ok); num_completed
+    # counts answers arriving in it, whenever sent, and may differ by a few at the window's edges
+    assert record["summary"]["num_answered_ok"] == lat.size
     assert record["summary"]["latency_ms"]["p99"] == pytest.approx(np.percentile(lat, 99))
 
 
