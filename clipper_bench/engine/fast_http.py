@@ -26,6 +26,8 @@ from collections.abc import Callable
 from email.utils import formatdate
 from typing import Any, Protocol
 
+import orjson
+
 MAX_HEAD_BYTES = 8190  # aiohttp's own limit on a request line or header
 MAX_PIPELINED = 64  # requests answered out of order are held; past this many, reading pauses
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
@@ -33,6 +35,11 @@ _VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*\Z")
 _APP = re.compile(rb"/([A-Za-z0-9_.\-]+)/predict\Z")
 _REASONS = {200: b"OK", 400: b"Bad Request", 408: b"Request Timeout", 500: b"Internal Server Error"}
 _NOT_FAST = frozenset((b"transfer-encoding", b"expect", b"upgrade"))
+
+
+def late_body_cause(deadline_s: float) -> str:
+    """Why a request was answered 408, on either path (here and http_guard's)."""
+    return f"request body did not arrive within {deadline_s:.1f} s"
 
 
 class PredictHandler(Protocol):
@@ -194,11 +201,12 @@ class FastConnection:
     def _await_body(self, head: _Head) -> None:
         if self._timer is None:
             self._guard.enter_body()
-            self._timer = asyncio.get_running_loop().call_later(self._body_deadline(head.length), self._late_body)
+            deadline_s = self._body_deadline(head.length)
+            self._timer = asyncio.get_running_loop().call_later(deadline_s, self._late_body, deadline_s)
 
-    def _late_body(self) -> None:
+    def _late_body(self, deadline_s: float) -> None:
         self._timer = None
-        cause = b'{"error":"Request body timed out","cause":"request body did not arrive in time"}'
+        cause = orjson.dumps({"error": "Request body timed out", "cause": late_body_cause(deadline_s)})
         self._answers.append([response(408, cause, close=True), True])
         self._head = None
         self._buf.clear()

@@ -33,7 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .fast_http import FastConnection, PredictHandler
+from .fast_http import FastConnection, PredictHandler, late_body_cause
 
 BodyLimit = int | Callable[[web.BaseRequest], int]
 Handler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
@@ -248,7 +248,7 @@ class GuardedSite(web.TCPSite):
         try:
             await asyncio.wait_for(clone.read(), deadline_s)
         except TimeoutError:
-            raise _Refusal(408, f"request body did not arrive within {deadline_s:.1f} s", close=True) from None
+            raise _Refusal(408, late_body_cause(deadline_s), close=True) from None
         except web.HTTPRequestEntityTooLarge:
             raise _Refusal(413, f"request body is over this endpoint's limit of {limit} bytes") from None
         except (ConnectionError, asyncio.IncompleteReadError) as exc:

@@ -20,14 +20,6 @@ from .registry import Application
 log = logging.getLogger("clipper_bench.frontend")
 
 
-def _peek_packed(frames: Sequence[Buffer]) -> bool:
-    """Whether a possibly malformed request asked for packed answers."""
-    if frames and len(frames[0]) >= binary.REQUEST_HEADER.size:
-        return bool(binary.REQUEST_HEADER.unpack_from(bytes(frames[0]))[2]
-                    & binary.FLAG_PACKED)
-    return False
-
-
 class BinaryQueries:
     """Requests on the binary port, answered when every input of a request is answered."""
 
@@ -68,7 +60,7 @@ class BinaryQueries:
         except (binary.BinaryProtocolError, InputError, shm.ShmError) as exc:
             n = max(len(body) - 1, 1)
             self._reply_binary(identity, binary.peek_request_id(body), 0, bytes([Status.ERROR]) * n,
-                               [str(exc).encode()] * n, _peek_packed(body))
+                               [str(exc).encode()] * n, binary.peek_packed(body))
             return
         in_shm = bool(req.flags & shm.FLAG_SHM)
 
@@ -115,19 +107,19 @@ class BinaryQueries:
                     asyncio.get_running_loop().call_soon(self._send_packed)
             pending.append(binary.encode_packed_response(request_id, query_id, statuses, outputs))
             return
-        try:
-            send_frames(self._binary, [identity, *binary.encode_response(request_id, query_id, statuses, outputs)])
-        except zmq.ZMQError as exc:  # the client went away; nothing is waiting
-            log.debug("binary reply to %r dropped: %s", identity, exc)
+        self._send_to_client(identity, binary.encode_response(request_id, query_id, statuses, outputs))
         self._binary_reader.recheck()
 
     def _send_packed(self) -> None:
         """One message per client of every packed answer gathered for it (see protocol.binary)."""
         replies, self._packed_replies = self._packed_replies, {}
         for identity, parts in replies.items():
-            try:
-                send_frames(self._binary, [identity, b"".join(parts)])
-            except zmq.ZMQError as exc:  # the client went away; nothing is waiting
-                log.debug("packed binary reply to %r dropped: %s", identity, exc)
+            self._send_to_client(identity, [b"".join(parts)])
         self._binary_reader.recheck()
+
+    def _send_to_client(self, identity: bytes, frames: list[Buffer]) -> None:
+        try:
+            send_frames(self._binary, [identity, *frames])
+        except zmq.ZMQError as exc:  # the client went away; nothing is waiting
+            log.debug("binary reply to %r dropped: %s", identity, exc)
 

@@ -494,7 +494,9 @@ def _ready_receiver(sock: Any, rec: Recorder) -> Callable[[], int]:
 
 def packed_recorder(rec: Recorder) -> Callable[[memoryview, int], int]:
     """A function that records, as answered at ``t_ns``, every packed response in one message from
-    the frontend (see :mod:`clipper_bench.protocol.binary`) and returns how many it held."""
+    the frontend and returns how many it held: the client's lean reading of
+    :func:`~clipper_bench.protocol.binary.decode_packed_responses`'s layout, which takes only each
+    request id and first status and builds nothing per answer (it runs once per answer received)."""
     from ..protocol.binary import RESPONSE_HEADER
 
     unpack, size = RESPONSE_HEADER.unpack_from, RESPONSE_HEADER.size

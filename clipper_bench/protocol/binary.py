@@ -126,6 +126,13 @@ def decode_request(frames: Sequence[Buffer], max_inputs: int = 4096) -> BinaryRe
     return BinaryRequest(request_id, input_type, app, inputs, flags)
 
 
+def peek_packed(frames: Sequence[Buffer]) -> bool:
+    """Whether a possibly malformed request asked for packed answers (FLAG_PACKED)."""
+    if frames and len(frames[0]) >= REQUEST_HEADER.size:
+        return bool(REQUEST_HEADER.unpack_from(bytes(frames[0]))[2] & FLAG_PACKED)
+    return False
+
+
 def peek_request_id(frames: Sequence[Buffer]) -> int:
     """The request_id of a possibly malformed request, or 0 when none can be read."""
     if frames and len(frames[0]) >= 8:
