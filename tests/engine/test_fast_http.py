@@ -4,15 +4,15 @@ order, hands any other request to aiohttp on the same connection, and keeps the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
-import threading
 import time
 
 from aiohttp import web
 
 from clipper_bench.engine.fast_http import parse_head
-from clipper_bench.engine.http_guard import GuardedSite
+from tests.engine.test_http_guard import serve_guarded
 
 
 class _Echo:
@@ -28,15 +28,10 @@ class _Echo:
         return 1000
 
 
-def _serve(header_timeout_s: float = 5.0, body_timeout_s: float = 5.0):
-    """A guarded site with the fast path in a background loop, on a port bound first; (port, stop)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    port = sock.getsockname()[1]
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    runners = []
+@contextlib.contextmanager
+def _served(header_timeout_s: float = 5.0, body_timeout_s: float = 5.0):
+    """A guarded site with the fast path (answering through _Echo) and aiohttp's routes behind it;
+    yields its port."""
 
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(text="metrics")
@@ -44,27 +39,15 @@ def _serve(header_timeout_s: float = 5.0, body_timeout_s: float = 5.0):
     async def slow_path(request: web.Request) -> web.Response:
         return web.json_response({"via": "aiohttp", "body": (await request.read()).decode()})
 
-    async def start() -> None:
-        app = web.Application()
-        app.router.add_get("/metrics", metrics)
-        app.router.add_post("/{app}/predict", slow_path)
-        runner = web.AppRunner(app, access_log=None, keepalive_timeout=header_timeout_s)
-        await runner.setup()
-        await GuardedSite(runner, "127.0.0.1", port, sock=sock, header_timeout_s=header_timeout_s,
-                          body_timeout_s=body_timeout_s, body_limit=1000, fast=_Echo()).start()
-        runners.append(runner)
-        ready.set()
-
-    thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True)
-    thread.start()
-    assert ready.wait(10)
-
-    def stop() -> None:
-        asyncio.run_coroutine_threadsafe(runners[0].cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-
-    return port, stop
+    app = web.Application()
+    app.router.add_get("/metrics", metrics)
+    app.router.add_post("/{app}/predict", slow_path)
+    port, stop = serve_guarded(app, header_timeout_s, header_timeout_s=header_timeout_s,
+                               body_timeout_s=body_timeout_s, body_limit=1000, fast=_Echo())
+    try:
+        yield port
+    finally:
+        stop()
 
 
 def _post(path: str, body: bytes, extra: bytes = b"") -> bytes:
@@ -89,8 +72,7 @@ def _read_responses(sock: socket.socket, count: int, timeout_s: float = 5.0) -> 
 
 
 def test_pipelined_predicts_are_answered_in_request_order_though_answered_out_of_it():
-    port, stop = _serve()
-    try:
+    with _served() as port:
         with socket.create_connection(("127.0.0.1", port)) as sock:
             delays = [300, 10, 150, 0]  # the last is ready first
             sock.sendall(b"".join(_post("/m/predict", json.dumps({"delay_ms": d, "i": i}).encode())
@@ -98,13 +80,10 @@ def test_pipelined_predicts_are_answered_in_request_order_though_answered_out_of
             answers = _read_responses(sock, 4)
         assert [json.loads(body["body"])["i"] for _, body in answers] == [0, 1, 2, 3]
         assert all(head.startswith(b"HTTP/1.1 200") and body["via"] == "fast" for head, body in answers)
-    finally:
-        stop()
 
 
 def test_any_other_request_goes_to_aiohttp_on_the_same_connection_after_the_fast_answers():
-    port, stop = _serve()
-    try:
+    with _served() as port:
         with socket.create_connection(("127.0.0.1", port)) as sock:
             chunked = (b"POST /m/predict HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                        b"2\r\n{}\r\n0\r\n\r\n")
@@ -112,13 +91,10 @@ def test_any_other_request_goes_to_aiohttp_on_the_same_connection_after_the_fast
             answers = _read_responses(sock, 3)
         assert [body["via"] for _, body in answers] == ["fast", "aiohttp", "aiohttp"]  # handed over for good
         assert answers[1][1]["body"] == "{}"
-    finally:
-        stop()
 
 
 def test_connection_close_is_honoured_and_a_late_body_gets_408_and_a_closed_connection():
-    port, stop = _serve(body_timeout_s=0.5)
-    try:
+    with _served(body_timeout_s=0.5) as port:
         with socket.create_connection(("127.0.0.1", port)) as sock:
             sock.sendall(_post("/m/predict", b"{}", extra=b"Connection: close\r\n"))
             (head, body), = _read_responses(sock, 1)
@@ -130,13 +106,10 @@ def test_connection_close_is_honoured_and_a_late_body_gets_408_and_a_closed_conn
             (head, body), = _read_responses(sock, 1)
             assert head.startswith(b"HTTP/1.1 408") and "did not arrive" in body["cause"]
             assert sock.recv(100) == b"" and time.monotonic() - began < 3
-    finally:
-        stop()
 
 
 def test_a_head_that_trickles_in_is_closed_at_the_header_deadline():
-    port, stop = _serve(header_timeout_s=0.5)
-    try:
+    with _served(header_timeout_s=0.5) as port:
         with socket.create_connection(("127.0.0.1", port)) as sock:
             sock.sendall(_post("/m/predict", b"{}"))
             _read_responses(sock, 1)
@@ -157,8 +130,6 @@ def test_a_head_that_trickles_in_is_closed_at_the_header_deadline():
                 except TimeoutError:
                     pass
             assert closed and time.monotonic() - began < 2
-    finally:
-        stop()
 
 
 def test_only_plain_http11_predicts_with_a_readable_length_take_the_fast_path():

@@ -9,35 +9,32 @@ import time
 import requests
 from aiohttp import web
 
-from clipper_bench.common.processes import free_ports
 from clipper_bench.engine.http_guard import GuardedSite
 
 
-def _serve(header_timeout_s: float, max_connections: int):
-    """A guarded aiohttp site in a background loop; returns (port, stop)."""
+def serve_guarded(app: web.Application, keepalive_timeout_s: float, **site_kwargs):
+    """``app`` behind a GuardedSite in a background loop, on a port bound before it is named;
+    returns (port, stop)."""
     import threading
 
-    (port,) = free_ports(1)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
     loop = asyncio.new_event_loop()
     ready = threading.Event()
     runner_box = []
 
-    async def ok(request: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
     async def start() -> None:
-        app = web.Application()
-        app.router.add_get("/", ok)
-        runner = web.AppRunner(app, access_log=None, keepalive_timeout=header_timeout_s)
+        runner = web.AppRunner(app, access_log=None, keepalive_timeout=keepalive_timeout_s)
         await runner.setup()
-        await GuardedSite(runner, "127.0.0.1", port, header_timeout_s=header_timeout_s,
-                          max_connections=max_connections).start()
+        await GuardedSite(runner, "127.0.0.1", port, sock=sock, **site_kwargs).start()
         runner_box.append(runner)
         ready.set()
 
     thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True)
     thread.start()
-    ready.wait(10)
+    assert ready.wait(10)
 
     def stop() -> None:
         asyncio.run_coroutine_threadsafe(runner_box[0].cleanup(), loop).result(10)
@@ -45,6 +42,17 @@ def _serve(header_timeout_s: float, max_connections: int):
         thread.join(10)
 
     return port, stop
+
+
+def _serve(header_timeout_s: float, max_connections: int):
+    """A guarded aiohttp site answering ``GET /``; returns (port, stop)."""
+
+    async def ok(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/", ok)
+    return serve_guarded(app, header_timeout_s, header_timeout_s=header_timeout_s, max_connections=max_connections)
 
 
 def _closed_within(sock: socket.socket, seconds: float) -> bool:

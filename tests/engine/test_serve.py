@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import requests
@@ -110,14 +111,21 @@ def test_a_taken_default_port_moves_to_a_free_one_and_says_so(no_leftover_proces
             held.close()
 
 
-def test_a_taken_port_asked_for_is_a_one_line_error(no_leftover_processes, tmp_path):
+def serve_on_a_taken_port(flag: str, log_dir: Path) -> tuple[subprocess.CompletedProcess, int]:
+    """``serve FLAG PORT`` while this test holds PORT (bound first, then named: nothing else can take
+    it in between); serve's result and the port."""
     held = hold_port()
-    port = held.getsockname()[1]  # bound first, then named: nothing else can take it in between
+    port = held.getsockname()[1]
     try:
-        proc = subprocess.run([sys.executable, "-m", "clipper_bench", "serve", "--query_port", str(port),
-                               "--log_dir", str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=120)
+        proc = subprocess.run([sys.executable, "-m", "clipper_bench", "serve", flag, str(port),
+                               "--log_dir", str(log_dir)], capture_output=True, text=True, cwd=REPO, timeout=120)
     finally:
         held.close()
+    return proc, port
+
+
+def test_a_taken_port_asked_for_is_a_one_line_error(no_leftover_processes, tmp_path):
+    proc, port = serve_on_a_taken_port("--query_port", tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith(f"clipper-bench: error: could not start the engine: port {port} (query) on 127.0.0.1 "

@@ -4,15 +4,12 @@ to a free port when taken; a port asked for that is taken is a one-line error; 0
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import requests
 
 from clipper_bench.engine.serve_cli import DEFAULT_PORTS
 from clipper_bench.sweep.settings import RunSettings
-from tests.conftest import REPO
-from tests.engine.test_serve import hold_port, start_serve, stop_serve
+from tests.engine.test_serve import serve_on_a_taken_port, start_serve, stop_serve
 
 
 def prometheus_url(out: str) -> str | None:
@@ -43,13 +40,7 @@ def test_serve_serves_prometheus_on_the_default_port_or_the_one_it_moved_to(no_l
 
 
 def test_serve_metrics_port_taken_is_one_line_and_0_is_off(no_leftover_processes, tmp_path):
-    held = hold_port()
-    port = held.getsockname()[1]  # bound first, then named
-    try:
-        proc = subprocess.run([sys.executable, "-m", "clipper_bench", "serve", "--metrics_port", str(port),
-                               "--log_dir", str(tmp_path)], capture_output=True, text=True, cwd=REPO, timeout=120)
-    finally:
-        held.close()
+    proc, port = serve_on_a_taken_port("--metrics_port", tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     (line,) = proc.stderr.strip().splitlines()
     assert f"port {port} (Prometheus metrics) on 127.0.0.1 is in use" in line and "pass another --metrics_port" in line
