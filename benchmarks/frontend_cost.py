@@ -51,13 +51,13 @@ end
 """
 
 
-def start_serve(repo: Path, batch: int, work: Path) -> tuple[subprocess.Popen, dict[str, int]]:
-    """``serve -m noop`` from ``repo`` on free ports; the process and its ports once it is up."""
+def start_serve(repo: Path, batch: int, work: Path, model: str = "noop") -> tuple[subprocess.Popen, dict[str, int]]:
+    """``serve -m MODEL`` from ``repo`` on free ports; the process and its ports once it is up."""
     from clipper_bench.common.processes import free_ports
 
     query, admin, rpc, binary = free_ports(4)  # a tool: serve says so if one was taken meanwhile
     server = subprocess.Popen(
-        [sys.executable, "-m", "clipper_bench", "serve", "-m", "noop", "-r", "1", "-b", str(batch),
+        [sys.executable, "-m", "clipper_bench", "serve", "-m", model, "-r", "1", "-b", str(batch),
          "--query_port", str(query), "--admin_port", str(admin), "--rpc_port", str(rpc),
          "--binary_port", str(binary), "--log_dir", str(work / "logs")],
         cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, stdout=subprocess.PIPE,

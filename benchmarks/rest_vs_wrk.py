@@ -15,11 +15,9 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,20 +61,17 @@ def main() -> int:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
-    from clipper_bench.common.processes import free_ports
+    from frontend_cost import (  # this directory is on sys.path when run as a script
+        start_serve,
+        stop,
+    )
+
     from clipper_bench.containers.models import get_model_spec
 
-    query, admin, rpc, binary = free_ports(4)
     work = Path(tempfile.mkdtemp(prefix="rest-vs-wrk-"))
-    server = subprocess.Popen(
-        [sys.executable, "-m", "clipper_bench", "serve", "-m", args.model, "-b", str(args.batch_size),
-         "--query_port", str(query), "--admin_port", str(admin), "--rpc_port", str(rpc),
-         "--binary_port", str(binary), "--log_dir", str(work / "logs")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    server, ports = start_serve(REPO, args.batch_size, work, args.model)
+    query = ports["query"]
     try:
-        for line in server.stdout:
-            if line.startswith("Ctrl-C"):
-                break
         spec = get_model_spec(args.model)
         body = json.dumps({"input": spec.make_inputs(1)[0].tolist()})
         url = f"http://127.0.0.1:{query}/{args.model}/predict"
@@ -92,12 +87,7 @@ def main() -> int:
         for k, w, o in rows:
             print(f"| {k} | {w:,.0f} | {o:,.0f} | {o / w:.2f} |")
     finally:
-        os.killpg(server.pid, signal.SIGINT)
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-        time.sleep(0.2)
+        stop(server)
         shutil.rmtree(work, ignore_errors=True)
     return 0
 
