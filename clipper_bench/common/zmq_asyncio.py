@@ -34,7 +34,9 @@ def send_frames(sock: zmq.Socket, frames: list, copy: bool = False) -> None:
 
 
 class ZmqReader:
-    """Calls ``handler(frames)`` for every multipart message that arrives on ``sock``."""
+    """Calls ``handler(frames)`` for every multipart message that arrives on ``sock``; with
+    ``drain_hooks`` (start, end), calls ``start()`` before each drain of the waiting messages and
+    ``end()`` after it (the frontend holds its dispatch across a drain to batch what it read)."""
 
     def __init__(
         self,
@@ -42,11 +44,13 @@ class ZmqReader:
         sock: zmq.Socket,
         handler: Callable[[list[zmq.Frame]], None],
         max_per_turn: int = 256,
+        drain_hooks: tuple[Callable[[], None], Callable[[], None]] | None = None,
     ) -> None:
         self._loop = loop
         self._sock = sock
         self._handler = handler
         self._max_per_turn = max_per_turn
+        self._hooks = drain_hooks
         self._scheduled = False
         self._fd = sock.getsockopt(zmq.FD)
         loop.add_reader(self._fd, self._drain)
@@ -60,6 +64,17 @@ class ZmqReader:
 
     def _drain(self) -> None:
         self._scheduled = False
+        if self._hooks is None:
+            self._read_waiting()
+            return
+        start, end = self._hooks
+        start()
+        try:
+            self._read_waiting()
+        finally:
+            end()
+
+    def _read_waiting(self) -> None:
         recv, handler = self._sock.recv, self._handler
         for _ in range(self._max_per_turn):
             try:

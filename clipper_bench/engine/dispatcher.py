@@ -159,6 +159,8 @@ class Dispatcher:
         self._next_msg_id = 0
         self.queues: dict[ModelKey, ModelQueue] = {}
         self.replicas: dict[bytes, Replica] = {}
+        self._holding = False  # between hold() and release(): submit queues, release dispatches
+        self._held: dict[ModelKey, ModelQueue] = {}
 
     @property
     def metrics(self) -> MetricsRegistry:
@@ -191,12 +193,30 @@ class Dispatcher:
     # -- queries ------------------------------------------------------------------------------
 
     def submit(self, key: ModelKey, query: Query) -> None:
-        """Queue a query for model ``key``; it is sent at once if a replica is free."""
+        """Queue a query for model ``key``; it is sent at once if a replica is free (or, between
+        :meth:`hold` and :meth:`release`, when released)."""
         mq = self._queue(key)
         query.enqueued = self._clock()
         mq.queue.append(query)
         if mq.idle:
-            self._dispatch(mq)
+            if self._holding:
+                self._held[key] = mq
+            else:
+                self._dispatch(mq)
+
+    def hold(self) -> None:
+        """Keep the queries submitted from now on queued until :meth:`release`: the frontend reads
+        every message waiting on a socket first, so that what arrived together leaves together
+        (one batch, one RPC, rather than one per query while the replica still has room)."""
+        self._holding = True
+
+    def release(self) -> None:
+        """Dispatch what was submitted since :meth:`hold`."""
+        self._holding = False
+        held, self._held = self._held, {}
+        for mq in held.values():
+            if self.queues.get(mq.key) is mq:  # not removed meanwhile
+                self._dispatch(mq)
 
     def _dispatch(self, mq: ModelQueue) -> None:
         queue, idle = mq.queue, mq.idle

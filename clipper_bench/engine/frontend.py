@@ -140,7 +140,8 @@ class Frontend(RestQueries, BinaryQueries, PipelineQueries, ContainerRpc):
         self._binary.setsockopt(zmq.RCVHWM, 0)
         self._bind_ports()
         self._rpc_reader = ZmqReader(loop, self._rpc, self._on_rpc)
-        self._binary_reader = ZmqReader(loop, self._binary, self._on_binary)
+        self._binary_reader = ZmqReader(loop, self._binary, self._on_binary,
+                                        drain_hooks=(self.dispatcher.hold, self.dispatcher.release))
         self._readers = [self._rpc_reader, self._binary_reader]
 
         query_app = web.Application(client_max_size=s.max_body_bytes)

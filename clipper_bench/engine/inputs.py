@@ -7,7 +7,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -108,12 +111,33 @@ def encode_json_input(value: Any, input_type: InputType) -> bytes:
 _NOT_FINITE = "a {} input must hold finite numbers (no NaN or Infinity)"
 
 
+# Inputs up to this size are checked element by element in Python (about 1 us for 8 doubles,
+# against 5 us for numpy's call overhead); larger ones with numpy.
+_SMALL_INPUT_BYTES = 512
+_NATIVE_FORMAT = {InputType.FLOATS: "f", InputType.DOUBLES: "d"} if sys.byteorder == "little" else {}
+
+
 def check_finite(data: Buffer, input_type: InputType) -> None:
     """Check that a raw floats or doubles input holds no NaN or infinity (as JSON inputs must not);
     other types pass. ``data`` must be a whole number of elements (see check_binary_input)."""
-    if input_type in (InputType.FLOATS, InputType.DOUBLES) and \
-            not np.isfinite(np.frombuffer(data, dtype=input_type.dtype)).all():
+    if input_type not in (InputType.FLOATS, InputType.DOUBLES):
+        return
+    fmt = _NATIVE_FORMAT.get(input_type)
+    if fmt is not None and len(data) <= _SMALL_INPUT_BYTES:
+        finite = all(map(math.isfinite, memoryview(data).cast("B").cast(fmt)))
+    else:
+        finite = bool(np.isfinite(np.frombuffer(data, dtype=input_type.dtype)).all())
+    if not finite:
         raise InputError(_NOT_FINITE.format(input_type.api_name))
+
+
+def check_all_finite(items: Sequence[Buffer], input_type: InputType) -> None:
+    """check_finite on every item, the items read together (one numpy call for a message of many
+    small inputs); the error does not say which item: check them one by one to find it."""
+    if len(items) == 1:
+        check_finite(items[0], input_type)
+    elif input_type in (InputType.FLOATS, InputType.DOUBLES):
+        check_finite(b"".join(items), input_type)
 
 
 def check_binary_input(data: Buffer, input_type: InputType) -> None:

@@ -14,10 +14,12 @@ from ..common.zmq_asyncio import send_frames
 from ..protocol import binary, shm
 from ..protocol.binary import Buffer, Status
 from .dispatcher import Query
-from .inputs import InputError, check_binary_input, check_finite
+from .inputs import InputError, check_all_finite, check_binary_input
 from .registry import Application
 
 log = logging.getLogger("clipper_bench.frontend")
+
+_ERROR = bytes([Status.ERROR])
 
 
 class BinaryQueries:
@@ -32,9 +34,9 @@ class BinaryQueries:
         for descriptor in descriptors:
             shm.check_descriptor(descriptor, expected)
 
-    def _checked_request(self, body: Sequence[Buffer]) -> tuple[binary.BinaryRequest, Application]:
-        """The request and its application, every input checked; raises BinaryProtocolError,
-        InputError or ShmError naming the problem."""
+    def _checked_header(self, body: Sequence[Buffer]) -> tuple[binary.BinaryRequest, Application]:
+        """The request and its application; raises BinaryProtocolError or InputError naming the
+        problem. Its inputs are not checked yet (see _check_inputs)."""
         req = binary.decode_request(body, self.settings.max_inputs_per_request)
         app = self.registry.apps.get(req.app)
         if app is None:
@@ -42,40 +44,75 @@ class BinaryQueries:
         if req.input_type != app.input_type:
             raise InputError(f"application {app.name} takes {app.input_type.api_name}, "
                              f"request carries {req.input_type.api_name}")
-        if req.flags & shm.FLAG_SHM:
-            self._check_descriptors(app, req.inputs)
-            return req, app
-        for item in req.inputs:
-            check_binary_input(item, app.input_type)
-        self._check_sizes(app, req.inputs)
-        for item in req.inputs:  # as the REST path refuses them
-            check_finite(item, app.input_type)
         return req, app
+
+    def _check_inputs(self, app: Application, flags: int, inputs: Sequence[Buffer]) -> None:
+        """Raise InputError or ShmError unless every input (or descriptor) is one the app takes."""
+        if flags & shm.FLAG_SHM:
+            self._check_descriptors(app, inputs)
+            return
+        for item in inputs:
+            check_binary_input(item, app.input_type)
+        self._check_sizes(app, inputs)
+        check_all_finite(inputs, app.input_type)  # as the REST path refuses them
 
     def _on_binary(self, frames: list[zmq.Frame]) -> None:
         identity = frames[0].bytes
         body = frames[1:]  # zmq.Frame objects: sized buffers, passed on without copying
         try:
-            req, app = self._checked_request(body)
+            req, app = self._checked_header(body)
+            if not req.flags & binary.FLAG_MANY:
+                self._check_inputs(app, req.flags, req.inputs)
         except (binary.BinaryProtocolError, InputError, shm.ShmError) as exc:
-            n = max(len(body) - 1, 1)
-            self._reply_binary(identity, binary.peek_request_id(body), 0, bytes([Status.ERROR]) * n,
-                               [str(exc).encode()] * n, binary.peek_packed(body))
+            self._refuse_binary(identity, body, str(exc).encode())
             return
-        in_shm = bool(req.flags & shm.FLAG_SHM)
+        if req.flags & binary.FLAG_MANY:
+            self._submit_many(identity, req, app)
+        elif len(req.inputs) == 1:
+            self._submit_one(identity, req.request_id, app, req.inputs[0], req.flags)
+        else:
+            self._submit_input_batch(identity, req, app)
 
-        request_id = req.request_id
-        packed = bool(req.flags & binary.FLAG_PACKED)
-        if len(req.inputs) == 1:
+    def _refuse_binary(self, identity: bytes, body: Sequence[Buffer], message: bytes) -> None:
+        """Answer a request the frontend cannot take: every output an error saying why (each
+        request of a FLAG_MANY message answered on its own)."""
+        flags, first_id = binary.peek_flags(body), binary.peek_request_id(body)
+        n, packed = max(len(body) - 1, 1), bool(flags & binary.FLAG_PACKED)
+        if flags & binary.FLAG_MANY:
+            for k in range(n):
+                self._reply_binary(identity, first_id + k, 0, _ERROR, [message], packed)
+        else:
+            self._reply_binary(identity, first_id, 0, _ERROR * n, [message] * n, packed)
 
-            def on_single(query: Query, status: Status, output: Buffer) -> None:
-                self._record(app, query, status)
-                self._reply_binary(identity, request_id, query.query_id, bytes([status]), [output], packed)
+    def _submit_many(self, identity: bytes, req: binary.BinaryRequest, app: Application) -> None:
+        """A FLAG_MANY message: each input its own request, checked and answered on its own."""
+        try:
+            self._check_inputs(app, req.flags, req.inputs)  # all at once: the usual case
+            all_good = True
+        except (InputError, shm.ShmError):
+            all_good = False
+        for k, item in enumerate(req.inputs):
+            try:
+                if not all_good:
+                    self._check_inputs(app, req.flags, (item,))
+            except (InputError, shm.ShmError) as exc:
+                self._reply_binary(identity, req.request_id + k, 0, _ERROR, [str(exc).encode()],
+                                   bool(req.flags & binary.FLAG_PACKED))
+                continue
+            self._submit_one(identity, req.request_id + k, app, item, req.flags)
 
-            self._submit(app, req.inputs[0], on_single, in_shm)
-            return
+    def _submit_one(self, identity: bytes, request_id: int, app: Application, item: Buffer, flags: int) -> None:
+        packed = bool(flags & binary.FLAG_PACKED)
 
-        n = len(req.inputs)
+        def on_single(query: Query, status: Status, output: Buffer) -> None:
+            self._record(app, query, status)
+            self._reply_binary(identity, request_id, query.query_id, bytes([status]), [output], packed)
+
+        self._submit(app, item, on_single, bool(flags & shm.FLAG_SHM))
+
+    def _submit_input_batch(self, identity: bytes, req: binary.BinaryRequest, app: Application) -> None:
+        """A request of several inputs (an input batch), answered once every input is."""
+        n, request_id, packed = len(req.inputs), req.request_id, bool(req.flags & binary.FLAG_PACKED)
         statuses = bytearray(n)
         outputs: list[Buffer] = [b""] * n
         remaining = [n]
@@ -92,6 +129,7 @@ class BinaryQueries:
 
             return on_item
 
+        in_shm = bool(req.flags & shm.FLAG_SHM)
         for i, item in enumerate(req.inputs):
             self._submit(app, item, make_callback(i), in_shm)
 

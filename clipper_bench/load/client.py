@@ -212,38 +212,56 @@ def binary_client_socket(address: str, recv_timeout_ms: int = -1):
     return sock
 
 
+MAX_REQUESTS_PER_MESSAGE = 1024  # a message of requests stays well inside the frontend's 4,096 inputs
+
+
 def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder, flags: int = 0) -> None:
     import zmq
 
-    from ..protocol.binary import FLAG_PACKED, REQUEST_HEADER
+    from ..common.zmq_asyncio import COPY_BELOW_BYTES
+    from ..protocol.binary import FLAG_MANY, FLAG_PACKED, REQUEST_HEADER
 
     sock = binary_client_socket(spec.address, recv_timeout_ms=100)
     app = spec.app.encode()
     pack = REQUEST_HEADER.pack
     n_pool = len(pool)
+    copy = [len(item) < COPY_BELOW_BYTES for item in pool]  # as the frontend sends: small frames copied
     clock = time.perf_counter_ns
     zsend = sock.send
     zrecv = sock.recv
     sndmore = int(zmq.SNDMORE)
     send_ns, done_ns, status = rec.send_ns, rec.done_ns, rec.status
     Again = zmq.Again
-    flags |= FLAG_PACKED
+    flags |= FLAG_PACKED | FLAG_MANY
 
-    def send_one() -> None:
-        # The hot loop: index = request_id; two frames, header+app name and the input.
-        i = len(send_ns)
-        zsend(pack(i, input_code, flags) + app, sndmore)
-        send_ns.append(clock())
-        done_ns.append(-1)
-        status.append(STATUS_NO_ANSWER)
-        zsend(pool[i % n_pool], 0, copy=False)
+    def send(k: int) -> None:
+        while k > MAX_REQUESTS_PER_MESSAGE:
+            send_message(MAX_REQUESTS_PER_MESSAGE)
+            k -= MAX_REQUESTS_PER_MESSAGE
+        send_message(k)
+
+    def send_message(k: int) -> None:
+        # The hot loop: request ids are indices; one message of k requests (FLAG_MANY), a header
+        # and one input frame each, timed when its last frame goes (ZeroMQ sends nothing before).
+        first = len(send_ns)
+        zsend(pack(first, input_code, flags) + app, sndmore)
+        last = first + k - 1
+        for i in range(first, last):
+            j = i % n_pool
+            zsend(pool[j], sndmore, copy=copy[j])
+        t = clock()
+        send_ns.extend([t] * k)
+        done_ns.extend([-1] * k)
+        status.extend([STATUS_NO_ANSWER] * k)
+        j = last % n_pool
+        zsend(pool[j], 0, copy=copy[j])
 
     record = packed_recorder(rec)
 
     def receive() -> int:  # one message: every answer the frontend had for us (FLAG_PACKED)
         return record(zrecv(0, copy=False).buffer, clock())
 
-    outstanding = _binary_closed_loop(spec, rec, send_one, receive, zmq.Again)
+    outstanding = _binary_closed_loop(spec, rec, send, receive, zmq.Again)
     drain = rec.start_drain(spec)
     while outstanding > 0 and not drain.over(clock()):
         try:
@@ -254,19 +272,18 @@ def run_binary(spec: LoadSpec, pool: list[bytes], input_code: int, rec: Recorder
     sock.close(0)
 
 
-def _binary_closed_loop(spec: LoadSpec, rec: Recorder, send_one: Callable[[], None], receive: Callable[[], int],
+def _binary_closed_loop(spec: LoadSpec, rec: Recorder, send: Callable[[int], None], receive: Callable[[], int],
                         again: type[Exception]) -> int:
     """Keep ``spec.concurrency`` queries outstanding until the window (or --stable) ends; return how
-    many are still out. ``receive`` records the answers of one message and returns how many."""
+    many are still out. ``receive`` records the answers of one message and returns how many;
+    ``send(k)`` sends k new queries."""
     clock = time.perf_counter_ns
     _wait_until(spec.start_at_wall)
     begin = clock()
     end_ns = begin + int((spec.warmup_s + spec.duration_s) * 1e9)
     monitor = _monitor(spec, rec, begin, rec.send_ns)
-    outstanding = 0
-    for _ in range(spec.concurrency):
-        send_one()
-        outstanding += 1
+    send(spec.concurrency)
+    outstanding = spec.concurrency
     while True:
         try:
             got = receive()
@@ -278,9 +295,8 @@ def _binary_closed_loop(spec: LoadSpec, rec: Recorder, send_one: Callable[[], No
         now = clock()
         if monitor is not None and now < end_ns and monitor.stable(now):
             end_ns = rec.stopped_ns = now
-        if now < end_ns:
-            for _ in range(got):
-                send_one()
+        if now < end_ns and got:
+            send(got)
             outstanding += got
         elif outstanding == 0:
             break

@@ -11,8 +11,9 @@ Request, client -> frontend::
 
     frame 0  header: u64 request_id (chosen by the client, echoed back)
                      u32 input_type (Clipper's code: 0 bytes, 1 ints, 2 floats, 3 doubles, 4 strings)
-                     u32 flags: 0, or 1 (FLAG_SHM) when each input frame is a shared-memory
-                     descriptor (see clipper_bench.protocol.shm)
+                     u32 flags, any of: 1 (FLAG_SHM) each input frame is a shared-memory
+                     descriptor (see clipper_bench.protocol.shm); 2 (FLAG_PACKED) answers packed,
+                     below; 4 (FLAG_MANY) each input frame is a request of its own, below
              then the application name, UTF-8, to the end of the frame
     frame 1+ one frame per input: its elements as little-endian int32 / float32 / float64, raw bytes,
              or UTF-8 text. Several input frames make an input batch, like ``input_batch``.
@@ -37,6 +38,11 @@ every response ready for it, back to back; each is::
 A batch of 16 finished queries of one client then costs the frontend two ZeroMQ sends instead of
 48, and the client one receive instead of 48. A client that sets the flag must set it on every
 request (answers to its requests come only packed).
+
+Many requests in one message (``FLAG_MANY``, 4): the same frames, but each input frame is a
+request of its own with one input, their request_ids request_id, request_id + 1, ... in frame
+order, each answered on its own. A closed-loop client that gets 16 answers in one message sends its
+next 16 queries in one message too: one receive for the frontend instead of 16.
 
 A request the frontend cannot take (unknown app, wrong input type, bad size) is answered with every
 status 2 and the error message as each output; a request too malformed to read a request_id from is
@@ -87,7 +93,8 @@ _INPUT_TYPES = {int(t): t for t in InputType}
 
 
 FLAG_PACKED = 2  # the client takes its answers packed (see the module docstring)
-KNOWN_FLAGS = 1 | FLAG_PACKED  # FLAG_SHM (protocol.shm) and FLAG_PACKED
+FLAG_MANY = 4  # each input frame is a request of its own (see the module docstring)
+KNOWN_FLAGS = 1 | FLAG_PACKED | FLAG_MANY  # FLAG_SHM (protocol.shm), FLAG_PACKED and FLAG_MANY
 PACKED = 1  # the reserved field of a packed response
 
 
@@ -111,8 +118,8 @@ def decode_request(frames: Sequence[Buffer], max_inputs: int = 4096) -> BinaryRe
         )
     request_id, code, flags = REQUEST_HEADER.unpack_from(head)
     if flags & ~KNOWN_FLAGS:
-        raise BinaryProtocolError(f"unknown flags {flags:#x}; only 1 (shared-memory descriptors) and 2 "
-                                  "(packed answers) are defined")
+        raise BinaryProtocolError(f"unknown flags {flags:#x}; only 1 (shared-memory descriptors), 2 "
+                                  "(packed answers) and 4 (many requests) are defined")
     input_type = _INPUT_TYPES.get(code)
     if input_type is None:
         raise BinaryProtocolError(f"unknown input type code {code}")
@@ -126,11 +133,11 @@ def decode_request(frames: Sequence[Buffer], max_inputs: int = 4096) -> BinaryRe
     return BinaryRequest(request_id, input_type, app, inputs, flags)
 
 
-def peek_packed(frames: Sequence[Buffer]) -> bool:
-    """Whether a possibly malformed request asked for packed answers (FLAG_PACKED)."""
+def peek_flags(frames: Sequence[Buffer]) -> int:
+    """The flags of a possibly malformed request (FLAG_PACKED, FLAG_MANY, ...), 0 when unreadable."""
     if frames and len(frames[0]) >= REQUEST_HEADER.size:
-        return bool(REQUEST_HEADER.unpack_from(bytes(frames[0]))[2] & FLAG_PACKED)
-    return False
+        return REQUEST_HEADER.unpack_from(bytes(frames[0]))[2]
+    return 0
 
 
 def peek_request_id(frames: Sequence[Buffer]) -> int:

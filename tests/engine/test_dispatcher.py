@@ -61,6 +61,24 @@ def test_replicas_share_one_queue():
     assert wire.sent[2][0] == b"r2" and [bytes(x) for x in wire.sent[2][1].inputs] == [b"2", b"3"]
 
 
+def test_queries_submitted_while_held_leave_together_when_released():
+    d, wire, answers = make()
+    join(d, b"r1")
+    join(d, b"r2")
+    d.hold()  # the frontend holds across one read of its socket
+    for i in range(4):
+        d.submit(KEY, query(i, answers))
+    assert wire.sent == [], "nothing may go while held"
+    d.release()
+    # without the hold these would go as [0], [1] to the two replicas and wait; held, they go as
+    # full batches
+    assert [(identity, [bytes(x) for x in req.inputs]) for identity, req in wire.sent] == \
+        [(b"r1", [b"0", b"1", b"2"]), (b"r2", [b"3"])]
+    d.submit(KEY, query(4, answers))  # released: back to sending at once (no replica free here)
+    d.on_response(b"r2", rpc.PredictResponse(wire.sent[1][1].msg_id, [b"x"]))
+    assert [bytes(x) for x in wire.sent[2][1].inputs] == [b"4"]
+
+
 def test_answered_queries_are_not_sent_and_late_answers_are_ignored():
     d, wire, answers = make()
     q = query(0, answers)

@@ -226,6 +226,46 @@ def test_a_client_that_asks_for_packed_answers_gets_a_batch_of_them_in_one_messa
     assert answers[200].statuses == bytes([binary.Status.ERROR]) and b"takes doubles" in bytes(answers[200].outputs[0])
 
 
+def test_many_requests_in_one_message_are_each_answered_and_a_bad_one_refused_alone(engine):
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, 10_000)
+    sock.connect(f"tcp://{engine.get_binary_addr()}")
+    inputs = [np.ones(i + 1, dtype="<f8").tobytes() for i in range(6)]
+    inputs[2] = np.array([1.0, np.nan, 3.0], dtype="<f8").tobytes()
+    inputs[4] = b"\0" * 7
+    try:
+        sock.send_multipart(binary.encode_request(300, "calc", InputType.DOUBLES, inputs,
+                                                  binary.FLAG_MANY | binary.FLAG_PACKED))
+        answers = {}
+        while len(answers) < len(inputs):
+            message = sock.recv_multipart()
+            answers.update({r.request_id: r for r in binary.decode_packed_responses(message[0])})
+    finally:
+        sock.close()
+    assert sorted(answers) == list(range(300, 306)), "one answer per request, ids in frame order"
+    assert all(len(r.outputs) == 1 for r in answers.values())
+    assert {k: bytes(answers[300 + k].outputs[0]) for k in (0, 1, 3, 5)} == {0: b"1", 1: b"2", 3: b"4", 5: b"6"}
+    assert answers[302].statuses == bytes([binary.Status.ERROR]) and b"finite" in bytes(answers[302].outputs[0])
+    assert answers[304].statuses == bytes([binary.Status.ERROR]) and b"whole number" in bytes(answers[304].outputs[0])
+
+
+def test_a_refused_message_of_many_requests_answers_every_request_id(engine):
+    frames = binary.encode_request(400, "nosuch", InputType.DOUBLES, [b"\0" * 8] * 3, binary.FLAG_MANY)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, 10_000)
+    sock.connect(f"tcp://{engine.get_binary_addr()}")
+    try:
+        sock.send_multipart(frames)
+        answers = [binary.decode_response(sock.recv_multipart()) for _ in range(3)]
+    finally:
+        sock.close()
+    assert sorted(r.request_id for r in answers) == [400, 401, 402]
+    assert all(r.statuses == bytes([binary.Status.ERROR]) and b"No registered application" in bytes(r.outputs[0])
+               for r in answers)
+
+
 @pytest.mark.parametrize(
     "frames, fragment",
     [
