@@ -125,7 +125,7 @@ def plan_cores(settings: RunSettings, available: list[int]) -> CorePlan:
         # Each engine and client process runs a Python thread and ZeroMQ's I/O thread: on one core
         # they take turns at every message. With 8 or more cores, give each of them two.
         per_process = 2 if len(available) >= CORES_FOR_TWO_PER_PROCESS else 1
-        n_client = min(per_process * settings.num_clients, max(per_process, len(available) // 4))
+        n_client = min(per_process * max(settings.num_clients, 1), max(per_process, len(available) // 4))
         return CorePlan(
             tuple(available[:per_process]),
             tuple(available[per_process:per_process + n_client]),

@@ -51,7 +51,7 @@ from .nodes import host_power, nodes_block
 from .plan import ConfigPoint, PlanError, detect_gpus, placements, usable_cpus, validate
 from .progress import LivePoller, LiveStats, Progress
 from .rate_search import RateSearch
-from .settings import RunSettings, resolve_defaults
+from .settings import CLIENT_BUSY_SHARE, RunSettings, resolve_defaults
 from .sweep_file import write_sweep_file
 
 
@@ -89,6 +89,7 @@ class ExperimentRunner:
         self.engine: Engine = make_engine(settings)
         self.deployment: Deployment | None = None
         self.not_clean: list[dict[str, Any]] = []  # runs.ndjson lines of configurations not recorded ok
+        self.closed_loop_clients = 1  # -n auto: raised to 2 once one client was busy (see _more_clients)
 
     def _load_previous(self) -> set[str]:
         """What a resumed experiment already has: configurations recorded ok, idle power, baselines."""
@@ -303,7 +304,7 @@ class ExperimentRunner:
                 "overlap_batches": s.overlap_batches,
                 "cuda_graphs": s.cuda_graphs,
                 "batches_in_flight": s.batches_in_flight,
-                "num_clients": s.num_clients, "warmup_s": s.warmup_s, "duration_s": s.duration_s,
+                "num_clients": self._clients(point), "num_clients_auto": not s.num_clients, "warmup_s": s.warmup_s, "duration_s": s.duration_s,
                 "sleep_ms": s.sleep_ms if point.model_name == "sleep" else None,
                 "placements": [{"cpus": list(p.cpus), "gpu": p.gpu} for p in places],
             },
@@ -320,6 +321,8 @@ class ExperimentRunner:
         try:
             with limits:
                 original_metrics = self._measure(point, places, concurrency, record)
+                if self._more_clients(point, record):
+                    original_metrics = self._measure(point, places, concurrency, record)
                 self._extra_windows(point, concurrency, record)
             record["status"], record["reason"] = classify_windows(
                 record.get("repeats") or [record["summary"]], record["faults"],
@@ -447,6 +450,7 @@ class ExperimentRunner:
         warmup = min(s.warmup_s, s.warmup_reused_s) if record["deployment"]["reused"] else s.warmup_s
         record["settings"]["warmup_s"] = warmup
         specs = self._load_specs(point, deployment.manager, concurrency, warmup)
+        record["settings"]["num_clients"] = len(specs)
         start_at, clients, power_doc = self._run_load(point, places, deployment.manager, specs, warmup, record)
         deployment.check_frontend()
         record["faults"] = deployment.faults_since(record["started_at"])
@@ -494,6 +498,28 @@ class ExperimentRunner:
                 Path(f"{spec.out_path}.tmp.npz").unlink(missing_ok=True)  # a client killed while saving
         window = self._window(start_at, warmup)
         return summarize(clients, window, s.slo_ms, point.rate_qps)
+
+    def _clients(self, point: ConfigPoint) -> int:
+        """Load client processes for ``point``: ``-n``, or what -n auto has chosen so far."""
+        n = self.settings.clients_for(point.rate_qps)
+        return n if self.settings.num_clients or point.rate_qps else max(n, self.closed_loop_clients)
+
+    def _more_clients(self, point: ConfigPoint, record: ConfigRecord) -> bool:
+        """-n auto on a closed loop: when the one client was busy over CLIENT_BUSY_SHARE of a core
+        and the clients have cores of their own (where a second one can run beside it rather than
+        take the frontend's), use two from this configuration on and say to measure it again. The
+        first window's figures stay in the record under ``load.one_client``."""
+        s, summary = self.settings, record.get("summary") or {}
+        share = (summary.get("load") or {}).get("client_cpu_share")
+        if (s.num_clients or point.rate_qps or share is None or share < CLIENT_BUSY_SHARE
+                or self.closed_loop_clients > 1 or len(self.plan.client_cpus) < 2):
+            return False
+        self.closed_loop_clients = 2
+        self.say(f"  the load client was busy {share:.0%} of a core: measuring again with 2 clients (-n auto)")
+        one = {"client_cpu_share": share, "throughput_qps": summary.get("throughput_qps"),
+               "p99_latency_ms": summary.get("p99_latency_ms")}
+        record["load_one_client"] = one
+        return True
 
     def _extra_windows(self, point: ConfigPoint, concurrency: int, record: ConfigRecord) -> None:
         """``--repeats`` and ``--max_rate_under_p99_ms`` on the running deployment; faults and the
@@ -549,7 +575,8 @@ class ExperimentRunner:
         name = point.model_name
         address = {Transport.BINARY: manager.get_binary_addr, Transport.SHM: manager.get_binary_addr,
                    Transport.RAY_HANDLE: lambda: manager.get_handle_addr()}.get(s.transport, manager.get_query_addr)()
-        per_client = math.ceil(concurrency / s.num_clients)
+        n = self._clients(point)
+        per_client = math.ceil(concurrency / n)
         return [
             LoadSpec(
                 client_index=i, transport=s.transport, address=address, app=name, model_name=name,
@@ -557,10 +584,10 @@ class ExperimentRunner:
                 drain_timeout_s=s.drain_timeout_s, drain_max_s=s.drain_max_s, slo_s=s.slo_ms / 1000,
                 out_path=str(self.store.raw_path(point.config_id, i)),
                 pool_size=self.spec.pool_size(s.pool_size), seed=s.seed, cpus=self.plan.client_cpus,
-                rate_qps=point.rate_qps / s.num_clients if point.rate_qps else None, arrival=s.arrival,
+                rate_qps=point.rate_qps / n if point.rate_qps else None, arrival=s.arrival,
                 stable_window_s=s.stable_window_s if s.stable else None, stable_tolerance=s.stable_tolerance,
             )
-            for i in range(s.num_clients)
+            for i in range(n)
         ]
 
     def _run_load(self, point: ConfigPoint, places: list[Placement], manager: Any, specs: list[LoadSpec],

@@ -82,6 +82,7 @@ MAX_CLIENTS = 256
 MAX_CLIENT_RATE_QPS = 100_000  # one client: one Python thread, one ZeroMQ message pair (~10 us) per query
 MAX_CLIENT_QUERIES = 50_000_000  # per client and configuration: ~4 GB of send schedule and raw rows
 MAX_CONCURRENCY = 16 * MAX_BATCH_SIZE
+CLIENT_BUSY_SHARE = 0.9  # -n auto: a closed-loop client busier than this may be what limits the rate
 
 
 def _seconds(lo: float, why: str) -> Range:
@@ -211,15 +212,22 @@ def check_declared(settings: RunSettings) -> str | None:
     return check_power_meters(settings) or check_load_size(settings)
 
 
+def clients_needed(rate_qps: float, seconds: float) -> int:
+    """Open-loop clients for ``rate_qps`` over ``seconds`` of load: each sends at most
+    ``MAX_CLIENT_RATE_QPS`` and holds the schedule and raw rows of ``MAX_CLIENT_QUERIES``."""
+    return max(1, math.ceil(rate_qps / MAX_CLIENT_RATE_QPS), math.ceil(rate_qps * seconds / MAX_CLIENT_QUERIES))
+
+
 def check_load_size(settings: RunSettings) -> str | None:
     """What one open-loop client can do: send ``MAX_CLIENT_RATE_QPS`` and hold the send schedule and
     raw rows of ``MAX_CLIENT_QUERIES`` per configuration (warm-up and window). Beyond either, more
-    clients (``-n``) share the rate; the line says how many."""
+    clients (``-n``) share the rate; the line says how many. With ``-n`` auto (0) the driver starts
+    as many as it needs, up to ``MAX_CLIENTS``."""
     if not settings.rate_qps:
         return None
-    rate, n = max(settings.rate_qps), settings.num_clients
-    seconds = settings.warmup_s + settings.duration_s
-    need = max(math.ceil(rate / MAX_CLIENT_RATE_QPS), math.ceil(rate * seconds / MAX_CLIENT_QUERIES))
+    rate, seconds = max(settings.rate_qps), settings.warmup_s + settings.duration_s
+    need = clients_needed(rate, seconds)
+    n = settings.num_clients or min(need, MAX_CLIENTS)
     if n >= need:
         return None
     if rate / n > MAX_CLIENT_RATE_QPS:
@@ -250,8 +258,11 @@ class RunSettings:
                         limits=Range(1, 8192, "", "Linux numbers at most 8,192 cores"), check=_non_empty)
     model_gpus: tuple[int, ...] = setting((), 'sweep', '-g', '--model_gpus', type=whole_number, nargs="+", help="GPU indices; replica i gets the i-th (default: CPU only)",
                         limits=Range(0, 255, "", "GPU indices; the GPUs present are checked next"))
-    num_clients: int = setting(1, 'sweep', '-n', '--num_clients', type=whole_number, help="load-generating client processes (default 1)",
-                        limits=Range(1, MAX_CLIENTS, "", f"each is a process sending up to {MAX_CLIENT_RATE_QPS:,} q/s; {MAX_CLIENTS} outrun any frontend"))
+    num_clients: int = setting(0, 'sweep', '-n', '--num_clients', type=whole_number, help="load-generating client processes; default 0: auto, for an open-loop --rate one per "
+                        f"{MAX_CLIENT_RATE_QPS:,} q/s, else one, and two from the configuration where one client was busy "
+                        f"over {CLIENT_BUSY_SHARE:g} of a core and had cores of its own (a second client also halves the queries per "
+                        "message the frontend reads, which costs it CPU per query)",
+                        limits=Range(0, MAX_CLIENTS, "", f"each is a process sending up to {MAX_CLIENT_RATE_QPS:,} q/s; {MAX_CLIENTS} outrun any frontend"))
     engine: str = setting(DEFAULT_ENGINE, 'engine', '--engine', choices=engine_names, help="serving engine: local processes (default), Docker containers through clipper_admin's "
                         "DockerContainerManager, each replica pinned (see --query_frontend_image), ray (Ray Serve), "
                         "or clipper: a Clipper already running (see --clipper_address)")
@@ -389,6 +400,15 @@ class RunSettings:
         """The longest a client waits for answers after the window (see load.client.Drain): every
         query is answered by the SLO on a Clipper frontend, so three SLOs past a minute is plenty."""
         return max(60.0, self.drain_timeout_s) + 3 * self.slo_ms / 1000
+
+    def clients_for(self, rate_qps: float | None) -> int:
+        """Load client processes for a configuration: ``-n``, or with auto (0) enough for an
+        open-loop ``rate_qps`` (see :func:`clients_needed`) and one for a closed loop."""
+        if self.num_clients:
+            return self.num_clients
+        if not rate_qps:
+            return 1
+        return min(clients_needed(rate_qps, self.warmup_s + self.duration_s), MAX_CLIENTS)
 
     def concurrency_for(self, num_replicas: int, batch_size: int, concurrency: int | None = None) -> int:
         """Outstanding queries in all: the configuration's ``concurrency``, or enough that every

@@ -118,12 +118,13 @@ def test_in_range_values_pass_the_checks():
     edges = RunSettings("noop", duration_s=0.1, metrics_port=0, slo_ms=86_400_000.0, seed=2**32 - 1,
                         gpu_clocks_mhz=(100, 5000), power_interval_ms=10_000.0, concurrency=(65_536,),
                         rate_qps=(0.001,), batches_in_flight=4, num_clients=256)
+    assert check_declared(RunSettings("noop", num_clients=0)) is None  # auto
     assert check_declared(edges) is None
 
 
 @pytest.mark.parametrize("overrides, fragment", [
-    ({"rate_qps": (500_000.0,)}, "one client sends at most 100000 q/s: pass -n 5 or more"),
-    ({"rate_qps": (20_000.0,), "duration_s": 86_400.0}, "one client holds at most 50000000"),
+    ({"rate_qps": (500_000.0,), "num_clients": 1}, "one client sends at most 100000 q/s: pass -n 5 or more"),
+    ({"rate_qps": (20_000.0,), "duration_s": 86_400.0, "num_clients": 1}, "one client holds at most 50000000"),
     ({"rate_qps": (1_000_000.0,), "duration_s": 86_400.0, "num_clients": 10}, "lower --rate, --warmup or -d"),
 ])
 def test_a_rate_beyond_what_the_clients_can_send_or_hold_names_the_clients_needed(overrides, fragment):
@@ -132,6 +133,17 @@ def test_a_rate_beyond_what_the_clients_can_send_or_hold_names_the_clients_neede
     fixed = {**overrides, "num_clients": 5} if "pass -n 5" in fragment else None
     if fixed:
         assert check_declared(RunSettings("noop", **fixed)) is None
+
+
+def test_auto_clients_start_as_many_as_an_open_loop_rate_needs_and_one_for_a_closed_loop():
+    auto = RunSettings("noop", rate_qps=(500_000.0,))
+    assert check_declared(auto) is None and auto.clients_for(500_000.0) == 5 and auto.clients_for(1_000.0) == 1
+    assert RunSettings("noop").clients_for(None) == 1
+    assert RunSettings("noop", num_clients=3).clients_for(None) == 3  # -n given: always that
+    long = RunSettings("noop", rate_qps=(20_000.0,), duration_s=86_400.0, warmup_s=0.0)
+    assert long.clients_for(20_000.0) == 35  # 1.7e9 queries over the day, 50e6 each
+    beyond = check_declared(RunSettings("noop", rate_qps=(1e6,), duration_s=86_400.0))  # 1,728 clients
+    assert beyond and "lower --rate, --warmup or -d" in beyond
 
 
 def test_the_sampler_refuses_an_interval_that_would_spin_or_miss_a_counter_wrap(tmp_path):

@@ -174,14 +174,15 @@ class PipelineRunner:
         manager = self.deployment.manager
         address = manager.get_binary_addr() if s.transport == Transport.BINARY else manager.get_query_addr()
         prefix = f"{label}." if label else ""
+        n = s.clients_for(rate)
         return [LoadSpec(
             client_index=i, transport=s.transport, address=address, app=self.spec.name, model_name=model,
-            concurrency=math.ceil(concurrency / s.num_clients), start_at_wall=0.0, warmup_s=warmup,
+            concurrency=math.ceil(concurrency / n), start_at_wall=0.0, warmup_s=warmup,
             duration_s=s.duration_s, drain_timeout_s=s.drain_timeout_s, drain_max_s=s.drain_max_s,
             slo_s=s.slo_ms / 1000, out_path=str(self.store.configs_dir / f"{prefix}{cid}.client{i}.queries.npz"),
             pool_size=get_model_spec(model).pool_size(s.pool_size), seed=s.seed, cpus=self.plan.client_cpus,
-            rate_qps=rate / s.num_clients if rate else None, arrival=s.arrival,
-        ) for i in range(s.num_clients)]
+            rate_qps=rate / n if rate else None, arrival=s.arrival,
+        ) for i in range(n)]
 
     @property
     def points_by_id(self) -> dict[str, dict[str, StageConfig]]:
