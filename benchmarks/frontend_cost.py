@@ -60,7 +60,7 @@ def start_serve(repo: Path, batch: int, work: Path, model: str = "noop") -> tupl
         [sys.executable, "-m", "clipper_bench", "serve", "-m", model, "-r", "1", "-b", str(batch),
          "--query_port", str(query), "--admin_port", str(admin), "--rpc_port", str(rpc),
          "--binary_port", str(binary), "--log_dir", str(work / "logs")],
-        cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)}, stdout=subprocess.PIPE,
+        cwd=repo, env=_env(repo), stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True, start_new_session=True)
     seen: list[str] = []
     try:
@@ -74,6 +74,13 @@ def start_serve(repo: Path, batch: int, work: Path, model: str = "noop") -> tupl
     except BaseException:
         stop(server)
         raise
+
+
+def _env(repo: Path) -> dict[str, str]:
+    """The environment with ``repo`` first on PYTHONPATH (anything already on it, wheels unpacked
+    beside the code on a machine without the package installed, stays after it)."""
+    rest = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": str(repo.resolve()) + (os.pathsep + rest if rest else "")}
 
 
 def _ports_from(lines: list[str]) -> dict[str, int]:
@@ -131,7 +138,7 @@ def binary_load(repo: Path, port: int, connections: int, seconds: float, work: P
         f" out_path='{work}/bin.npz', pool_size=256, seed=0, cpus=())\n"
         f"start, paths = run_clients([spec], Path('{work}'))\n"
         "c = paths[0]; print(int(((c.status == 0) & (c.done_wall_ns >= 0)).sum()))\n")
-    out = subprocess.run([sys.executable, "-c", code], cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)},
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, env=_env(repo),
                          capture_output=True, text=True, check=True).stdout
     return int(out.strip().splitlines()[-1])
 
@@ -141,7 +148,7 @@ def measure(repos: list[Path], args: argparse.Namespace) -> dict[Path, dict[str,
     first and measured in turn, round by round, so a slow spell of the machine falls on each."""
     work = Path(tempfile.mkdtemp(prefix="frontend-cost-"))
     servers: dict[Path, tuple[subprocess.Popen, dict[str, int]]] = {}
-    costs = {repo: {"rest": [], "binary": []} for repo in repos}
+    costs = {repo: {t: [] for t in args.transports} for repo in repos}
     try:
         for i, repo in enumerate(repos):
             (work / str(i)).mkdir()
@@ -149,7 +156,7 @@ def measure(repos: list[Path], args: argparse.Namespace) -> dict[Path, dict[str,
         for k in range(args.rounds):
             for i, repo in enumerate(repos):
                 server, ports = servers[repo]
-                for transport in ("rest", "binary"):
+                for transport in args.transports:
                     cost = _one_load(repo, transport, frontend_process(server), ports, args, work / str(i))
                     costs[repo][transport].append(cost)
                     print(f"{repo} round {k + 1} {transport}: {cost:.3f} CPU s per 1,000", flush=True)
@@ -189,23 +196,24 @@ def main() -> int:
     parser.add_argument("-d", "--duration", type=float, default=8.0)
     parser.add_argument("-b", "--batch_size", type=int, default=16)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--transports", nargs="+", choices=["rest", "binary"], default=["rest", "binary"],
+                        help="rest needs Debian's wrk; binary uses the driver's own client")
     parser.add_argument("--repo", type=Path, action="append",
                         help="checkout whose frontend to measure (repeatable; rounds interleave by repo)")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        raise SystemExit("wrk is not installed: apt-get install wrk")
+    if "rest" in args.transports and shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: apt-get install wrk, or pass --transports binary")
     repos = args.repo or [REPO]
     results = measure(repos, args)
     print(f"\n{os.cpu_count()} cores; noop batch {args.batch_size}, concurrency {args.connections}, "
           f"{args.duration:g} s loads, {args.rounds} rounds; frontend CPU s per 1,000 queries (median)\n")
-    print("| frontend | REST | binary |\n| --- | ---: | ---: |")
+    print("| frontend | " + " | ".join(args.transports) + " |\n| --- | " + " | ".join("---:" for _ in args.transports) + " |")
     for repo, costs in results.items():
-        print(f"| {repo} | {statistics.median(costs['rest']):.3f} | {statistics.median(costs['binary']):.3f} |")
+        print(f"| {repo} | " + " | ".join(f"{statistics.median(costs[t]):.3f}" for t in args.transports) + " |")
     if len(repos) == 2:
         a, b = (results[r] for r in repos)
-        print("\nratio second / first: REST "
-              f"{statistics.median(b['rest']) / statistics.median(a['rest']):.2f}, binary "
-              f"{statistics.median(b['binary']) / statistics.median(a['binary']):.2f}")
+        print("\nratio second / first: " + ", ".join(
+            f"{t} {statistics.median(b[t]) / statistics.median(a[t]):.2f}" for t in args.transports))
     print(json.dumps({str(r): c for r, c in results.items()}))
     return 0
 

@@ -91,7 +91,7 @@ def main() -> int:
                         help="--overlap_batches values to measure")
     parser.add_argument("--graphs", nargs="+", choices=["off", "on"], default=["off", "on"],
                         help="--cuda_graphs values to measure (the limit is measured the same way)")
-    parser.add_argument("--batches_in_flight", type=int, default=2)
+    parser.add_argument("--batches_in_flight", type=int, default=0, help="0: the driver's auto (3 for these models on a GPU)")
     parser.add_argument("--cores", type=int, default=4, help="cores of the one replica (-p)")
     parser.add_argument("--seconds", type=float, default=4.0, help="per limit and baseline measurement")
     parser.add_argument("--duration", type=float, default=6.0, help="-d of the served runs")
