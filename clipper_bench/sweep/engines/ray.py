@@ -61,8 +61,8 @@ class RaySession:
 
         logging.getLogger("ray.serve").setLevel(logging.WARNING)
         self.started_here = settings.ray_address is None
-        if self.started_here:
-            ray.init(num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
+        if self.started_here:  # "local": a Ray of its own even when `ray start` runs one here (another run's)
+            ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, _node_ip_address="127.0.0.1",
                      logging_level="WARNING", log_to_driver=False,
                      _temp_dir=str(Path(tempfile.gettempdir()) / "ray"))
         else:
