@@ -123,8 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"clipper-bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     from .containers.models.build_cli import add_build_parser
-    from .engine.serve_cli import add_serve_parser
     from .report.cli_args import add_report_parser
+    from .server.serve_cli import add_serve_parser
     from .sweep.cli_args import add_baseline_parser, add_run_parser
     from .sweep.pipeline.cli_args import add_pipeline_parser
     from .sweep.planner.cli_args import add_plan_parser

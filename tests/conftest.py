@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from clipper_bench.engine.manager import LocalContainerManager
+from clipper_bench.server.manager import LocalContainerManager
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,7 +43,7 @@ def our_processes() -> set[int]:
             continue
         if cmd.startswith(("clipper-bench frontend", "clipper-bench replica", "clipper-bench sampler")) \
                 or cmd.startswith("clipper-bench loadgen") or "clipper_bench.load.client" in cmd \
-                or "clipper_bench.engine.frontend" in cmd or "clipper_bench container" in cmd:
+                or "clipper_bench.server.frontend" in cmd or "clipper_bench container" in cmd:
             pids.add(proc.pid)
     return pids
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..common.pinning import CPUS_ENV, format_cpu_list
 from ..common.processes import python_module_argv, reap, spawn
-from ..engine.manager import Placement
+from ..server.manager import Placement
 from .settings import RunSettings
 
 

@@ -14,8 +14,8 @@ import subprocess
 from dataclasses import dataclass
 
 from ..containers.models import get_model_spec
-from ..engine.manager import Placement
-from .engines import engine_class
+from ..engines import engine_class
+from ..server.manager import Placement
 from .settings import RunSettings, check_declared, resolve_defaults
 
 MIN_CORES_TO_RESERVE = 4

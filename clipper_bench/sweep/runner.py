@@ -17,8 +17,7 @@ from clipper_admin.exceptions import ClipperException
 
 from ..common.processes import EXPERIMENT_ENV
 from ..containers.models import get_model_spec
-from ..engine.images import model_image
-from ..engine.manager import Placement
+from ..engines.base import Deployment, Engine, StartContext, make_engine
 from ..load.intervals import repeat_stats
 from ..load.orchestrate import LoadError
 from ..load.spec import LoadSpec
@@ -38,6 +37,8 @@ from ..results.store import (
     ResultsWriteError,
     host_info,
 )
+from ..server.images import model_image
+from ..server.manager import Placement
 from .baseline import (
     efficiency_problem,
     resource_key,
@@ -46,7 +47,6 @@ from .baseline import (
     serving_efficiency,
 )
 from .calibrate import run_calibration
-from .engines.base import Deployment, Engine, StartContext, make_engine
 from .nodes import host_power, nodes_block
 from .plan import ConfigPoint, PlanError, detect_gpus, placements, usable_cpus, validate
 from .progress import LivePoller, LiveStats, Progress

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from ..common.cli_types import Range, finite_float, number_text, whole_number
+from ..engines import DEFAULT_ENGINE, engine_class, engine_names
 from ..power.sampler import MAX_INTERVAL_S, MIN_INTERVAL_S
 from ..protocol.transports import TRANSPORT_CHOICES
-from .engines import DEFAULT_ENGINE, engine_class, engine_names
 
 # RunSettings fields whose flags are declared beside the models (containers/models/flags.py)
 MODEL_FIELDS = ("framework", "precision", "weights", "models_dir", "seed", "overlap_batches", "cuda_graphs")

@@ -32,7 +32,7 @@ def _python(code: list[str], pythonpath: str, timeout: float = 120) -> subproces
 
 def test_registries_list_the_plugin(plugin_path: str) -> None:
     """Each registry offers the plug-in's entry by name, after the built-ins."""
-    out = _python(["-c", "from clipper_bench.sweep.engines import engine_names as e;"
+    out = _python(["-c", "from clipper_bench.engines import engine_names as e;"
                          "from clipper_bench.containers.models import model_names as m;"
                          "from clipper_bench.power.meters import parse_meter as p;"
                          "print(e()[0], e()[-1], 'toy' in m(), p('toy:7'))"], plugin_path)

@@ -1,6 +1,6 @@
 """What a served configuration's serving_efficiency compares it with."""
 
-from clipper_bench.engine.manager import Placement
+from clipper_bench.server.manager import Placement
 from clipper_bench.sweep.baseline import (
     baseline_units,
     efficiency_problem,

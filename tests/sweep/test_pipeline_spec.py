@@ -2,7 +2,7 @@
 
 import pytest
 
-from clipper_bench.engine.manager import Placement
+from clipper_bench.server.manager import Placement
 from clipper_bench.sweep.pipeline.plan import stage_placements
 from clipper_bench.sweep.pipeline.spec import (
     PipelineError,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from clipper_bench.engine.manager import Placement
+from clipper_bench.server.manager import Placement
 from clipper_bench.sweep.plan import (
     ConfigPoint,
     PlanError,
@@ -77,8 +77,8 @@ def test_every_engine_in_the_registry_is_offered_and_implements_the_interface():
     import subprocess
     import sys
 
-    from clipper_bench.sweep.engines import ENGINES, engine_class
-    from clipper_bench.sweep.engines.base import Engine
+    from clipper_bench.engines import ENGINES, engine_class
+    from clipper_bench.engines.base import Engine
 
     for name in ENGINES:
         cls = engine_class(name)

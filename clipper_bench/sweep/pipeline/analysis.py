@@ -1,6 +1,6 @@
 """Where a pipeline query's time goes, per stage, from the frontend's trace of every stage pass.
 
-The trace (see ``clipper_bench.engine.pipeline``) has one row per query per stage: when it was
+The trace (see ``clipper_bench.server.pipeline``) has one row per query per stage: when it was
 queued, when the batch it rode in went to a replica, when that batch was answered, the batch's size
 and the replica. Times are on the frontend's clock; ``anchor`` turns them into wall-clock seconds.
 Only passes of queries queued inside the measurement window count.

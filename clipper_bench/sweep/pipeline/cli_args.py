@@ -92,7 +92,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
 def _check_engine(settings: RunSettings) -> None:
     """Pipelines run on the local engine, over the binary or REST path."""
-    from ..engines import DEFAULT_ENGINE, engine_class
+    from ...engines import DEFAULT_ENGINE, engine_class
     from ..plan import PlanError
 
     if not engine_class(settings.engine).serves_pipelines:

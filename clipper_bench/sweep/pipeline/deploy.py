@@ -19,11 +19,11 @@ from clipper_admin import ClipperConnection
 from clipper_admin.exceptions import ClipperException
 
 from ...containers.models import get_model_spec
-from ...engine.images import model_image
-from ...engine.manager import LocalContainerManager, Placement
-from ...engine.pipeline import PipelineApp, StageInput
-from ..engines.base import Deployment
-from ..engines.local import DEFAULT_OUTPUT, MODEL_VERSION
+from ...engines.base import Deployment
+from ...engines.local import DEFAULT_OUTPUT, MODEL_VERSION
+from ...server.images import model_image
+from ...server.manager import LocalContainerManager, Placement
+from ...server.pipeline import PipelineApp, StageInput
 from ..settings import RunSettings
 from .spec import PipelineSpec, StageConfig, query_model
 

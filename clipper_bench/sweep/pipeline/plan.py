@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...engine.manager import Placement
+from ...server.manager import Placement
 from ..plan import CorePlan
 from .spec import PipelineError, PipelineSpec, StageConfig
 

@@ -151,7 +151,7 @@ class PipelineRunner:
     def _node_configs(self, cid: str, config: dict[str, StageConfig]) -> list[dict[str, Any]]:
         """One of the original's node_configs per stage (the nine keys, plus the registry model)."""
         from ...containers.models import get_model_spec
-        from ...engine.images import model_image
+        from ...server.images import model_image
 
         out = []
         for stage in self.spec.stages:

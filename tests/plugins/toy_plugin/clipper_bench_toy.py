@@ -6,9 +6,9 @@ from __future__ import annotations
 import time
 
 from clipper_bench.containers.models import Model, ModelSpec
+from clipper_bench.engines.local import LocalEngine
 from clipper_bench.power.source import SCOPE_NODE, PowerSource, Reading
 from clipper_bench.protocol.types import InputType
-from clipper_bench.sweep.engines.local import LocalEngine
 
 
 class ToyModel(Model):
