@@ -88,3 +88,21 @@ def test_engines_and_transports_are_compared_by_their_declarations_not_by_name()
                 if _string_literals(node.value):
                     found.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert not found, "compare with Transport members or engine capabilities: " + ", ".join(found)
+
+
+def test_models_are_asked_what_they_read_not_compared_by_name():
+    """No ``model == "sleep"`` outside the models' own package: a model says what it needs
+    (``ModelSpec.options``, ``needs_build``, ``uses_gpu``), so a new model is one module."""
+    from clipper_bench.containers.models import model_names
+
+    names = set(model_names())
+    own = REPO / "clipper_bench" / "containers" / "models"
+    found = []
+    for path in sorted((REPO / "clipper_bench").rglob("*.py")):
+        if own in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare) and any(
+                    set(_string_literals(side)) & names for side in [node.left, *node.comparators]):
+                found.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert not found, "ask the ModelSpec (options, needs_build, uses_gpu) instead: " + ", ".join(found)

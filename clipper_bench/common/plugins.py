@@ -12,6 +12,7 @@ from functools import cache
 from importlib.metadata import EntryPoint, entry_points
 
 ENGINES_GROUP = "clipper_bench.engines"
+ENGINE_OPTIONS_GROUP = "clipper_bench.engine_options"  # an engine's own flags (see engines.ENGINE_OPTIONS)
 MODELS_GROUP = "clipper_bench.models"
 POWER_SOURCES_GROUP = "clipper_bench.power_sources"
 

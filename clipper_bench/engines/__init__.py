@@ -15,16 +15,36 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..common.plugins import ENGINES_GROUP, plugins
+from ..common.plugins import ENGINE_OPTIONS_GROUP, ENGINES_GROUP, plugins
 
 DEFAULT_ENGINE = "local"  # the first of ENGINES: --engine's default
 
 ENGINES: dict[str, str] = {
-    "local": "clipper_bench.engines.local:LocalEngine",
+    "local": "clipper_bench.engines.local.engine:LocalEngine",
     "docker": "clipper_bench.engines.docker.engine:DockerEngine",
     "ray": "clipper_bench.engines.ray.engine:RayEngine",
     "clipper": "clipper_bench.engines.clipper.engine:AttachedEngine",
 }
+
+
+# Each engine's own flags: a frozen dataclass of ``setting`` fields in a module that imports nothing of
+# the engine (the settings read these before any engine is loaded). A plug-in adds its own through an
+# entry point in ENGINE_OPTIONS_GROUP, named as its engine.
+ENGINE_OPTIONS: dict[str, str] = {
+    "local": "clipper_bench.engines.local.options:LocalOptions",
+    "docker": "clipper_bench.engines.docker.options:DockerOptions",
+    "ray": "clipper_bench.engines.ray.options:RayOptions",
+    "clipper": "clipper_bench.engines.clipper.options:ClipperOptions",
+}
+
+
+def engine_options() -> list[type[Any]]:
+    """Every engine's options class, the built-ins' in ENGINES' order, then the plug-ins'."""
+    classes = []
+    for path in ENGINE_OPTIONS.values():
+        module, _, cls = path.partition(":")
+        classes.append(getattr(importlib.import_module(module), cls))
+    return classes + [ep.load() for ep in plugins(ENGINE_OPTIONS_GROUP, ENGINE_OPTIONS).values()]
 
 
 def engine_names() -> list[str]:
@@ -44,4 +64,4 @@ def engine_class(name: str) -> type[Any]:
     return getattr(importlib.import_module(module), cls)
 
 
-__all__ = ["DEFAULT_ENGINE", "ENGINES", "engine_class", "engine_names"]
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "ENGINE_OPTIONS", "engine_class", "engine_names", "engine_options"]

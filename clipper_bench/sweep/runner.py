@@ -305,7 +305,7 @@ class ExperimentRunner:
                 "cuda_graphs": s.cuda_graphs,
                 "batches_in_flight": s.batches_in_flight,
                 "num_clients": self._clients(point), "num_clients_auto": not s.num_clients, "warmup_s": s.warmup_s, "duration_s": s.duration_s,
-                "sleep_ms": s.sleep_ms if point.model_name == "sleep" else None,
+                "sleep_ms": s.sleep_ms if "sleep_ms" in self.spec.options else None,
                 "placements": [{"cpus": list(p.cpus), "gpu": p.gpu} for p in places],
             },
             "status": RunStatus.FAILED,

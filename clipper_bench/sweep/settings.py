@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ..common.cli_types import Range, finite_float, number_text, whole_number
-from ..engines import DEFAULT_ENGINE, engine_class, engine_names
+from ..common.options import setting
+from ..engines import DEFAULT_ENGINE, engine_class, engine_names, engine_options
 from ..power.sampler import MAX_INTERVAL_S, MIN_INTERVAL_S
 from ..protocol.transports import TRANSPORT_CHOICES
 
@@ -33,33 +33,6 @@ GROUPS = {  # --help's groups, in order
     "models": "models",
     "output": "output",
 }
-
-
-def setting(default: Any, group: str, *names: str, help: str | Callable[[], str], check: Callable | None = None,
-            limits: Range | None = None, **argparse_options: Any) -> Any:
-    """A settings field with its flag: ``names`` as argparse takes them, ``help`` (or a function
-    that makes it when ``--help`` is built), ``limits`` (a numeric flag's Range: appended to its help
-    and checked, for every value of a list), ``check(value)`` returning what else is wrong or None,
-    and argparse's ``type``, ``nargs``, ``choices`` (a list or a function), ``metavar``, ``action``,
-    ``required``."""
-    return field(default=default, metadata={"group": group, "names": names, "help": _with_range(help, limits),
-                                            "check": _checked(limits, check), "range": limits,
-                                            "argparse": argparse_options})
-
-
-def _with_range(text: str | Callable[[], str], limits: Range | None) -> str | Callable[[], str]:
-    if limits is None:
-        return text
-    if callable(text):
-        return lambda: f"{text()} {limits.help()}"
-    return f"{text} {limits.help()}"
-
-
-def _checked(limits: Range | None, check: Callable | None) -> Callable | None:
-    """The range check, then the field's own."""
-    if limits is None:
-        return check
-    return lambda value: limits.problem(value) or (check(value) if check else None)
 
 
 def declared_fields() -> list:
@@ -187,16 +160,6 @@ def check_power_meters(settings: RunSettings) -> str | None:
     return None
 
 
-def _address(text: str | None) -> str | None:
-    """What is wrong with a ``HOST[:PORT]`` flag's value, or None."""
-    if text is None:
-        return None
-    host, sep, port = text.rpartition(":")
-    if not text.strip() or (sep and (not host or not port.isdigit() or not 0 < int(port) < 65536)):
-        return f"{text!r} is not HOST[:PORT] (a port 1-65535): pass e.g. 127.0.0.1:1337"
-    return None
-
-
 def check_declared(settings: RunSettings) -> str | None:
     """The first declared check that fails, as ``--flag <what is wrong>``, or None: each flag's range
     and check, the model flags' ranges, then the limits of one load client (:func:`check_load_size`)."""
@@ -242,8 +205,9 @@ def check_load_size(settings: RunSettings) -> str | None:
 
 
 @dataclass(frozen=True)
-class RunSettings:
-    """Everything ``clipper-bench run`` (and ``driver.py``) was asked to do."""
+class CoreSettings:
+    """What every run is asked, whatever its engine: the sweep, the load, the models, power and output.
+    :data:`RunSettings` adds each engine's own options to these."""
 
     model_name: str = setting(None, 'sweep', '-m', '--model_name', metavar="MODEL", help=_model_help, required=True)
     duration_s: float = setting(120.0, 'sweep', '-d', '--duration', '--duration_seconds', type=finite_float, help="seconds each configuration is measured (default 120)",
@@ -332,18 +296,6 @@ class RunSettings:
                         "interrupted, missing) run")
     fresh_deployments: bool = setting(False, 'sweep', '--fresh_deployments', action="store_true", help="restart the frontend and replicas for every configuration, as the original driver "
                         "did (default: keep them while only the batch size changes)")
-    docker_host_network: bool = setting(False, 'engine', '--docker_host_network', action="store_true", help="--engine docker: run every container on the host's network (all traffic on 127.0.0.1) "
-                        "instead of a network of its own")
-    metrics_port: int = setting(1390, 'engine', '--metrics_port', type=whole_number, help="--engine local: serve Prometheus' /metrics (the frontend's histograms, meters and counters, and the running window's watts) on this port, as Clipper's exporter does (default 1390; when it is taken a free port is used and recorded; 0 turns it off)",
-                        limits=Range(0, 65535, "", "a TCP port; 0 turns it off"))
-    ray_address: str | None = setting(None, 'engine', '--ray_address', help="--engine ray: join this existing Ray cluster (host:port of its head; default: start a "
-                        "local Ray on 127.0.0.1 for the run)")
-    ray_ingress: str = setting("http", 'engine', '--ray_ingress', choices=["http", "handle"], help="--engine ray: load through Serve's HTTP proxy (Clipper's JSON) or deployment handles")
-    ray_load_from: str = setting("nodes", 'engine', '--ray_load_from', choices=["nodes", "driver"], help="--engine ray: run the -n load clients as Ray actors spread over the cluster's nodes, client i on node i mod N (nodes, the default), or as processes on the driver's host (driver)")
-    ray_http_host: str = setting("127.0.0.1", 'engine', '--ray_http_host', help="--engine ray: address Serve's HTTP proxy (on the head node) binds to (default 127.0.0.1; 0.0.0.0 for load from other hosts with --ray_ingress http)")
-    query_frontend_image: str = setting("clipper/query_frontend:0.4.1", 'engine', '--query_frontend_image', help="--engine docker: the query frontend image (default Clipper 0.4.1's; clipper-bench/frontend "
-                        "is clipper-bench's own, which needs no registry and serves the binary path)")
-    mgmt_frontend_image: str = setting("clipper/management_frontend:0.4.1", 'engine', '--mgmt_frontend_image', help="--engine docker: the management frontend image (unused with clipper-bench/frontend)")
     replica_start_timeout_s: float = setting(120.0, 'engine', '--replica_start_timeout_s', type=finite_float, help="a replica that has not connected this long after it started fails its "
                         "configuration (default 120)",
                         limits=_seconds(1, "a replica takes over a second to start Python and load its model"))
@@ -354,10 +306,6 @@ class RunSettings:
                         "10x its model's slowest time per query x the batch's size, but never sooner than "
                         "this (default 3 s)",
                         limits=_seconds(0.1, "under 0.1 s a batch crossing the socket would look hung"))
-    clipper_address: str | None = setting(None, 'engine', '--clipper_address', metavar="HOST[:PORT]", check=_address, help="--engine clipper: the query frontend (REST, default port 1337) of a Clipper that is already running; the run registers its own app and model there, starts its replicas here and removes both after")
-    clipper_admin_address: str | None = setting(None, 'engine', '--clipper_admin_address', metavar="HOST[:PORT]", check=_address, help="--engine clipper: its management frontend (default: --clipper_address's host, port 1338)")
-    clipper_rpc_address: str | None = setting(None, 'engine', '--clipper_rpc_address', metavar="HOST[:PORT]", check=_address, help="--engine clipper: its container RPC port, which the replicas started here connect to (default: --clipper_address's host, port 7000)")
-    clipper_binary_address: str | None = setting(None, 'engine', '--clipper_binary_address', metavar="HOST[:PORT]", check=_address, help="--engine clipper: its binary query port, for --transport binary (clipper-bench serve has one; Clipper's own does not)")
     stable_window_s: float = setting(5.0, 'load', '--stable_window_s', type=finite_float, help="window of --stable (default 5 s)",
                         limits=WINDOW)
     stable_tolerance: float = setting(0.1, 'load', '--stable_tolerance', type=finite_float, help="how far (max/min - 1) three windows may differ and still agree (default 0.1)",
@@ -416,6 +364,19 @@ class RunSettings:
         if concurrency:
             return concurrency
         return ((self.batches_in_flight or AUTO_BATCHES_IN_FLIGHT) + 1) * num_replicas * batch_size
+
+
+def _with_engine_options() -> type:
+    """CoreSettings with every engine's options (engines.engine_options) as fields of one frozen
+    dataclass: the core's fields first (``RunSettings("noop")`` names the model), then each engine's."""
+    bases = (*reversed(engine_options()), CoreSettings)
+    cls = type("RunSettings", bases, {"__doc__": "Everything ``clipper-bench run`` (and ``driver.py``) was asked "
+                                      "to do: the core's settings and every engine's own options.",
+                                      "__module__": __name__, "__qualname__": "RunSettings"})
+    return dataclass(frozen=True)(cls)
+
+
+RunSettings = _with_engine_options()
 
 
 SHM_MIN_INPUT_BYTES = 64 * 1024  # from here on, inputs travel through shared memory by default

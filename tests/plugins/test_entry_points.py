@@ -42,7 +42,7 @@ def test_registries_list_the_plugin(plugin_path: str) -> None:
 
 def test_run_with_the_plugins_model_engine_and_power_source(plugin_path: str, tmp_path: Path) -> None:
     """``run -m toy --engine toy --power_meter toy:42`` finishes with an ok record from all three."""
-    out = _python(["-m", "clipper_bench", "run", "-m", "toy", "--engine", "toy",
+    out = _python(["-m", "clipper_bench", "run", "-m", "toy", "--engine", "toy", "--toy_label", "demo",
                    "--power_meter", "toy:42", "-d", "1", "--warmup", "0", "--idle_s", "0",
                    "--results_dir", str(tmp_path)], plugin_path)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
@@ -51,6 +51,20 @@ def test_run_with_the_plugins_model_engine_and_power_source(plugin_path: str, tm
     assert (record["status"], record["model_name"], record["engine"]) == ("ok", "toy", "toy")
     assert record["num_completed"] > 0
     assert record["power"]["node_source"] == "toy" and record["power"]["node_power_mean_w"] == 42.0
+    (sweep,) = tmp_path.glob("*/sweep.yaml")  # the plug-in's flag is part of the sweep as run
+    assert "toy_label: demo" in sweep.read_text()
+
+
+def test_the_plugins_engine_flag_is_offered_and_checked_like_the_cores(plugin_path: str, tmp_path: Path) -> None:
+    """The toy engine's --toy_label (declared in the plug-in alone) is in run --help and its check runs
+    before anything starts, with the core's one-line error."""
+    help_text = _python(["-m", "clipper_bench", "run", "--help"], plugin_path).stdout
+    assert "--toy_label" in help_text and "--engine toy: a label" in help_text
+    out = _python(["-m", "clipper_bench", "run", "-m", "toy", "--engine", "toy", "--toy_label", " ",
+                   "-d", "1", "--results_dir", str(tmp_path)], plugin_path)
+    assert out.returncode != 0
+    assert "--toy_label must not be empty: pass a word" in out.stderr
+    assert not any(tmp_path.iterdir()), "refused before anything was written"
 
 
 def test_without_the_plugin_toy_is_unknown() -> None:

@@ -81,6 +81,7 @@ class ModelSpec:
     output_description: str = "one UTF-8 string"
     needs_build: bool = False  # artifacts made by `clipper-bench build-models` (trained models)
     uses_gpu: bool = False  # runs on a GPU given one with -g (the image models); else on CPUs only
+    options: tuple[str, ...] = ()  # the ModelOptions fields of its own it reads (sleep: sleep_ms)
 
     @property
     def input_size(self) -> int:

@@ -101,6 +101,7 @@ register(
         input_shape=(8,),
         description="each batch takes --sleep_ms milliseconds, whatever its size",
         build=lambda opts: SleepModel(opts.sleep_ms),
+        options=("sleep_ms",),
     )
 )
 register(

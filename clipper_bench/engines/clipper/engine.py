@@ -19,7 +19,7 @@ from ...server.manager import Placement
 from ...sweep.plan import ConfigPoint, PlanError
 from ...sweep.settings import RunSettings
 from ..base import Engine, StartContext, check_framework
-from ..local import MODEL_VERSION, ClipperDeployment
+from ..local.engine import MODEL_VERSION, ClipperDeployment
 from .manager import (
     AttachedContainerManager,
     ClipperAddresses,

@@ -12,7 +12,7 @@ from ...server.images import model_image
 from ...server.manager import IMAGE_PREFIX, Placement
 from ...sweep.plan import PlanError
 from ...sweep.settings import RunSettings
-from ..local import LocalEngine
+from ..local.engine import LocalEngine
 
 
 class DockerEngine(LocalEngine):

@@ -20,7 +20,7 @@ from clipper_admin.exceptions import ClipperException
 
 from ...containers.models import get_model_spec
 from ...engines.base import Deployment
-from ...engines.local import DEFAULT_OUTPUT, MODEL_VERSION
+from ...engines.local.engine import DEFAULT_OUTPUT, MODEL_VERSION
 from ...server.images import model_image
 from ...server.manager import LocalContainerManager, Placement
 from ...server.pipeline import PipelineApp, StageInput

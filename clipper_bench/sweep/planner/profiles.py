@@ -30,6 +30,7 @@ from ...results.frame import experiment_dirs
 from ...results.store import EXPERIMENT_FILE, read_run_lines, record_path
 
 OPTION_SETTINGS = ("sleep_ms", "framework", "precision")  # model options a profile must match
+MODEL_OWN_OPTIONS = ("sleep_ms",)  # of those, ones only the models that declare them read (ModelSpec.options)
 
 
 class ProfileError(ValueError):
@@ -139,10 +140,9 @@ def load_profiles(paths: list[str]) -> list[Profile]:
             point = _point(exp, line, settings)
             if point is None:
                 continue
-            model = get_model_spec(line["model_name"]).name
-            options = {k: settings.get(k) for k in OPTION_SETTINGS}
-            if model != "sleep":
-                options.pop("sleep_ms")
+            spec = get_model_spec(line["model_name"])
+            model = spec.name
+            options = {k: settings.get(k) for k in OPTION_SETTINGS if k not in MODEL_OWN_OPTIONS or k in spec.options}
             device = "gpu" if line.get("gpus") else "cpu"
             shared = line["num_replicas"] if device == "gpu" else None  # a GPU stage takes only measured counts
             limit = line.get("gpu_power_limit_w")
@@ -188,9 +188,11 @@ def _service_cv(record: dict[str, Any], model: str, service_s: float) -> float |
 def profile_for(profiles: list[Profile], model: str, options: dict[str, Any], device: str | None = None) -> list[Profile]:
     """The profiles of ``model`` whose options match ``options`` (those it sets), on ``device`` when
     given; ProfileError naming what was measured when none does."""
-    name = get_model_spec(model).name
+    spec = get_model_spec(model)
+    name = spec.name
     same_model = [p for p in profiles if p.model == name]
-    wanted = {k: v for k, v in options.items() if k in OPTION_SETTINGS and (k != "sleep_ms" or name == "sleep")}
+    wanted = {k: v for k, v in options.items()
+              if k in OPTION_SETTINGS and (k not in MODEL_OWN_OPTIONS or k in spec.options)}
     found = [p for p in same_model if all(p.options.get(k) == v for k, v in wanted.items())
              and (device is None or p.device == device)]
     if not found:

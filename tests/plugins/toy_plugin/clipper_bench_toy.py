@@ -1,12 +1,14 @@
-"""A toy clipper-bench plug-in: a model that answers as noop, the local engine under another name,
-and a power source that reads a constant 42 W. Each is one definition here and one entry point."""
+"""A toy clipper-bench plug-in: a model that answers as noop, the local engine under another name, and
+a power source that reads a constant 42 W. Each is one definition here and one entry point; the
+engine's own flag is declared in clipper_bench_toy_options.py, which imports nothing of the engine
+(the run's settings read it before any engine is loaded)."""
 
 from __future__ import annotations
 
 import time
 
 from clipper_bench.containers.models import Model, ModelSpec
-from clipper_bench.engines.local import LocalEngine
+from clipper_bench.engines.local.engine import LocalEngine
 from clipper_bench.power.source import SCOPE_NODE, PowerSource, Reading
 from clipper_bench.protocol.types import InputType
 

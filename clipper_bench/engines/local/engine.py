@@ -21,14 +21,14 @@ from clipper_admin import ClipperConnection
 from clipper_admin.container_manager import ContainerManager
 from clipper_admin.exceptions import ClipperException
 
-from ..common.processes import free_ports, listen_tcp, port_taken_message
-from ..protocol.transports import Transport
-from ..results.store import CONFIGS_DIR
-from ..server.images import model_image
-from ..server.manager import LocalContainerManager, Placement
-from ..sweep.plan import ConfigPoint, PlanError
-from ..sweep.settings import RunSettings
-from .base import Deployment, Engine, StartContext
+from ...common.processes import free_ports, listen_tcp, port_taken_message
+from ...protocol.transports import Transport
+from ...results.store import CONFIGS_DIR
+from ...server.images import model_image
+from ...server.manager import LocalContainerManager, Placement
+from ...sweep.plan import ConfigPoint, PlanError
+from ...sweep.settings import RunSettings
+from ..base import Deployment, Engine, StartContext
 
 MODEL_VERSION = "1"
 DEFAULT_OUTPUT = "TIMEOUT"
