@@ -259,25 +259,25 @@ class Frontend(RestQueries, BinaryQueries, PipelineQueries, ContainerRpc):
         if model is None:
             query.finish(Status.DEFAULT, app.default_output.encode())
             return query
-        self._pending.setdefault(app.name, deque()).append(query)
+        pending = self._pending.get(app.name)
+        if pending is None:
+            pending = self._pending[app.name] = deque()
+        pending.append(query)
         self.dispatcher.submit(model.key, query)
         return query
 
     def _record(self, app: Application, query: Query, status: Status) -> None:
-        prefix = f"app:{app.name}"
-        m = self.metrics
-        m.histogram(f"{prefix}:prediction_latency", "microseconds").insert(
-            (time.perf_counter() - query.arrival) * 1e6
-        )
-        m.meter(f"{prefix}:prediction_throughput").mark()
-        m.counter(f"{prefix}:num_predictions").count += 1
-        ratio = m.ratio(f"{prefix}:default_prediction_ratio")
+        entries = self.metrics.app_metrics(app.name)
+        entries.latency.insert((time.perf_counter() - query.arrival) * 1e6)
+        entries.throughput.mark()
+        entries.predictions.count += 1
+        ratio = entries.default_ratio
         ratio.denominator += 1
         if status is Status.DEFAULT:
             ratio.numerator += 1
-            m.counter(f"{prefix}:num_defaults").count += 1  # not in Clipper's metrics: for the live display
+            self.metrics.counter(f"app:{app.name}:num_defaults").count += 1  # not Clipper's: for the live display
         elif status is Status.ERROR:  # not in Clipper's metrics: the driver's live display reads it
-            m.counter(f"{prefix}:num_errors").count += 1
+            self.metrics.counter(f"app:{app.name}:num_errors").count += 1
 
     async def _sweep_deadlines(self) -> None:
         """Answer queries whose app SLO has passed with the app's default output."""

@@ -169,6 +169,20 @@ def clipper_rank(group: str, name: str) -> int:
     return 3
 
 
+class AppMetrics:
+    """One application's entries that every query touches, looked up once rather than by name per
+    query (see :meth:`MetricsRegistry.app_metrics`)."""
+
+    __slots__ = ("latency", "throughput", "predictions", "default_ratio")
+
+    def __init__(self, registry: MetricsRegistry, app: str) -> None:
+        prefix = f"app:{app}:"
+        self.latency = registry.histogram(f"{prefix}prediction_latency", "microseconds")
+        self.throughput = registry.meter(f"{prefix}prediction_throughput")
+        self.predictions = registry.counter(f"{prefix}num_predictions")
+        self.default_ratio = registry.ratio(f"{prefix}default_prediction_ratio")
+
+
 class MetricsRegistry:
     """All metrics of one frontend, named and ordered as Clipper names and orders them."""
 
@@ -179,7 +193,15 @@ class MetricsRegistry:
         self.counters: dict[str, Counter] = {}
         self._apps: dict[str, None] = {}  # registered, in order: remade by reset()
         self._models: dict[tuple[str, str], None] = {}
+        self._app_entries: dict[str, AppMetrics] = {}  # app_metrics' cache: emptied by reset()
         self._declare("", INTERNAL_METRICS)
+
+    def app_metrics(self, app: str) -> AppMetrics:
+        """Application ``app``'s per-query entries (created if new), kept until :meth:`reset`."""
+        entries = self._app_entries.get(app)
+        if entries is None:
+            entries = self._app_entries[app] = AppMetrics(self, app)
+        return entries
 
     def histogram(self, name: str, unit: str) -> Histogram:
         """The histogram named ``name``, created with ``unit`` if new."""
@@ -244,6 +266,7 @@ class MetricsRegistry:
         of our own come back when next used."""
         for metrics in (self.histograms, self.meters, self.ratios, self.counters):
             metrics.clear()
+        self._app_entries.clear()
         self._declare("", INTERNAL_METRICS)
         for app in self._apps:
             self._declare(f"app:{app}:", APP_METRICS)

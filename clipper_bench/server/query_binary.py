@@ -69,7 +69,8 @@ class BinaryQueries:
         if req.flags & binary.FLAG_MANY:
             self._submit_many(identity, req, app)
         elif len(req.inputs) == 1:
-            self._submit_one(identity, req.request_id, app, req.inputs[0], req.flags)
+            self._submit_one(identity, req.request_id, app, req.inputs[0], bool(req.flags & binary.FLAG_PACKED),
+                             bool(req.flags & shm.FLAG_SHM))
         else:
             self._submit_input_batch(identity, req, app)
 
@@ -86,6 +87,7 @@ class BinaryQueries:
 
     def _submit_many(self, identity: bytes, req: binary.BinaryRequest, app: Application) -> None:
         """A FLAG_MANY message: each input its own request, checked and answered on its own."""
+        packed, in_shm = bool(req.flags & binary.FLAG_PACKED), bool(req.flags & shm.FLAG_SHM)
         try:
             self._check_inputs(app, req.flags, req.inputs)  # all at once: the usual case
             all_good = True
@@ -96,19 +98,22 @@ class BinaryQueries:
                 if not all_good:
                     self._check_inputs(app, req.flags, (item,))
             except (InputError, shm.ShmError) as exc:
-                self._reply_binary(identity, req.request_id + k, 0, _ERROR, [str(exc).encode()],
-                                   bool(req.flags & binary.FLAG_PACKED))
+                self._reply_binary(identity, req.request_id + k, 0, _ERROR, [str(exc).encode()], packed)
                 continue
-            self._submit_one(identity, req.request_id + k, app, item, req.flags)
+            self._submit_one(identity, req.request_id + k, app, item, packed, in_shm)
 
-    def _submit_one(self, identity: bytes, request_id: int, app: Application, item: Buffer, flags: int) -> None:
-        packed = bool(flags & binary.FLAG_PACKED)
+    def _submit_one(self, identity: bytes, request_id: int, app: Application, item: Buffer, packed: bool,
+                    in_shm: bool) -> None:
+        if packed:
+            def on_single(query: Query, status: Status, output: Buffer) -> None:
+                self._record(app, query, status)
+                self._gather_packed(identity, binary.encode_packed_one(request_id, query.query_id, status, output))
+        else:
+            def on_single(query: Query, status: Status, output: Buffer) -> None:
+                self._record(app, query, status)
+                self._reply_binary(identity, request_id, query.query_id, bytes([status]), [output])
 
-        def on_single(query: Query, status: Status, output: Buffer) -> None:
-            self._record(app, query, status)
-            self._reply_binary(identity, request_id, query.query_id, bytes([status]), [output], packed)
-
-        self._submit(app, item, on_single, bool(flags & shm.FLAG_SHM))
+        self._submit(app, item, on_single, in_shm)
 
     def _submit_input_batch(self, identity: bytes, req: binary.BinaryRequest, app: Application) -> None:
         """A request of several inputs (an input batch), answered once every input is."""
@@ -137,16 +142,21 @@ class BinaryQueries:
         self, identity: bytes, request_id: int, query_id: int, statuses: bytes, outputs: Sequence[Buffer],
         packed: bool = False,
     ) -> None:
-        if packed:  # gathered per client and sent once this turn of the loop ends
-            pending = self._packed_replies.get(identity)
-            if pending is None:
-                pending = self._packed_replies[identity] = []
-                if len(self._packed_replies) == 1:
-                    asyncio.get_running_loop().call_soon(self._send_packed)
-            pending.append(binary.encode_packed_response(request_id, query_id, statuses, outputs))
+        if packed:
+            self._gather_packed(identity, binary.encode_packed_response(request_id, query_id, statuses, outputs))
             return
         self._send_to_client(identity, binary.encode_response(request_id, query_id, statuses, outputs))
         self._binary_reader.recheck()
+
+    def _gather_packed(self, identity: bytes, answer: bytes) -> None:
+        """Keep a packed answer for its client, to go with the others in one message once this turn
+        of the loop ends (see _send_packed)."""
+        pending = self._packed_replies.get(identity)
+        if pending is None:
+            pending = self._packed_replies[identity] = []
+            if len(self._packed_replies) == 1:
+                asyncio.get_running_loop().call_soon(self._send_packed)
+        pending.append(answer)
 
     def _send_packed(self) -> None:
         """One message per client of every packed answer gathered for it (see protocol.binary)."""
