@@ -94,12 +94,12 @@ class BinaryQueries:
         except (InputError, shm.ShmError):
             all_good = False
         for k, item in enumerate(req.inputs):
-            try:
-                if not all_good:
+            if not all_good:  # find the ones to refuse, each alone
+                try:
                     self._check_inputs(app, req.flags, (item,))
-            except (InputError, shm.ShmError) as exc:
-                self._reply_binary(identity, req.request_id + k, 0, _ERROR, [str(exc).encode()], packed)
-                continue
+                except (InputError, shm.ShmError) as exc:
+                    self._reply_binary(identity, req.request_id + k, 0, _ERROR, [str(exc).encode()], packed)
+                    continue
             self._submit_one(identity, req.request_id + k, app, item, packed, in_shm)
 
     def _submit_one(self, identity: bytes, request_id: int, app: Application, item: Buffer, packed: bool,
