@@ -139,9 +139,11 @@ class Frontend(RestQueries, BinaryQueries, PipelineQueries, ContainerRpc):
         self._binary.setsockopt(zmq.SNDHWM, 0)
         self._binary.setsockopt(zmq.RCVHWM, 0)
         self._bind_ports()
-        self._rpc_reader = ZmqReader(loop, self._rpc, self._on_rpc)
-        self._binary_reader = ZmqReader(loop, self._binary, self._on_binary,
-                                        drain_hooks=(self.dispatcher.hold, self.dispatcher.release))
+        # Both readers hold dispatches while they drain their socket: the queries of one client
+        # message, and a pipeline stage's answers forwarded to the next stage, leave as one batch.
+        hooks = (self.dispatcher.hold, self.dispatcher.release)
+        self._rpc_reader = ZmqReader(loop, self._rpc, self._on_rpc, drain_hooks=hooks)
+        self._binary_reader = ZmqReader(loop, self._binary, self._on_binary, drain_hooks=hooks)
         self._readers = [self._rpc_reader, self._binary_reader]
 
         query_app = web.Application(client_max_size=s.max_body_bytes)

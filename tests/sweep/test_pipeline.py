@@ -108,3 +108,17 @@ def test_a_stage_replica_dying_makes_the_configuration_degraded_and_names_the_st
     (exp,) = [p for p in (tmp_path / "res").iterdir() if p.is_dir()]
     (line,) = [json.loads(x) for x in (exp / "runs.ndjson").read_text().splitlines()]
     assert line["status"] == "degraded" and "replica second#1" in line["reason"], line
+
+
+def test_a_stages_batch_reaches_the_next_stage_as_one_batch(tmp_path, no_leftover_processes):
+    """Four queries at a time through a -> b, both batching up to 4: a's answers are forwarded to b
+    together, so b forms batches of four too (one at a time, each taking b's first free slot, would
+    have made b's batches 1, 1 and 2)."""
+    chain = write(tmp_path, "chain", {"a": {"model": "sleep", "options": {"sleep_ms": 20}, "batch_sizes": [4]},
+                                      "b": {"model": "sleep", "input": "a", "options": {"sleep_ms": 10},
+                                            "batch_sizes": [4]}})
+    _, (line,), (record,), _ = run_pipeline(tmp_path / "run", chain, "-d", "2", "--warmup", "0.5",
+                                            "--concurrency", "4")
+    stages = record["stages"]["stages"]
+    assert line["status"] == "ok", line
+    assert stages["a"]["mean_batch_size"] > 3.5 and stages["b"]["mean_batch_size"] > 3.5, stages

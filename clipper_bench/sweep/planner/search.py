@@ -116,7 +116,8 @@ def predict(spec: PipelineSpec, plan: dict[str, StageChoice], target: Target) ->
     """The estimator's end-to-end prediction for ``plan`` under ``target``'s arrivals."""
     stages = [SimStage(s.name, tuple(spec.children(s.name)), plan[s.name].replicas, plan[s.name].batch_size,
                        plan[s.name].service_s, plan[s.name].profile.service_cv()) for s in spec.stages]
-    return simulate(stages, tuple(s.name for s in spec.entries), target.arrivals_s, target.window, target.hop_s)
+    return simulate(stages, tuple(s.name for s in spec.entries), target.arrivals_s, target.window, target.hop_s,
+                    gather_s=target.hop_s)
 
 
 def search(spec: PipelineSpec, profiles: list[Profile], target: Target, coarse: bool = False) -> SearchResult:

@@ -4,7 +4,9 @@ Each stage is a FIFO queue in front of ``replicas`` servers. A free replica take
 query up to its batch size at once, as the engine's dispatcher does, and holds the batch for the
 stage's measured service time for that batch size. A query enters every entry stage on arrival,
 moves to a stage's children when its batch there ends (plus ``hop_s``, the frontend's hand-off and
-RPC), and is done when every sink stage has answered. Arrivals are the load generator's own
+RPC), and is done when every sink stage has answered. As the frontend reads every message waiting
+on its socket before it dispatches, queries arriving within ``gather_s`` of each other are queued
+together before a batch is formed, and a batch's answers reach the next stage together. Arrivals are the load generator's own
 (``load.arrivals.schedule_ns``, same seed), so the simulation replays the arrival process the
 validation will send.
 
@@ -72,20 +74,20 @@ class SimResult:
 
 def simulate(stages: list[SimStage], entries: tuple[str, ...], arrivals_s: np.ndarray,
              window: tuple[float, float], hop_s: float = 0.0, batches_in_flight: int = 2,
-             persistence: float = PERSISTENCE, seed: int = 0) -> SimResult:
+             persistence: float = PERSISTENCE, seed: int = 0, gather_s: float = 0.0) -> SimResult:
     """Run the queries arriving at ``arrivals_s`` through ``stages``; latencies of those due in ``window``.
 
     As the engine's dispatcher does, each replica is sent up to ``batches_in_flight`` batches: a batch
     is formed (every queued query up to the batch size) as soon as a replica has room for one, and
-    the replica works through its batches one after the other. A stage with ``cv`` draws each
-    batch's time around its mean (see the module's docstring), from ``seed``."""
+    the replica works through its batches one after the other. Queries arriving within ``gather_s``
+    of the first still waiting are queued before any batch is formed (the frontend reads what is
+    waiting first). A stage with ``cv`` draws each batch's time around its mean (see the module's
+    docstring), from ``seed``."""
     sim = _Sim(stages, hop_s, batches_in_flight, _Spread(stages, persistence, seed))
     nxt = 0
     while nxt < arrivals_s.size or sim.events:
         if nxt < arrivals_s.size and (not sim.events or arrivals_s[nxt] <= sim.events[0][0]):
-            for e in entries:
-                sim.arrive(e, nxt, float(arrivals_s[nxt]))
-            nxt += 1
+            nxt = _arrive_together(sim, entries, arrivals_s, nxt, gather_s)
         else:
             sim.batch_done()
     finished = sim.finished(arrivals_s.size)
@@ -97,6 +99,23 @@ def simulate(stages: list[SimStage], entries: tuple[str, ...], arrivals_s: np.nd
         utilisation={n: sim.busy[n] / (span * st.replicas) for n, st in sim.stages.items()},
         mean_batch={n: (b[1] / b[0] if b[0] else 0.0) for n, b in sim.batches.items()},
     )
+
+
+def _arrive_together(sim: _Sim, entries: tuple[str, ...], arrivals_s: np.ndarray, nxt: int,
+                     gather_s: float) -> int:
+    """Queue query ``nxt`` and every later one arriving within ``gather_s`` of it, then dispatch
+    once at the last one's arrival; returns the next query not yet arrived."""
+    last = nxt
+    limit = arrivals_s[nxt] + gather_s
+    while last + 1 < arrivals_s.size and arrivals_s[last + 1] <= limit:
+        last += 1
+    now = float(arrivals_s[last])
+    for q in range(nxt, last + 1):
+        for e in entries:
+            sim.queues[e].append(q)
+    for e in entries:
+        sim.dispatch(e, now)
+    return last + 1
 
 
 class _Spread:
@@ -136,10 +155,6 @@ class _Sim:
         self.events: list = []  # (time the batch ends, seq, stage, replica, queries)
         self.seq = 0
 
-    def arrive(self, name: str, q: int, now: float) -> None:
-        self.queues[name].append(q)
-        self.dispatch(name, now)
-
     def dispatch(self, name: str, now: float) -> None:
         stage, queue, held = self.stages[name], self.queues[name], self.held[name]
         while queue:
@@ -162,14 +177,16 @@ class _Sim:
         now, _, name, r, took = heapq.heappop(self.events)
         self.held[name][r] -= 1
         children = self.stages[name].children
+        self.dispatch(name, now)  # the replica's next batch leaves before this one's answers
         for q in took:
             for child in children:
-                self.arrive(child, q, now + self.hop_s)
+                self.queues[child].append(q)
             if not children:
                 self.left[q] = self.left.get(q, len(self.sinks)) - 1
                 if self.left[q] == 0:
                     self.done_at[q] = now + self.hop_s
-        self.dispatch(name, now)
+        for child in children:  # a batch's answers reach a child stage together
+            self.dispatch(child, now + self.hop_s)
 
     def finished(self, n: int) -> np.ndarray:
         out = np.full(n, np.nan)
