@@ -14,9 +14,12 @@ import signal
 import sys
 
 from . import __version__
-from .common.cli_types import finite_float
 from .common.errors import UsageError
-from .containers.models.flags import add_model_option_flags
+from .containers.models.flags import (
+    add_model_option_flags,
+    add_model_own_flags,
+    own_options_from_args,
+)
 
 
 def _container_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,9 +30,8 @@ def _container_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model_name", default=os.environ.get("CLIPPER_MODEL_NAME"),
                    help="registry model to serve (default: $CLIPPER_MODEL_NAME)")
-    p.add_argument("--sleep_ms", type=finite_float, default=10.0,
-                   help="milliseconds each batch of the 'sleep' model takes (default 10)")
     add_model_option_flags(p)
+    add_model_own_flags(p)
     p.set_defaults(func=_cmd_container)
 
 
@@ -101,9 +103,10 @@ def _load_container_model(spec, args: argparse.Namespace):
 
     try:
         model = spec.build(ModelOptions(
-            sleep_ms=args.sleep_ms, framework=args.framework, precision=args.precision,
+            framework=args.framework, precision=args.precision,
             weights=args.weights, models_dir=args.models_dir, seed=args.seed,
             overlap_batches=args.overlap_batches, cuda_graphs=args.cuda_graphs,
+            own=own_options_from_args(args),
         ))
         if args.warm_batch_size > 0:
             pool = spec.make_inputs(1, seed=args.seed)

@@ -106,3 +106,26 @@ def test_models_are_asked_what_they_read_not_compared_by_name():
                     set(_string_literals(side)) & names for side in [node.left, *node.comparators]):
                 found.append(f"{path.relative_to(REPO)}:{node.lineno}")
     assert not found, "ask the ModelSpec (options, needs_build, uses_gpu) instead: " + ", ".join(found)
+
+
+def test_a_models_own_options_are_named_only_where_it_declares_them():
+    """No ``"sleep_ms"`` in the core: a model declares its own options (``ModelSpec.options``) and
+    run, serve, container, plan and pipeline files offer them from the declaration, so a model with a
+    flag of its own is one module. The calibration run, which is built on the sleep model, and its
+    report may name its option."""
+    from clipper_bench.containers.models import model_option_names
+
+    names = set(model_option_names())
+    allowed = {REPO / "clipper_bench" / "sweep" / "calibrate.py", REPO / "clipper_bench" / "report" / "calibration.py"}
+    own = REPO / "clipper_bench" / "containers" / "models"
+    found = []
+    for path in sorted((REPO / "clipper_bench").rglob("*.py")):
+        if own in path.parents or path in allowed:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            literal = isinstance(node, ast.Constant) and node.value in names
+            keyword = isinstance(node, ast.keyword) and node.arg in names
+            attribute = isinstance(node, ast.Attribute) and node.attr in names
+            if literal or keyword or attribute:
+                found.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert names and not found, "read the model's declared options instead: " + ", ".join(found)

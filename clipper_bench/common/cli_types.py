@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
+DAY_S = 86_400  # every duration: up to a day
+DAY_MS = DAY_S * 1000
+ANY_DURATION = "up to a day, as every duration"
+
 
 def finite_float(text: str) -> float:
     """A float flag value that is a real number: ``nan``, ``inf`` and ``1e999`` are refused at once,

@@ -5,7 +5,9 @@ A field made with :func:`setting` carries its default, its command-line flag and
 why its limits are where they are (appended to its help) and its own check. ``run``'s command line,
 its sweep file and the CLI reference are generated from these declarations. An engine declares its
 own flags the same way, in a frozen dataclass of its own (``engines/<name>/options.py``), which the
-engine registry gathers into the run's settings (see ``clipper_bench.engines.engine_options``).
+engine registry gathers into the run's settings (see ``clipper_bench.engines.engine_options``); so
+does a model with options of its own (``ModelSpec.options``, e.g. the sleep model's ``--sleep_ms``),
+gathered by the model registry (``clipper_bench.containers.models.model_option_classes``).
 """
 
 from __future__ import annotations
@@ -42,6 +44,27 @@ def _checked(limits: Range | None, check: Callable | None) -> Callable | None:
     if limits is None:
         return check
     return lambda value: limits.problem(value) or (check(value) if check else None)
+
+
+def flag_of(f: Any) -> str:
+    """A declared field's long flag (the first ``--`` name)."""
+    return next(n for n in f.metadata["names"] if n.startswith("--"))
+
+
+def add_declared_flag(p: Any, f: Any, **overrides: Any) -> None:
+    """Add a declared field's flag to an argparse parser or group: its names, help, choices, type and
+    default (``overrides`` replace any of argparse's options or the help, e.g. ``default=None``)."""
+    meta = f.metadata
+    options = dict(meta["argparse"])
+    if callable(options.get("choices")):
+        options["choices"] = options["choices"]()
+    if options.get("action") != "store_true":
+        options["default"] = list(f.default) if isinstance(f.default, tuple) else f.default
+        if "choices" not in options:
+            options.setdefault("metavar", flag_of(f)[2:].upper())
+    text = overrides.pop("help", None) or (meta["help"]() if callable(meta["help"]) else meta["help"])
+    options.update(overrides)
+    p.add_argument(*meta["names"], dest=f.name, help=text, **options)
 
 
 def address_problem(text: str | None) -> str | None:

@@ -25,7 +25,7 @@ def measure(spec_path: Path, out_path: Path) -> None:
     from .models import ModelOptions, get_model_spec
 
     spec = get_model_spec(job["model_name"])
-    opts = ModelOptions(**job["options"])
+    opts = ModelOptions.from_flat(job["options"])
     model = spec.build(opts)
     pool_n = spec.pool_size(max(job["batch_sizes"]) * 4)
     pool = spec.make_inputs(pool_n, seed=opts.seed)

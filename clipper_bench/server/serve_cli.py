@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from ..common.cli_types import finite_float, port
+from ..containers.models.flags import add_model_own_flags, own_option_args, own_options_from_args
 
 # Clipper's (binary: ours; metrics: its Prometheus exporter's, as ``run --metrics_port``'s default)
 DEFAULT_PORTS = {"query": 1337, "admin": 1338, "rpc": 7000, "binary": 1339, "metrics": 1390}
@@ -40,8 +41,7 @@ def add_serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-b", "--batch_size", type=int, default=-1,
                    help="largest batch of -m (default -1: Clipper's default, unbounded)")
     p.add_argument("--slo_ms", type=finite_float, default=500.0, help="the app's latency SLO in ms (default 500)")
-    p.add_argument("--sleep_ms", type=finite_float, default=10.0,
-                   help="batch time of the 'sleep' model in ms (default 10)")
+    add_model_own_flags(p)  # each model's own options (the sleep model's --sleep_ms), as it declares them
     p.add_argument("--log_dir", type=Path, default=None, help="where process logs go (default: a temporary directory)")
     p.set_defaults(func=cmd_serve)
 
@@ -76,7 +76,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     manager = LocalContainerManager(
         host=args.host, query_port=ports["query"], admin_port=ports["admin"], rpc_port=ports["rpc"],
         binary_port=ports["binary"], metrics_port=ports["metrics"], fallback_ports=movable, announce=lambda line: print(line, flush=True),
-        log_dir=args.log_dir, container_args=["--sleep_ms", repr(args.sleep_ms)],
+        log_dir=args.log_dir, container_args=own_option_args(own_options_from_args(args)),
     )
     signal.signal(signal.SIGTERM, _interrupt)  # also during start-up: stop at once, reap everything
     conn = ClipperConnection(manager)

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from ..common.cli_types import check_writable_dir, one_line_errors
+from ..common.options import add_declared_flag
+from ..containers.models.base import model_option_names
 from .settings import (
     GROUPS,
     MODEL_FIELD_RANGES,
     MODEL_FIELDS,
     RunSettings,
     declared_fields,
-    flag_of,
     resolve_defaults,
 )
 
@@ -41,16 +42,7 @@ def add_model_flag_ranges(p: argparse.ArgumentParser) -> None:
 
 def _add_declared_flag(p: argparse.ArgumentParser | argparse._ArgumentGroup, f: Any) -> None:
     """One RunSettings field's flag, as declared (its default, help, choices, type)."""
-    meta = f.metadata
-    options = dict(meta["argparse"])
-    if callable(options.get("choices")):
-        options["choices"] = options["choices"]()
-    if options.get("action") != "store_true":
-        options["default"] = list(f.default) if isinstance(f.default, tuple) else f.default
-        if "choices" not in options:
-            options.setdefault("metavar", flag_of(f)[2:].upper())
-    text = meta["help"]() if callable(meta["help"]) else meta["help"]
-    p.add_argument(*meta["names"], dest=f.name, help=text, **options)
+    add_declared_flag(p, f)
 
 
 def settings_from_args(args: argparse.Namespace) -> RunSettings:
@@ -132,7 +124,7 @@ def _run_experiment(settings: RunSettings, baseline_only: bool) -> list[str]:
 
 # the settings that matter to a baseline (the others keep their defaults)
 BASELINE_FIELDS = ("model_name", "batch_sizes", "model_cpus", "cpus_per_replica_nums", "model_gpus", "baseline_s",
-                   "results_dir", "sleep_ms")
+                   "results_dir")  # and every model's own options (model_option_names)
 
 
 def add_baseline_parser(sub: argparse._SubParsersAction) -> None:
@@ -148,7 +140,7 @@ def add_baseline_parser(sub: argparse._SubParsersAction) -> None:
     )
     one_line_errors(p)
     declared = {f.name: f for f in declared_fields()}
-    for name in BASELINE_FIELDS:
+    for name in (*BASELINE_FIELDS, *model_option_names()):
         _add_declared_flag(p, declared[name])
     add_model_option_flags(p)
     add_model_flag_ranges(p)

@@ -16,7 +16,7 @@ import requests
 from clipper_admin.exceptions import ClipperException
 
 from ..common.processes import EXPERIMENT_ENV
-from ..containers.models import get_model_spec
+from ..containers.models import get_model_spec, model_option_names
 from ..engines.base import Deployment, Engine, StartContext, make_engine
 from ..load.intervals import repeat_stats
 from ..load.orchestrate import LoadError
@@ -305,7 +305,9 @@ class ExperimentRunner:
                 "cuda_graphs": s.cuda_graphs,
                 "batches_in_flight": s.batches_in_flight,
                 "num_clients": self._clients(point), "num_clients_auto": not s.num_clients, "warmup_s": s.warmup_s, "duration_s": s.duration_s,
-                "sleep_ms": s.sleep_ms if "sleep_ms" in self.spec.options else None,
+                # every model's own options, each the value run with where this model reads it
+                **{name: getattr(s, name) if name in self.spec.option_names else None
+                   for name in model_option_names()},
                 "placements": [{"cpus": list(p.cpus), "gpu": p.gpu} for p in places],
             },
             "status": RunStatus.FAILED,

@@ -5,7 +5,9 @@ Each field is declared once, here: its default, its command-line flag and help, 
 why its limits are where they are (``limits``: appended to its help) and its own check. ``run``'s
 command line is generated from these declarations (``sweep/cli_args.py``), and the plan runs the
 checks before anything starts. The model flags (framework, precision, ...) are declared beside the
-models (``containers/models/flags.py``), which the container command shares.
+models (``containers/models/flags.py``), which the container command shares; a model's own options
+(the sleep model's ``--sleep_ms``) and each engine's are declared by the model and the engine and
+join these fields (``RunSettings``, below).
 """
 
 from __future__ import annotations
@@ -16,8 +18,17 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from ..common.cli_types import Range, finite_float, number_text, whole_number
-from ..common.options import setting
+from ..common.cli_types import (
+    ANY_DURATION,
+    DAY_MS,
+    DAY_S,
+    Range,
+    finite_float,
+    number_text,
+    whole_number,
+)
+from ..common.options import flag_of, setting
+from ..containers.models.base import model_option_classes, model_option_names
 from ..engines import DEFAULT_ENGINE, engine_class, engine_names, engine_options
 from ..power.sampler import MAX_INTERVAL_S, MIN_INTERVAL_S
 from ..protocol.transports import TRANSPORT_CHOICES
@@ -40,16 +51,9 @@ def declared_fields() -> list:
     return [f for f in fields(RunSettings) if "names" in f.metadata]
 
 
-def flag_of(f: Any) -> str:
-    """A field's long flag (the first ``--`` name)."""
-    return next(n for n in f.metadata["names"] if n.startswith("--"))
-
-
 # -- ranges: every numeric flag's, with why its limits are where they are (shown in --help), and the
 # few checks a range cannot say. A check returns what is wrong (the flag's name is put before it) or None.
 
-DAY_S = 86_400  # every duration: up to a day
-DAY_MS = DAY_S * 1000
 MAX_BATCH_SIZE = 4096  # the most inputs one request may carry, and far beyond any model's batch
 MAX_CLIENTS = 256
 MAX_CLIENT_RATE_QPS = 100_000  # one client: one Python thread, one ZeroMQ message pair (~10 us) per query
@@ -62,7 +66,6 @@ def _seconds(lo: float, why: str) -> Range:
     return Range(lo, DAY_S, "seconds", why)
 
 
-ANY_DURATION = "up to a day, as every duration"
 WINDOW = _seconds(0.1, "under 0.1 s a window holds too few answers to measure; up to a day, as every duration")
 SLO = Range(0.001, DAY_MS, "ms", "the frontend keeps SLOs in whole microseconds, up to a day")
 SAMPLING_WHY = ("NVML's power reading changes every 1/6 to 1 s and RAPL's counter about every ms: faster "
@@ -244,8 +247,6 @@ class CoreSettings:
                         "rest for Clipper's own frontend and --engine clipper, --ray_ingress's on ray, binary otherwise")
     slo_ms: float = setting(500.0, 'load', '--slo_ms', type=finite_float, help="application latency SLO in ms (default 500)",
                         limits=SLO)
-    sleep_ms: float = setting(10.0, 'models', '--sleep_ms', type=finite_float, help="batch time of the 'sleep' model in ms (default 10)",
-                        limits=Range(0, DAY_MS, "ms", ANY_DURATION))
     host: str = setting("127.0.0.1", 'engine', '--host', help="address the frontends bind to (default 127.0.0.1)")
     oversubscribe: bool = setting(False, 'sweep', '--oversubscribe', action="store_true", help="allow more replica cores than there are free cores (replicas then share cores)")
     drain_timeout_s: float = setting(10.0, 'load', '--drain_timeout_s', type=finite_float, help="after the window, wait for answers still out until none has come for this long or "
@@ -314,7 +315,7 @@ class CoreSettings:
     def model_options(self) -> dict[str, Any]:
         """The ModelOptions fields every replica and baseline of this experiment gets."""
         return {
-            "sleep_ms": self.sleep_ms,
+            **{name: getattr(self, name) for name in model_option_names()},
             "framework": self.framework,
             "precision": self.precision,
             "weights": str(Path(self.weights).resolve()) if self.weights else None,
@@ -326,9 +327,13 @@ class CoreSettings:
 
     def container_args(self) -> list[str]:
         """The same options as ``clipper-bench container`` flags."""
-        args = []
-        for key, value in self.model_options().items():
-            if value is not None:
+        from ..containers.models.flags import own_option_args
+
+        options = self.model_options()
+        own = set(model_option_names())
+        args = own_option_args(options)
+        for key, value in options.items():
+            if value is not None and key not in own:
                 args += [f"--{key}", str(value)]
         return args
 
@@ -366,17 +371,18 @@ class CoreSettings:
         return ((self.batches_in_flight or AUTO_BATCHES_IN_FLIGHT) + 1) * num_replicas * batch_size
 
 
-def _with_engine_options() -> type:
-    """CoreSettings with every engine's options (engines.engine_options) as fields of one frozen
-    dataclass: the core's fields first (``RunSettings("noop")`` names the model), then each engine's."""
-    bases = (*reversed(engine_options()), CoreSettings)
+def _with_plugin_options() -> type:
+    """CoreSettings with every model's own options (``ModelSpec.options``) and every engine's
+    (engines.engine_options) as fields of one frozen dataclass: the core's fields first
+    (``RunSettings("noop")`` names the model), then the models', then the engines'."""
+    bases = (*reversed(engine_options()), *reversed(model_option_classes()), CoreSettings)
     cls = type("RunSettings", bases, {"__doc__": "Everything ``clipper-bench run`` (and ``driver.py``) was asked "
-                                      "to do: the core's settings and every engine's own options.",
+                                      "to do: the core's settings, every model's and every engine's own options.",
                                       "__module__": __name__, "__qualname__": "RunSettings"})
     return dataclass(frozen=True)(cls)
 
 
-RunSettings = _with_engine_options()
+RunSettings = _with_plugin_options()
 
 
 SHM_MIN_INPUT_BYTES = 64 * 1024  # from here on, inputs travel through shared memory by default

@@ -19,10 +19,10 @@ from clipper_bench.protocol.types import InputType
 from tests.conftest import REPO
 
 
-def start_serve(*args: str) -> tuple[subprocess.Popen, str]:
+def start_serve(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     """``clipper-bench serve ARGS`` up to its "Ctrl-C to stop" line; the process and what it printed."""
     proc = subprocess.Popen([sys.executable, "-m", "clipper_bench", "serve", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
     lines = []
     while True:  # bounded by serve itself: it prints this line, or exits (start_timeout_s at most)
         line = proc.stdout.readline()

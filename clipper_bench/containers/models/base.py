@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import importlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -23,11 +23,15 @@ FRAMEWORKS = ("torch", "keras")
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 
+OptionsT = TypeVar("OptionsT")
+
+
 @dataclass(frozen=True)
 class ModelOptions:
-    """Settings a model may use; each model reads the ones that concern it."""
+    """Settings a model may use; each model reads the ones that concern it. A model's own options
+    (declared by its spec, :attr:`ModelSpec.options`) travel in ``own`` by field name; the model
+    reads them as its declaration's type with :meth:`of`."""
 
-    sleep_ms: float = 10.0
     framework: str = "torch"  # image models: "torch" (torchvision) or "keras" (keras.applications)
     precision: str = "fp32"  # image models: "fp32", "tf32" or "bf16"
     weights: str | None = None  # image models: a local weights file instead of seeded random weights
@@ -37,6 +41,19 @@ class ModelOptions:
     overlap_batches: str = "off"  # GPU image models: "on" overlaps a batch's transfers with the next's compute
     cuda_graphs: str = "off"  # torch image models on a GPU: "on" replays captured CUDA graphs of the forward pass
     # ("auto" for either: on for a torch image model on a GPU)
+    own: Mapping[str, Any] = field(default_factory=dict)  # the models' own options, by field name
+
+    @classmethod
+    def from_flat(cls, values: Mapping[str, Any]) -> ModelOptions:
+        """Options from one flat mapping (a settings' ``model_options()``, a job file): the fields
+        named here, and every other key as a model's own option."""
+        core = {f.name for f in fields(cls)} - {"own"}
+        return cls(**{k: v for k, v in values.items() if k in core},
+                   own={k: v for k, v in values.items() if k not in core})
+
+    def of(self, declaration: type[OptionsT]) -> OptionsT:
+        """A model's own options as its declaration's type; a field not given keeps its default."""
+        return declaration(**{f.name: self.own[f.name] for f in fields(declaration) if f.name in self.own})
 
 
 class Model(ABC):
@@ -81,7 +98,15 @@ class ModelSpec:
     output_description: str = "one UTF-8 string"
     needs_build: bool = False  # artifacts made by `clipper-bench build-models` (trained models)
     uses_gpu: bool = False  # runs on a GPU given one with -g (the image models); else on CPUs only
-    options: tuple[str, ...] = ()  # the ModelOptions fields of its own it reads (sleep: sleep_ms)
+    # its own options: a frozen dataclass of ``common.options.setting`` fields (flag, default, help,
+    # range), e.g. the sleep model's SleepOptions with --sleep_ms; run, serve, container, plan and
+    # pipeline files offer them, and the model reads them with ``ModelOptions.of``
+    options: type | None = None
+
+    @property
+    def option_names(self) -> tuple[str, ...]:
+        """The names of the model's own options (none when it declares none)."""
+        return tuple(f.name for f in fields(self.options)) if self.options else ()
 
     @property
     def input_size(self) -> int:
@@ -169,6 +194,34 @@ def _load_plugins() -> None:
                 warn_clash(MODELS_GROUP, loaded.name)
             else:
                 register(loaded)
+
+
+def model_option_classes() -> list[type]:
+    """Every registered model's own options declaration, once each, in registration order. Two
+    declarations may not share a field name (the flag would mean two things)."""
+    _load_all()
+    classes: list[type] = []
+    owner: dict[str, str] = {}
+    for spec in _SPECS.values():
+        if spec.options is None or spec.options in classes:
+            continue
+        for name in spec.option_names:
+            if name in owner:
+                raise ValueError(f"models {owner[name]} and {spec.name} both declare an option {name!r}: "
+                                 "rename one (a flag means one thing)")
+            owner[name] = spec.name
+        classes.append(spec.options)
+    return classes
+
+
+def model_option_fields() -> list[Any]:
+    """The declared fields of every model's own options (see :func:`model_option_classes`)."""
+    return [f for cls in model_option_classes() for f in fields(cls)]
+
+
+def model_option_names() -> list[str]:
+    """The names of every model's own options."""
+    return [f.name for f in model_option_fields()]
 
 
 def model_names(aliases: bool = False) -> list[str]:

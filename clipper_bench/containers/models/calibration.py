@@ -15,11 +15,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
+from ...common.cli_types import ANY_DURATION, DAY_MS, Range, finite_float
+from ...common.options import setting
 from ...protocol.types import InputType
 from .base import Model, ModelSpec, register
+
+
+@dataclass(frozen=True)
+class SleepOptions:
+    """The sleep model's own option: how long each batch takes."""
+
+    sleep_ms: float = setting(10.0, "models", "--sleep_ms", type=finite_float,
+                              help="batch time of the 'sleep' model in ms (default 10)",
+                              limits=Range(0, DAY_MS, "ms", ANY_DURATION))
 
 
 class NoopModel(Model):
@@ -100,8 +112,8 @@ register(
         input_type=InputType.DOUBLES,
         input_shape=(8,),
         description="each batch takes --sleep_ms milliseconds, whatever its size",
-        build=lambda opts: SleepModel(opts.sleep_ms),
-        options=("sleep_ms",),
+        build=lambda opts: SleepModel(opts.of(SleepOptions).sleep_ms),
+        options=SleepOptions,
     )
 )
 register(

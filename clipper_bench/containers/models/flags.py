@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .base import FRAMEWORKS, PRECISIONS
+from ...common.options import add_declared_flag, flag_of
+from .base import FRAMEWORKS, PRECISIONS, model_option_fields
 
 
 def add_model_option_flags(p: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -26,3 +27,25 @@ def add_model_option_flags(p: argparse.ArgumentParser | argparse._ArgumentGroup)
                         "power-of-two batch size, captured at load (default auto: on for torch image models on "
                         "a GPU, off otherwise; off is eager PyTorch)")
     p.add_argument("--warm_batch_size", type=int, default=0, help=argparse.SUPPRESS)
+
+
+def add_model_own_flags(p: argparse.ArgumentParser | argparse._ArgumentGroup, **overrides: object) -> None:
+    """Every model's own flags (``ModelSpec.options``: the sleep model's ``--sleep_ms``), as declared;
+    ``overrides`` replace argparse options of each (``default=None``)."""
+    for f in model_option_fields():
+        add_declared_flag(p, f, **overrides)
+
+
+def own_options_from_args(args: argparse.Namespace) -> dict[str, object]:
+    """The models' own options a command line was given (see :func:`add_model_own_flags`)."""
+    return {f.name: getattr(args, f.name) for f in model_option_fields() if hasattr(args, f.name)}
+
+
+def own_option_args(values: dict[str, object]) -> list[str]:
+    """The container command's flags for the models' own options in ``values`` (by field name;
+    None is left out)."""
+    args: list[str] = []
+    for f in model_option_fields():
+        if values.get(f.name) is not None:
+            args += [flag_of(f), str(values[f.name])]
+    return args

@@ -96,7 +96,7 @@ class BenchModel:
         if cpus:
             pin_all_threads(cpus)
         self.spec = get_model_spec(model_name)
-        self.model = self.spec.build(ModelOptions(**options))
+        self.model = self.spec.build(ModelOptions.from_flat(options))
         if cpus:  # the model may have started threads of its own
             pin_all_threads(cpus)
         self.input_type: InputType = self.spec.input_type

@@ -7,13 +7,21 @@ import argparse
 from pathlib import Path
 
 from ...common.cli_types import one_line_errors
+from ...containers.models import model_option_names
 from ...protocol.transports import Transport
 from ..settings import GROUPS, MODEL_FIELDS, RunSettings, declared_fields, resolve_defaults
 
 # run's flags that a pipeline file decides per stage, or that need one model
-PER_STAGE = {"model_name", "batch_sizes", "num_replicas", "cpus_per_replica_nums", "model_gpus", "sleep_ms",
+PER_STAGE = {"model_name", "batch_sizes", "num_replicas", "cpus_per_replica_nums", "model_gpus",
              "baseline", "baseline_s", "calibrate", "resume", "gpu_power_limits_w", "gpu_clocks_mhz", "stable",
              "stable_window_s", "stable_tolerance", "repeats", "concurrency"}
+
+
+def pipeline_fields() -> list:
+    """run's declared settings that the pipeline command takes: all but those a pipeline file decides
+    per stage (PER_STAGE, and every model's own options, which go in a stage's ``options``)."""
+    per_stage = PER_STAGE | set(model_option_names())
+    return [f for f in declared_fields() if f.name not in per_stage]
 
 
 def add_pipeline_parser(sub: argparse._SubParsersAction) -> None:
@@ -32,9 +40,8 @@ def add_pipeline_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pipeline", metavar="PIPELINE",
                    help=f"a pipeline YAML file, or a built-in one: {', '.join(builtin_names())}")
     groups = {key: p.add_argument_group(title) for key, title in GROUPS.items()}
-    for f in declared_fields():
-        if f.name not in PER_STAGE:
-            _add_declared_flag(groups[f.metadata["group"]], f)
+    for f in pipeline_fields():
+        _add_declared_flag(groups[f.metadata["group"]], f)
     groups["load"].add_argument("--concurrency", type=int, default=None, metavar="N",
                                 help="closed loop: pipeline queries outstanding in all (default: (batches in "
                                      "flight + 1) x the largest replicas x batch size of any stage)")
@@ -47,7 +54,7 @@ def add_pipeline_parser(sub: argparse._SubParsersAction) -> None:
 
 def pipeline_settings(args: argparse.Namespace, query_model: str) -> RunSettings:
     """The run settings of a pipeline experiment (the model is the one whose inputs queries carry)."""
-    names = [f.name for f in declared_fields() if f.name not in PER_STAGE] + list(MODEL_FIELDS)
+    names = [f.name for f in pipeline_fields()] + list(MODEL_FIELDS)
     values = {n: getattr(args, n) for n in names if hasattr(args, n)}
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     values["models_dir"] = Path(values["models_dir"])

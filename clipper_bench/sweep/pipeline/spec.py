@@ -25,12 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...containers.models import UnknownModelError, get_model_spec
+from ...containers.models import UnknownModelError, get_model_spec, model_option_names
 
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # Clipper's rule for model and app names
 STAGE_KEYS = {"model", "input", "replicas", "batch_sizes", "cpus_per_replica", "gpus", "options"}
 SWEPT = {"replicas": "replicas", "batch_size": "batch_sizes", "cpus_per_replica": "cpus_per_replica"}
-OPTION_KEYS = {"sleep_ms", "framework", "precision", "weights", "overlap_batches", "cuda_graphs"}
+SHARED_OPTION_KEYS = {"framework", "precision", "weights", "overlap_batches", "cuda_graphs"}
+
+
+def option_keys() -> set[str]:
+    """What a stage's ``options`` may set: the shared model options and every model's own
+    (``ModelSpec.options``: the sleep model's sleep_ms)."""
+    return SHARED_OPTION_KEYS | set(model_option_names())
 BUILTIN_DIR = Path(__file__).resolve().parents[3] / "examples" / "pipelines"
 
 
@@ -153,8 +159,8 @@ def _stage(source: str, name: Any, body: Any) -> Stage:
     except UnknownModelError as exc:
         raise PipelineError(f"{where}: {exc}") from None
     options = body.get("options") or {}
-    if not isinstance(options, dict) or set(options) - OPTION_KEYS:
-        raise PipelineError(f"{where}: 'options' takes {sorted(OPTION_KEYS)}")
+    if not isinstance(options, dict) or set(options) - option_keys():
+        raise PipelineError(f"{where}: 'options' takes {sorted(option_keys())}")
     lists = {key: _int_list(where, key, body.get(key, default), minimum)
              for key, default, minimum in (("replicas", [1], 1), ("batch_sizes", [1], 1),
                                            ("cpus_per_replica", [1], 1), ("gpus", [], 0))}

@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from ...common.cli_types import finite_float, one_line_errors
+from ...containers.models.flags import add_model_own_flags
 from .objectives import OBJECTIVES
 
 
@@ -23,7 +24,8 @@ def add_plan_parser(sub: argparse._SubParsersAction) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("-m", "--model_name", metavar="MODEL", help="plan one model")
     what.add_argument("--pipeline", metavar="PIPELINE", help="plan a pipeline (file or built-in name)")
-    p.add_argument("--sleep_ms", type=finite_float, default=None, help="-m sleep: the sleep time to plan for")
+    add_model_own_flags(p, default=None, help="-m MODEL, for a model with this option of its own: the value to "
+                                              "plan for (default: the one its profiles hold)")
     p.add_argument("--rate", type=finite_float, required=True, metavar="QPS", help="the arrival rate to serve")
     p.add_argument("--arrival", default="poisson", help="constant, poisson (default), gamma:CV or trace:FILE")
     p.add_argument("--slo_p99_ms", type=slo_bounds, required=True, metavar="MS[,MS...]",

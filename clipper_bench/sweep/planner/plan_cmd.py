@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from ...containers.models.flags import own_options_from_args
 from ...load.arrivals import schedule_ns
 from ...protocol.transports import Transport
 from ..pipeline.spec import PipelineSpec, StageConfig, config_id, load_pipeline, parse_pipeline
@@ -113,7 +114,7 @@ def _validate_both(spec: PipelineSpec, best: SearchResult, coarse: SearchResult 
 def _spec(args: argparse.Namespace) -> PipelineSpec:
     if args.pipeline:
         return load_pipeline(args.pipeline)
-    options = {"sleep_ms": args.sleep_ms} if args.sleep_ms is not None else {}
+    options = {k: v for k, v in own_options_from_args(args).items() if v is not None}
     return parse_pipeline({"name": args.model_name, "stages": {_stage_name(args.model_name): {
         "model": args.model_name, "options": options}}}, f"-m {args.model_name}")
 
@@ -301,6 +302,7 @@ def _write(path: Path, doc: dict) -> None:
 
 def plan_args_json(args: argparse.Namespace) -> dict[str, Any]:
     """The plan's inputs as the plan file records them."""
-    keys = ("model_name", "pipeline", "sleep_ms", "rate", "arrival", "slo_p99_ms", "minimize", "max_replicas",
+    keys = ("model_name", "pipeline", "rate", "arrival", "slo_p99_ms", "minimize", "max_replicas",
             "hop_ms", "headroom", "max_utilisation", "duration_s", "warmup_s", "repeats")
-    return {k: getattr(args, k) for k in keys} | {"experiments": [str(e) for e in args.experiments]}
+    return ({k: getattr(args, k) for k in keys} | own_options_from_args(args)
+            | {"experiments": [str(e) for e in args.experiments]})

@@ -29,8 +29,13 @@ from ...results.clipper_metrics import metric_entry
 from ...results.frame import experiment_dirs
 from ...results.store import EXPERIMENT_FILE, read_run_lines, record_path
 
-OPTION_SETTINGS = ("sleep_ms", "framework", "precision")  # model options a profile must match
-MODEL_OWN_OPTIONS = ("sleep_ms",)  # of those, ones only the models that declare them read (ModelSpec.options)
+SHARED_OPTION_SETTINGS = ("framework", "precision")  # model options a profile must match, with the model's own
+
+
+def matched_options(spec: Any) -> tuple[str, ...]:
+    """The settings a profile of ``spec``'s model must match: its own options (``ModelSpec.options``,
+    e.g. the sleep model's sleep_ms) and the shared ones."""
+    return (*spec.option_names, *SHARED_OPTION_SETTINGS)
 
 
 class ProfileError(ValueError):
@@ -142,7 +147,7 @@ def load_profiles(paths: list[str]) -> list[Profile]:
                 continue
             spec = get_model_spec(line["model_name"])
             model = spec.name
-            options = {k: settings.get(k) for k in OPTION_SETTINGS if k not in MODEL_OWN_OPTIONS or k in spec.options}
+            options = {k: settings.get(k) for k in matched_options(spec)}
             device = "gpu" if line.get("gpus") else "cpu"
             shared = line["num_replicas"] if device == "gpu" else None  # a GPU stage takes only measured counts
             limit = line.get("gpu_power_limit_w")
@@ -191,8 +196,7 @@ def profile_for(profiles: list[Profile], model: str, options: dict[str, Any], de
     spec = get_model_spec(model)
     name = spec.name
     same_model = [p for p in profiles if p.model == name]
-    wanted = {k: v for k, v in options.items()
-              if k in OPTION_SETTINGS and (k not in MODEL_OWN_OPTIONS or k in spec.options)}
+    wanted = {k: v for k, v in options.items() if k in matched_options(spec)}
     found = [p for p in same_model if all(p.options.get(k) == v for k, v in wanted.items())
              and (device is None or p.device == device)]
     if not found:

@@ -94,7 +94,7 @@ def stage_options(stage: Stage, profiles: list[Profile], max_replicas: int) -> l
     variants = {json.dumps(p.options, sort_keys=True) for p in found}
     if len(variants) > 1:
         raise ProfileError(f"stage {stage.name}: the experiments hold {stage.model} with different options "
-                           f"({'; '.join(sorted(variants))}): name the stage's in its options (or --sleep_ms)")
+                           f"({'; '.join(sorted(variants))}): name the stage's in its options (or, with -m, give the model's flag)")
     return [StageChoice(r, b, p.cpus_per_replica, device == "gpu", p)
             for p in found for b in p.batch_sizes
             for r in ([p.replicas] if p.replicas else range(1, max_replicas + 1))
