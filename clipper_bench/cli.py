@@ -149,9 +149,19 @@ RESULTS_WRITE_EXIT = 3  # results could not be written (a full disk, a lost moun
 INTERRUPTED_EXIT = 130  # Ctrl-C or SIGTERM
 
 
+_signalled: list[str] = []  # the stop signals this process received (see main)
+
+
 def _sigterm(signum: int, frame: object) -> None:
     """SIGTERM is handled like Ctrl-C in every command (commands that need more install their own)."""
+    _signalled.append(signal.Signals(signum).name)
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+
+
+def _sigint(signum: int, frame: object) -> None:
+    """Ctrl-C: as Python's own handler, remembering that it came (see main)."""
+    _signalled.append(signal.Signals(signum).name)
+    raise KeyboardInterrupt
 
 
 def _exit_code(exc: BaseException) -> int:
@@ -173,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``clipper-bench`` console script."""
     # Ctrl-C must always stop a run cleanly, even when a shell started us with SIGINT ignored
     # (as non-interactive shells do for background jobs); SIGTERM the same way.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGINT, _sigint)
     signal.signal(signal.SIGTERM, _sigterm)
     try:
         argv = sys.argv[1:] if argv is None else list(argv)
@@ -196,6 +206,13 @@ def main(argv: list[str] | None = None) -> int:
         return RESULTS_WRITE_EXIT
     except KeyboardInterrupt as exc:
         print(f"clipper-bench: interrupted ({exc})" if str(exc) else "clipper-bench: interrupted", file=sys.stderr)
+        return INTERRUPTED_EXIT
+    except Exception:
+        if not _signalled:
+            raise
+        # The signal's KeyboardInterrupt came back as another error: raised inside a C extension's
+        # import ("ImportError: initialization failed") or a library's own handler. Still a stop.
+        print(f"clipper-bench: interrupted (signal {_signalled[0]})", file=sys.stderr)
         return INTERRUPTED_EXIT
 
 

@@ -112,6 +112,7 @@ class Frontend(RestQueries, BinaryQueries, PipelineQueries, ContainerRpc):
         self._http_socks: dict[str, socket.socket] = {}
         self._rest_tasks: set[asyncio.Task] = set()  # large predict bodies being parsed
         self._packed_replies: dict[bytes, list[bytes]] = {}  # binary answers gathered per client this turn
+        self._draining = False  # inside a read of a socket's waiting messages (see _drain_started)
         self.ports: dict[str, int] = {}  # what -> the port bound (metrics: 0 when not served)
         self.moved: dict[str, tuple[int, int]] = {}  # what -> (port asked for, port bound instead)
         self.faults: list[dict[str, Any]] = []  # replicas this frontend dropped or found lost work
@@ -141,7 +142,7 @@ class Frontend(RestQueries, BinaryQueries, PipelineQueries, ContainerRpc):
         self._bind_ports()
         # Both readers hold dispatches while they drain their socket: the queries of one client
         # message, and a pipeline stage's answers forwarded to the next stage, leave as one batch.
-        hooks = (self.dispatcher.hold, self.dispatcher.release)
+        hooks = (self._drain_started, self._drain_ended)
         self._rpc_reader = ZmqReader(loop, self._rpc, self._on_rpc, drain_hooks=hooks)
         self._binary_reader = ZmqReader(loop, self._binary, self._on_binary, drain_hooks=hooks)
         self._readers = [self._rpc_reader, self._binary_reader]
@@ -245,6 +246,21 @@ class Frontend(RestQueries, BinaryQueries, PipelineQueries, ContainerRpc):
         self._binary.close(0)
 
     # -- queries ------------------------------------------------------------------------------
+
+    def _drain_started(self) -> None:
+        """Before a read of every message waiting on a socket: hold dispatches (what arrives together
+        leaves as one batch) and gather packed answers (what is answered together leaves as one
+        message per client)."""
+        self._draining = True
+        self.dispatcher.hold()
+
+    def _drain_ended(self) -> None:
+        """After the read: send the batches held, then the answers gathered, at once rather than on
+        another turn of the loop."""
+        self._draining = False
+        self.dispatcher.release()
+        if self._packed_replies:
+            self._send_packed()
 
     def _submit(
         self, app: Application, payload: Buffer, on_done: Callable[[Query, Status, Buffer], None],

@@ -149,17 +149,20 @@ class BinaryQueries:
         self._binary_reader.recheck()
 
     def _gather_packed(self, identity: bytes, answer: bytes) -> None:
-        """Keep a packed answer for its client, to go with the others in one message once this turn
-        of the loop ends (see _send_packed)."""
+        """Keep a packed answer for its client, to go with the others in one message when the read
+        of a socket that answered it ends (the frontend's _drain_ended) or, for one answered
+        elsewhere (a deadline passing), once this turn of the loop ends (see _send_packed)."""
         pending = self._packed_replies.get(identity)
         if pending is None:
             pending = self._packed_replies[identity] = []
-            if len(self._packed_replies) == 1:
+            if len(self._packed_replies) == 1 and not self._draining:
                 asyncio.get_running_loop().call_soon(self._send_packed)
         pending.append(answer)
 
     def _send_packed(self) -> None:
         """One message per client of every packed answer gathered for it (see protocol.binary)."""
+        if not self._packed_replies:
+            return
         replies, self._packed_replies = self._packed_replies, {}
         for identity, parts in replies.items():
             self._send_to_client(identity, [b"".join(parts)])
