@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..load.orchestrate import run_clients
 from ..load.spec import LoadSpec
@@ -22,9 +22,11 @@ from ..load.stats import ClientData
 from ..power.sampler import PowerMonitor, SamplerConfig
 from ..protocol.transports import Transport
 from ..server.manager import Placement
-from ..sweep.plan import ConfigPoint, CorePlan, PlanError
-from ..sweep.settings import RunSettings
 from . import engine_class
+from .point import ConfigPoint, CorePlan, PlanError
+
+if TYPE_CHECKING:  # the settings are the sweep's: engines read them, never import them
+    from ..sweep.settings import RunSettings
 
 
 @dataclass(frozen=True)

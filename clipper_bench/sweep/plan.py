@@ -8,71 +8,23 @@ with ``c`` cores per replica gets ``model_cpus[i*c:(i+1)*c]`` and GPU ``model_gp
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-from dataclasses import dataclass
 
 from ..containers.models import get_model_spec
 from ..engines import engine_class
-from ..server.manager import Placement
+
+# what engines are handed lives below the sweep (engines/point.py); the sweep's callers find it here too
+from ..engines.point import ConfigPoint as ConfigPoint
+from ..engines.point import CorePlan as CorePlan
+from ..engines.point import PlanError as PlanError
+from ..engines.point import placements as placements
+from ..engines.point import ranges_text
+from ..engines.point import usable_cpus as usable_cpus
 from .settings import RunSettings, check_declared, resolve_defaults
 
 MIN_CORES_TO_RESERVE = 4
 CORES_FOR_TWO_PER_PROCESS = 8  # from here on the frontend and each client get two cores
-
-
-class PlanError(ValueError):
-    """A request this machine cannot honour; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class CorePlan:
-    frontend_cpus: tuple[int, ...]
-    client_cpus: tuple[int, ...]
-    model_cpus: tuple[int, ...]
-    note: str
-
-    def to_json(self) -> dict:
-        return {
-            "frontend_cpus": list(self.frontend_cpus),
-            "client_cpus": list(self.client_cpus),
-            "model_cpus": list(self.model_cpus),
-            "note": self.note,
-        }
-
-
-@dataclass(frozen=True)
-class ConfigPoint:
-    """One configuration of the sweep, with its canonical id."""
-
-    model_name: str
-    num_replicas: int
-    cpus_per_replica: int
-    batch_size: int
-    gpu_power_limit_w: float | None = None
-    gpu_clock_mhz: int | None = None
-    rate_qps: float | None = None  # open loop at this offered rate
-    concurrency: int | None = None  # closed loop with this many outstanding (None: the default)
-
-    @property
-    def config_id(self) -> str:
-        """``model-rR-cC-bB``, then ``-plW``, ``-clkMHZ``, ``-rateQPS`` or ``-concN`` when swept."""
-        cid = f"{self.model_name}-r{self.num_replicas}-c{self.cpus_per_replica}-b{self.batch_size}"
-        if self.gpu_power_limit_w is not None:
-            cid += f"-pl{self.gpu_power_limit_w:g}"
-        if self.gpu_clock_mhz is not None:
-            cid += f"-clk{self.gpu_clock_mhz}"
-        if self.rate_qps is not None:
-            cid += f"-rate{self.rate_qps:g}"
-        if self.concurrency is not None:
-            cid += f"-conc{self.concurrency}"
-        return cid
-
-
-def usable_cpus() -> list[int]:
-    """The cores this process may run on."""
-    return sorted(os.sched_getaffinity(0))
 
 
 def detect_gpus() -> list[str]:
@@ -111,7 +63,7 @@ def plan_cores(settings: RunSettings, available: list[int]) -> CorePlan:
         if missing:
             raise PlanError(
                 f"--model_cpus asks for cores {missing} that this machine does not let us use "
-                f"(usable: {_ranges(available)}); pick from those"
+                f"(usable: {ranges_text(available)}); pick from those"
             )
         if len(set(settings.model_cpus)) != len(settings.model_cpus):
             raise PlanError("--model_cpus lists a core twice; list each core once")
@@ -138,10 +90,6 @@ def plan_cores(settings: RunSettings, available: list[int]) -> CorePlan:
     )
 
 
-def _ranges(cpus: list[int]) -> str:
-    return ",".join(str(c) for c in cpus)
-
-
 def configurations(settings: RunSettings) -> list[ConfigPoint]:
     """Every configuration, in the original's order: replicas, then cores per replica, then batch;
     GPU power limits and clocks, when swept, vary outside the batch size; offered rates or
@@ -156,23 +104,6 @@ def configurations(settings: RunSettings) -> list[ConfigPoint]:
         for rate in (settings.rate_qps or (None,))
         for conc in (settings.concurrency or (None,))
     ]
-
-
-def placements(point: ConfigPoint, plan: CorePlan, gpus: tuple[int, ...], oversubscribe: bool) -> list[Placement]:
-    """Cores and GPU of each replica of ``point``."""
-    cpus = plan.model_cpus
-    need = point.num_replicas * point.cpus_per_replica
-    if need > len(cpus) and not oversubscribe:
-        raise PlanError(
-            f"{point.num_replicas} replicas x {point.cpus_per_replica} cores need {need} cores, "
-            f"but {len(cpus)} are free for replicas ({_ranges(list(cpus))}); "
-            "ask for fewer, or pass --oversubscribe to let replicas share cores"
-        )
-    out = []
-    for i in range(point.num_replicas):
-        mine = tuple(cpus[(i * point.cpus_per_replica + k) % len(cpus)] for k in range(point.cpus_per_replica))
-        out.append(Placement(tuple(sorted(set(mine))), gpus[i] if gpus else None))
-    return out
 
 
 def validate(settings: RunSettings, available: list[int], gpu_names: list[str]) -> tuple[CorePlan, list[ConfigPoint]]:

@@ -12,19 +12,23 @@ those of the replicas this run started, plus the frontend's own where it is clip
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from clipper_admin.exceptions import ClipperException
 
 from ...protocol.transports import Transport
 from ...server.manager import Placement
-from ...sweep.plan import ConfigPoint, PlanError
-from ...sweep.settings import RunSettings
 from ..base import Engine, StartContext, check_framework
 from ..local.engine import MODEL_VERSION, ClipperDeployment
+from ..point import ConfigPoint, PlanError
 from .manager import (
     AttachedContainerManager,
     ClipperAddresses,
     check_running_clipper,
 )
+
+if TYPE_CHECKING:  # the settings are the sweep's: engines read them, never import them
+    from ...sweep.settings import RunSettings
 
 
 def addresses_of(settings: RunSettings) -> ClipperAddresses:

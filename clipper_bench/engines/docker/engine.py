@@ -4,15 +4,18 @@ DockerContainerManager (see ``manager.py`` beside it), each replica pinned to it
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clipper_admin.container_manager import ContainerManager
 
 from ...protocol.transports import Transport
 from ...server.images import model_image
 from ...server.manager import IMAGE_PREFIX, Placement
-from ...sweep.plan import PlanError
-from ...sweep.settings import RunSettings
 from ..local.engine import LocalEngine
+from ..point import PlanError
+
+if TYPE_CHECKING:  # the settings are the sweep's: engines read them, never import them
+    from ...sweep.settings import RunSettings
 
 
 class DockerEngine(LocalEngine):

@@ -16,6 +16,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from clipper_admin import ClipperConnection
 from clipper_admin.container_manager import ContainerManager
@@ -26,13 +27,16 @@ from ...protocol.transports import Transport
 from ...results.store import CONFIGS_DIR
 from ...server.images import model_image
 from ...server.manager import LocalContainerManager, Placement
-from ...sweep.plan import ConfigPoint, PlanError
-from ...sweep.settings import RunSettings
 from ..base import Deployment, Engine, StartContext
+from ..point import ConfigPoint, PlanError
+from .options import LocalOptions
+
+if TYPE_CHECKING:  # the settings are the sweep's: engines read them, never import them
+    from ...sweep.settings import RunSettings
 
 MODEL_VERSION = "1"
 DEFAULT_OUTPUT = "TIMEOUT"
-DEFAULT_METRICS_PORT = RunSettings.__dataclass_fields__["metrics_port"].default  # 1390, as Clipper's exporter
+DEFAULT_METRICS_PORT = LocalOptions.__dataclass_fields__["metrics_port"].default  # 1390, as Clipper's exporter
 
 
 def deployment_key(point: ConfigPoint) -> tuple:

@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clipper_admin.exceptions import ClipperException
 
@@ -30,9 +30,11 @@ from ...power.ray_sampler import ClusterPowerMonitor, HostPlan, start_sampler_ac
 from ...power.sampler import SamplerConfig
 from ...protocol.transports import Transport
 from ...server.manager import Placement
-from ...sweep.plan import ConfigPoint, PlanError, placements
-from ...sweep.settings import RunSettings
 from ..base import Deployment, Engine, StartContext
+from ..point import ConfigPoint, PlanError, placements
+
+if TYPE_CHECKING:  # the settings are the sweep's: engines read them, never import them
+    from ...sweep.settings import RunSettings
 
 use_loopback_ray_env()
 
@@ -348,7 +350,7 @@ class RayEngine(Engine):
         return RayDeployment.start(point, slots, s, session, ctx.log_dir)
 
     def _session(self, work_dir: Path) -> RaySession:
-        from ...sweep.plan import usable_cpus
+        from ..point import usable_cpus
 
         if self.session is None:
             self.session = RaySession(self.settings, len(usable_cpus()), work_dir)
