@@ -33,7 +33,7 @@ NO_MODEL_EXPLANATION = "No connected models found for query"
 SLO_EXPLANATION = "Failed to retrieve a prediction response within the specified latency SLO"
 
 
-def _output_json(output: Buffer) -> Any:
+def output_json(output: Buffer) -> Any:
     """Clipper embeds an output that parses as JSON as JSON, and any other output as a string."""
     try:
         return orjson.loads(output)
@@ -210,7 +210,7 @@ class RestQueries:
         for query_id, status, output in answers:
             if status is Status.ERROR:
                 return 500, _error_body("Prediction failed", output.decode("utf-8", "replace"))
-            item: dict[str, Any] = {"query_id": query_id, "output": _output_json(output),
+            item: dict[str, Any] = {"query_id": query_id, "output": output_json(output),
                                     "default": status is Status.DEFAULT}
             if status is Status.DEFAULT:
                 item["default_explanation"] = (

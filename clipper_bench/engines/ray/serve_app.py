@@ -129,7 +129,7 @@ class BenchModel:
             return await self.predict_batch(x)
         from starlette.responses import JSONResponse
 
-        from ...server.query_rest import _output_json
+        from ...server.query_rest import output_json
 
         try:
             body = await request.json()
@@ -139,4 +139,4 @@ class BenchModel:
         except (ValueError, InputError) as exc:
             return JSONResponse({"error": "Error parsing JSON", "cause": str(exc)}, status_code=400)
         output = await self.predict_batch(np.frombuffer(payload, dtype=self.input_type.dtype))
-        return JSONResponse({"query_id": self.queries, "output": _output_json(output), "default": False})
+        return JSONResponse({"query_id": self.queries, "output": output_json(output), "default": False})
