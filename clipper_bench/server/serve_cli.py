@@ -9,7 +9,12 @@ import time
 from pathlib import Path
 
 from ..common.cli_types import finite_float, port
-from ..containers.models.flags import add_model_own_flags, own_option_args, own_options_from_args
+from ..containers.models.flags import (
+    add_model_own_flags,
+    own_option_args,
+    own_option_problem,
+    own_options_from_args,
+)
 
 # Clipper's (binary: ours; metrics: its Prometheus exporter's, as ``run --metrics_port``'s default)
 DEFAULT_PORTS = {"query": 1337, "admin": 1338, "rpc": 7000, "binary": 1339, "metrics": 1390}
@@ -66,6 +71,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .images import model_image
     from .manager import LocalContainerManager
 
+    problem = own_option_problem(own_options_from_args(args))
+    if problem:
+        raise UsageError(problem)
     spec = None
     if args.model_name:
         try:

@@ -133,6 +133,16 @@ def test_a_taken_port_asked_for_is_a_one_line_error(no_leftover_processes, tmp_p
     assert "pass another --query_port, or leave the flag out" in line
 
 
+def test_a_models_own_option_out_of_its_range_is_a_one_line_error_before_anything_starts(no_leftover_processes):
+    """The sleep model's --sleep_ms, declared beside the model, is checked by serve as run checks it."""
+    proc = subprocess.run([sys.executable, "-m", "clipper_bench", "serve", "-m", "sleep", "--sleep_ms", "-3"],
+                          capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("clipper-bench: error: --sleep_ms must be 0 or more ms, got -3"), line
+    assert not proc.stdout  # nothing was started, so nothing was announced
+
+
 def _binary_error(port: int, item: np.ndarray) -> str:
     """Send one doubles input over the binary path; return its error output (status must be 2)."""
     sock = zmq.Context.instance().socket(zmq.DEALER)

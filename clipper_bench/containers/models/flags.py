@@ -49,3 +49,14 @@ def own_option_args(values: dict[str, object]) -> list[str]:
         if values.get(f.name) is not None:
             args += [flag_of(f), str(values[f.name])]
     return args
+
+
+def own_option_problem(values: dict[str, object]) -> str | None:
+    """The first of the models' own options in ``values`` that its declared range or check refuses,
+    as ``--flag <what is wrong>`` (as ``run`` says it), or None."""
+    for f in model_option_fields():
+        check = f.metadata.get("check")
+        problem = check(values[f.name]) if check and values.get(f.name) is not None else None
+        if problem:
+            return f"{flag_of(f)} {problem}"
+    return None
