@@ -7,8 +7,10 @@ import argparse
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 from ..common.cli_types import finite_float, port
+from ..common.errors import UsageError
 from ..containers.models.flags import (
     add_model_own_flags,
     own_option_args,
@@ -62,24 +64,30 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def cmd_serve(args: argparse.Namespace) -> int:
-    from clipper_admin import ClipperConnection
-    from clipper_admin.exceptions import ClipperException
-
-    from ..common.errors import UsageError
+def _checked_model(args: argparse.Namespace) -> Any:
+    """The spec of ``-m`` (None without one), its own options checked as run checks them; UsageError
+    naming the problem otherwise."""
     from ..containers.models import UnknownModelError, get_model_spec
-    from .images import model_image
-    from .manager import LocalContainerManager
 
     problem = own_option_problem(own_options_from_args(args))
     if problem:
         raise UsageError(problem)
-    spec = None
-    if args.model_name:
-        try:
-            spec = get_model_spec(args.model_name)
-        except UnknownModelError as exc:
-            raise UsageError(str(exc)) from None
+    if not args.model_name:
+        return None
+    try:
+        return get_model_spec(args.model_name)
+    except UnknownModelError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from clipper_admin import ClipperConnection
+    from clipper_admin.exceptions import ClipperException
+
+    from .images import model_image
+    from .manager import LocalContainerManager
+
+    spec = _checked_model(args)
     ports, movable = requested_ports(args)
     manager = LocalContainerManager(
         host=args.host, query_port=ports["query"], admin_port=ports["admin"], rpc_port=ports["rpc"],
