@@ -31,13 +31,13 @@ NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")  # Clipper's rule for m
 STAGE_KEYS = {"model", "input", "replicas", "batch_sizes", "cpus_per_replica", "gpus", "options"}
 SWEPT = {"replicas": "replicas", "batch_size": "batch_sizes", "cpus_per_replica": "cpus_per_replica"}
 SHARED_OPTION_KEYS = {"framework", "precision", "weights", "overlap_batches", "cuda_graphs"}
+BUILTIN_DIR = Path(__file__).resolve().parents[3] / "examples" / "pipelines"
 
 
 def option_keys() -> set[str]:
     """What a stage's ``options`` may set: the shared model options and every model's own
     (``ModelSpec.options``: the sleep model's sleep_ms)."""
     return SHARED_OPTION_KEYS | set(model_option_names())
-BUILTIN_DIR = Path(__file__).resolve().parents[3] / "examples" / "pipelines"
 
 
 class PipelineError(ValueError):
